@@ -1,0 +1,203 @@
+"""Runtime profiles (DESIGN decision 2): one YAML file per environment.
+
+The profile is chosen by the ``PAYMENTS_PROFILE`` environment variable (default
+``local``) and read from ``include/profiles/<name>.yaml``. Loading is cheap (one
+small file, cached per process) so DAG files may call :func:`get_profile` at
+parse time; it never touches the Airflow DB or the network.
+
+Values may contain ``${NAME}`` references to environment variables (on MWAA the
+startup script exports them from the Terraform outputs); ``${PROJECT_ROOT}``
+defaults to the repository root. An unset variable is an error naming the key.
+Values may also hold Jinja templates, which Airflow renders at run time.
+
+A malformed or incomplete profile raises :class:`ProfileError` naming the file and
+the dotted path of the bad key.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILE_ENV_VAR = "PAYMENTS_PROFILE"
+DEFAULT_PROFILE = "local"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROFILES_DIR = PROJECT_ROOT / "include" / "profiles"
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class ProfileError(ValueError):
+    """The selected profile is missing, malformed or incomplete."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LakeConfig(_Section):
+    """Where every dataset lives: local folders or ``s3://`` prefixes."""
+
+    raw_uri: NonEmpty
+    index_uri: NonEmpty
+    quarantine_uri: NonEmpty
+    checkpoint_uri: NonEmpty
+    metrics_uri: NonEmpty
+    artifacts_uri: NonEmpty
+    retention_days: int = Field(ge=1)
+
+
+class SparkConfig(_Section):
+    launcher: Literal["local", "emr_on_eks"]
+    release_label: NonEmpty
+    master: str | None = None
+    virtual_cluster_id: str | None = None
+    execution_role_arn: str | None = None
+    entrypoint_uri: NonEmpty
+    py_files_uri: str | None = None
+    image_uri: str | None = None
+    log_group: str | None = None
+    log_uri: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+    stream_max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _launcher_needs(self) -> SparkConfig:
+        if self.launcher == "local" and not self.master:
+            raise ValueError("launcher 'local' needs 'master' (for example local[2])")
+        if self.launcher == "emr_on_eks":
+            for key in ("virtual_cluster_id", "execution_role_arn", "py_files_uri", "log_uri"):
+                if not getattr(self, key):
+                    raise ValueError(f"launcher 'emr_on_eks' needs '{key}'")
+        return self
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: NonEmpty
+    security: Literal["plaintext", "iam"]
+    transactions_topic: NonEmpty
+    fraud_signals_topic: NonEmpty
+    fraud_alerts_topic: NonEmpty
+    dead_letter_topic: NonEmpty
+    embedded_broker: bool = False
+
+
+class CatalogConfig(_Section):
+    kind: Literal["embedded", "glue"]
+    database: NonEmpty
+    embedded_path: str | None = None
+    athena_workgroup: str | None = None
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> CatalogConfig:
+        if self.kind == "embedded" and not self.embedded_path:
+            raise ValueError("kind 'embedded' needs 'embedded_path'")
+        if self.kind == "glue" and not self.athena_workgroup:
+            raise ValueError("kind 'glue' needs 'athena_workgroup'")
+        return self
+
+
+class QualityConfig(_Section):
+    engine: Literal["duckdb", "spark"]
+    contracts_dir: NonEmpty
+
+
+class NotifierConfig(_Section):
+    kind: Literal["log", "sns"]
+    log_path: str | None = None
+    sns_topic_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> NotifierConfig:
+        if self.kind == "log" and not self.log_path:
+            raise ValueError("kind 'log' needs 'log_path'")
+        if self.kind == "sns" and not self.sns_topic_arn:
+            raise ValueError("kind 'sns' needs 'sns_topic_arn'")
+        return self
+
+
+class Profile(_Section):
+    name: Literal["local", "aws"]
+    aws_conn_id: str | None = None
+    region: str | None = None
+    lake: LakeConfig
+    spark: SparkConfig
+    kafka: KafkaConfig
+    catalog: CatalogConfig
+    quality: QualityConfig
+    notifier: NotifierConfig
+    secrets: dict[str, str] = Field(default_factory=dict)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def _expand(value: Any, env: dict[str, str], path: str = "") -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(1) not in env:
+                raise ProfileError(f"{path}: environment variable {match.group(1)} is not set")
+            return env[match.group(1)]
+
+        return _ENV_REFERENCE.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "missing required key"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{path}: {message}" if path else message
+
+
+def parse_profile(text: str, source: str, project_root: str | None = None) -> Profile:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile {source}: not valid YAML: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ProfileError(f"profile {source}: must be a mapping of sections")
+    env = {"PROJECT_ROOT": str(PROJECT_ROOT), **os.environ}
+    if project_root:
+        env["PROJECT_ROOT"] = project_root
+    try:
+        expanded = _expand(document, env)
+    except ProfileError as exc:
+        raise ProfileError(f"profile {source}: {exc}") from None
+    try:
+        return Profile.model_validate(expanded)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ProfileError(f"profile {source}: {problems}") from None
+
+
+def profile_path(name: str) -> Path:
+    return PROFILES_DIR / f"{name}.yaml"
+
+
+@functools.cache
+def load_profile(name: str) -> Profile:
+    path = profile_path(name)
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise ProfileError(f"{PROFILE_ENV_VAR}={name!r}: no profile file {path} (available: {available})")
+    return parse_profile(path.read_text(), source=str(path))
+
+
+def get_profile() -> Profile:
+    """The profile selected by ``PAYMENTS_PROFILE`` (default ``local``)."""
+    return load_profile(os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE)
