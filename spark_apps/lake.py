@@ -1,0 +1,213 @@
+"""The versioned lake layout (DESIGN decision 4): locations, run ids, run manifests, writers.
+
+Every batch step writes one table for one date to a NEW location per run::
+
+    <base_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/part-*.parquet
+    <base_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/_manifest.json
+
+where ``base_uri`` is ``lake.index_uri`` for indexes and ``lake.quarantine_uri``
+for quarantine tables. A Soda contract then audits the location and only then is
+the catalog partition ``dt=D`` pointed at it; older runs stay for time travel.
+
+``base_uri`` may be a local path, ``file://...`` or ``s3://`` / ``s3a://``. The
+manifest is written with ``pyarrow.fs`` so the same code works on S3 (EMR on EKS)
+and locally; the Parquet data is written by Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
+
+MANIFEST_FILE = "_manifest.json"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class LakeError(ValueError):
+    """A bad location, run id, date or schema at a lake boundary."""
+
+
+# --- run ids and locations ------------------------------------------------------
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A fresh, sortable run id: ``<UTC yyyymmddThhmmssZ>-<8 hex>``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is safe as one path segment (letters, digits, ``_ . -``), else raise.
+
+    Airflow run ids such as ``scheduled__2026-11-21T00:00:00+00:00`` are not: callers
+    pass a sanitized id (see :func:`run_id_from_airflow`).
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise LakeError(f"run id {run_id!r}: use 1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit")
+    return run_id
+
+
+def run_id_from_airflow(airflow_run_id: str) -> str:
+    """Map any Airflow run id to a deterministic path-safe run id (same input, same output)."""
+    safe = re.sub(r"[^A-Za-z0-9_.\-]+", "_", airflow_run_id).strip("_.-") or "run"
+    return check_run_id(safe[:128])
+
+
+def check_date(date: str | dt.date) -> str:
+    """The partition date as ``YYYY-MM-DD`` text; raises on anything else."""
+    text = date.isoformat() if isinstance(date, dt.date) else str(date)
+    if not _DATE.match(text):
+        raise LakeError(f"date {date!r}: expected YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise LakeError(f"date {date!r}: {exc}") from None
+    return text
+
+
+def table_location(base_uri: str, table: str) -> str:
+    return f"{base_uri.rstrip('/')}/{table}"
+
+
+def date_location(base_uri: str, table: str, date: str | dt.date) -> str:
+    return f"{table_location(base_uri, table)}/dt={check_date(date)}"
+
+
+def versioned_location(base_uri: str, table: str, date: str | dt.date, run_id: str) -> str:
+    """``<base_uri>/<table>/dt=<date>/run=<run_id>`` (no trailing slash)."""
+    return f"{date_location(base_uri, table, date)}/run={check_run_id(run_id)}"
+
+
+# --- file system access (manifests, listings) ---------------------------------------
+
+
+def _filesystem(uri: str):
+    """(pyarrow FileSystem, path) for a local path, file:// or s3(a):// URI."""
+    from pyarrow import fs as pafs
+
+    if uri.startswith("s3a://") or uri.startswith("s3n://"):
+        uri = "s3://" + uri.split("://", 1)[1]
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def write_text(uri: str, text: str) -> None:
+    filesystem, path = _filesystem(uri)
+    parent = path.rsplit("/", 1)[0]
+    filesystem.create_dir(parent, recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def read_text(uri: str) -> str:
+    filesystem, path = _filesystem(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read().decode("utf-8")
+
+
+def write_manifest(location: str, manifest: Mapping[str, Any]) -> str:
+    """Write ``manifest`` as ``<location>/_manifest.json`` (sorted keys); return its URI."""
+    uri = f"{location.rstrip('/')}/{MANIFEST_FILE}"
+    write_text(uri, json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return uri
+
+
+def read_manifest(location: str) -> dict[str, Any]:
+    """The manifest of a versioned location; raises FileNotFoundError if the run never finished."""
+    return json.loads(read_text(f"{location.rstrip('/')}/{MANIFEST_FILE}"))
+
+
+def list_runs(base_uri: str, table: str, date: str | dt.date) -> list[str]:
+    """Run ids written for ``table`` and ``date`` that have a manifest, oldest first (by id)."""
+    from pyarrow import fs as pafs
+
+    filesystem, path = _filesystem(date_location(base_uri, table, date))
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except FileNotFoundError:
+        return []
+    runs = []
+    for info in infos:
+        name = info.path.rstrip("/").rsplit("/", 1)[-1]
+        if info.type == pafs.FileType.Directory and name.startswith("run="):
+            manifest = filesystem.get_file_info(f"{info.path.rstrip('/')}/{MANIFEST_FILE}")
+            if manifest.type == pafs.FileType.File:
+                runs.append(name.removeprefix("run="))
+    return sorted(runs)
+
+
+# --- schema-exact DataFrame writes -----------------------------------------------------
+
+
+def _required(field: StructField) -> Column:
+    column = F.col(field.name)
+    if field.nullable:
+        return column
+    # Evaluated inside the write itself (no extra pass): a null in a required column fails the job.
+    return F.when(column.isNull(), F.raise_error(F.lit(f"null in required column {field.name}"))).otherwise(column)
+
+
+def conform_to_schema(df: DataFrame, schema: StructType) -> DataFrame:
+    """Select exactly ``schema``'s columns, in order, with its types; fail on missing/extra columns or type drift.
+
+    Types must already match (no silent casts of money or timestamps). Non-nullable
+    columns raise at write time if a null reaches them.
+    """
+    expected = {f.name: f.dataType for f in schema.fields}
+    actual = {f.name: f.dataType for f in df.schema.fields}
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    wrong = sorted(
+        f"{name}: {actual[name].simpleString()} != {dtype.simpleString()}"
+        for name, dtype in expected.items()
+        if name in actual and _strip_nullability(actual[name]) != _strip_nullability(dtype)
+    )
+    if missing or extra or wrong:
+        raise LakeError(f"schema mismatch: missing={missing} extra={extra} wrong_type={wrong}")
+    return df.select([_required(f).alias(f.name) for f in schema.fields])
+
+
+def _strip_nullability(dtype):
+    """Compare types ignoring nullability of nested elements (arrays built by Spark are often nullable)."""
+    from pyspark.sql.types import ArrayType, MapType
+
+    if isinstance(dtype, ArrayType):
+        return ArrayType(_strip_nullability(dtype.elementType), True)
+    if isinstance(dtype, MapType):
+        return MapType(_strip_nullability(dtype.keyType), _strip_nullability(dtype.valueType), True)
+    if isinstance(dtype, StructType):
+        return StructType([StructField(f.name, _strip_nullability(f.dataType), True) for f in dtype.fields])
+    return dtype
+
+
+def write_versioned(
+    df: DataFrame,
+    base_uri: str,
+    table: str,
+    date: str | dt.date,
+    run_id: str,
+    schema: StructType,
+    manifest: Mapping[str, Any] | None = None,
+) -> str:
+    """Write ``df`` (conformed to ``schema``) as Parquet to the run's versioned location; return the location.
+
+    Rewriting the same run id replaces that run's files (a retry of the same run);
+    a new run id never touches an earlier run. The manifest, if given, is written
+    last, so a location with a manifest is a complete run.
+    """
+    location = versioned_location(base_uri, table, date, run_id)
+    conform_to_schema(df, schema).write.mode("overwrite").parquet(location)
+    if manifest is not None:
+        write_manifest(location, manifest)
+    return location

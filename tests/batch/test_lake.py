@@ -1,0 +1,94 @@
+"""The versioned lake layout: locations, run ids, manifests and schema-exact writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql.types import DecimalType, StringType, StructField, StructType
+from pyspark.testing import assertDataFrameEqual
+
+from spark_apps import lake
+
+SCHEMA = StructType([StructField("id", StringType(), False), StructField("amount", DecimalType(18, 2), True)])
+
+
+def test_versioned_location_layout():
+    assert (
+        lake.versioned_location("s3://b/indexes/", "batch_index", "2026-11-21", "r1")
+        == "s3://b/indexes/batch_index/dt=2026-11-21/run=r1"
+    )
+    assert lake.versioned_location("/lake", "t", dt.date(2026, 1, 2), "a.b-c_d") == "/lake/t/dt=2026-01-02/run=a.b-c_d"
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "run id", "scheduled__2026-11-21T00:00:00+00:00"])
+def test_unsafe_run_ids_are_rejected(bad):
+    with pytest.raises(lake.LakeError):
+        lake.check_run_id(bad)
+
+
+@pytest.mark.parametrize("bad", ["2026-13-01", "20261121", "2026-11-21T00:00", ""])
+def test_bad_dates_are_rejected(bad):
+    with pytest.raises(lake.LakeError):
+        lake.check_date(bad)
+
+
+def test_airflow_run_ids_map_to_stable_safe_ids():
+    mapped = lake.run_id_from_airflow("scheduled__2026-11-21T00:00:00+00:00")
+    assert mapped == lake.run_id_from_airflow("scheduled__2026-11-21T00:00:00+00:00")
+    assert lake.check_run_id(mapped) == mapped
+    assert "/" not in mapped and ":" not in mapped and "+" not in mapped
+
+
+def test_new_run_ids_sort_by_time_and_are_unique():
+    first = lake.new_run_id(dt.datetime(2026, 11, 21, 1, 2, 3, tzinfo=dt.UTC))
+    second = lake.new_run_id(dt.datetime(2026, 11, 21, 1, 2, 4, tzinfo=dt.UTC))
+    assert first.startswith("20261121T010203Z-") and first < second
+    assert lake.new_run_id() != lake.new_run_id()
+
+
+def test_manifest_round_trip_and_run_listing(tmp_path):
+    base = str(tmp_path)
+    assert lake.list_runs(base, "t", "2026-11-21") == []
+    for run in ("r2", "r1"):
+        lake.write_manifest(lake.versioned_location(base, "t", "2026-11-21", run), {"run_id": run, "counts": {"read": 3}})
+    # A run folder without a manifest is an unfinished run and is not listed.
+    (tmp_path / "t" / "dt=2026-11-21" / "run=r3").mkdir()
+    assert lake.list_runs(base, "t", "2026-11-21") == ["r1", "r2"]
+    assert lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r1")) == {"run_id": "r1", "counts": {"read": 3}}
+    with pytest.raises(FileNotFoundError):
+        lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r3"))
+
+
+def test_write_versioned_writes_exact_schema_and_replaces_same_run(spark, tmp_path):
+    from decimal import Decimal
+
+    df = spark.createDataFrame(
+        [("b", Decimal("2.50"), "extra"), ("a", None, "x")], "amount_ignored string, amount decimal(18,2), extra string"
+    )
+    df = df.withColumnRenamed("amount_ignored", "id").drop("extra")
+    location = lake.write_versioned(
+        df.select("amount", "id"), str(tmp_path), "t", "2026-11-21", "r1", SCHEMA, manifest={"rows": 2}
+    )
+    assert location.endswith("/t/dt=2026-11-21/run=r1")
+    written_df = spark.read.parquet(location)
+    assert written_df.columns == ["id", "amount"]
+    assertDataFrameEqual(written_df, [("a", None), ("b", Decimal("2.50"))], checkRowOrder=False)
+    assert lake.read_manifest(location) == {"rows": 2}
+    # Same run id again: replaced, not appended.
+    lake.write_versioned(df.filter("id = 'a'"), str(tmp_path), "t", "2026-11-21", "r1", SCHEMA)
+    assert spark.read.parquet(location).count() == 1
+
+
+def test_conform_rejects_missing_extra_and_wrong_types(spark):
+    df = spark.createDataFrame([("a", 1.5, "x")], "id string, amount double, extra string")
+    with pytest.raises(lake.LakeError, match=r"extra=\['extra'\].*wrong_type=\['amount: double"):
+        lake.conform_to_schema(df, SCHEMA)
+    with pytest.raises(lake.LakeError, match=r"missing=\['amount'\]"):
+        lake.conform_to_schema(df.select("id"), SCHEMA)
+
+
+def test_null_in_required_column_fails_the_write(spark, tmp_path):
+    df = spark.createDataFrame([(None, None)], "id string, amount decimal(18,2)")
+    with pytest.raises(Exception, match="null in required column id"):
+        lake.write_versioned(df, str(tmp_path), "t", "2026-11-21", "r1", SCHEMA)
