@@ -314,3 +314,283 @@ TABLE_PARTITION_KEYS: dict[str, tuple[str, ...]] = {
     "stream_index": ("dt", "hour"),
     "quarantine": ("dt",),
 }
+
+# --- aggregate index, audit trail and business indexes (issue 5) -------------------
+
+from pyspark.sql.types import BooleanType  # noqa: E402  (kept with the section that uses it)
+
+RATIO_TYPE = DecimalType(7, 6)  # rates and ratios in [0, 1], exact
+THROUGHPUT_TYPE = DecimalType(18, 3)  # records per second
+
+# Which inputs have seen a transaction (aggregate_index.record_source).
+RECORD_SOURCES = ("STREAM", "BATCH", "STREAM_AND_BATCH")
+# Who supplied a changed value (audit_trail.source, aggregate status_source / score_source).
+CHANGE_SOURCES = ("STREAM", "BATCH", "STATEMENT", "PREVIOUS")
+AUDITED_FIELDS = ("transaction_status", "fraud_score", "settlement_status")
+MATCH_STATUSES = (
+    "MATCHED",
+    "AMOUNT_MISMATCH",
+    "CURRENCY_MISMATCH",
+    "MISSING_IN_STATEMENT",
+    "MISSING_INTERNAL",
+    "DUPLICATE_SETTLEMENT",
+    "LATE_SETTLEMENT",
+)
+PAYOUT_STATUSES = ("SCHEDULED", "DUE", "ON_HOLD")
+AML_FLAGS = ("STRUCTURING", "HIGH_RISK_COUNTRY", "KYC_NOT_VERIFIED")
+ML_LABEL_SOURCES = ("CHARGEBACK", "CONFIRMED_FRAUD", "NONE")
+
+# Latest state per transaction: stream index, batch index and settlement lines merged
+# over the previous aggregate version (carried forward for aggregate_retention_days).
+AGGREGATE_INDEX_SCHEMA = _fields(
+    *_INDEXED_TRANSACTION_FIELDS,  # run_id = the merge run; ingested_at = of the winning record
+    ("source_name", StringType(), True),  # raw drop of the batch record, if the batch saw it
+    ("record_source", StringType(), False),  # RECORD_SOURCES
+    ("status_source", StringType(), False),  # CHANGE_SOURCES: who supplied transaction_status
+    ("score_source", StringType(), True),  # CHANGE_SOURCES: who supplied fraud_score
+    ("source_run_id", StringType(), False),  # run that produced the winning input record
+    ("settlement_status", StringType(), True),  # SETTLEMENT_STATUSES, from statements (final)
+    ("settlement_amount", AMOUNT_TYPE, True),
+    ("settlement_currency", StringType(), True),
+    ("settlement_fee", AMOUNT_TYPE, True),
+    ("settled_at", TimestampType(), True),
+    ("settlement_statement_id", StringType(), True),
+    ("settlement_line_id", StringType(), True),
+    ("settlement_source", StringType(), True),  # BANK or AGGREGATOR
+    ("merged_at", TimestampType(), False),
+)
+
+AUDIT_TRAIL_SCHEMA = _fields(
+    ("transaction_id", StringType(), False),
+    ("field", StringType(), False),  # AUDITED_FIELDS
+    ("old_value", StringType(), True),  # null: the transaction is new in this version
+    ("new_value", StringType(), True),
+    ("source", StringType(), False),  # CHANGE_SOURCES
+    ("changed_at", TimestampType(), True),  # updated_at / inference_time / settled_at of the new value
+    ("previous_run_id", StringType(), True),  # the aggregate version compared against
+    ("run_id", StringType(), False),
+    ("recorded_at", TimestampType(), False),
+)
+
+FRAUD_INDEX_SCHEMA = _fields(
+    ("transaction_id", StringType(), False),
+    ("user_id", StringType(), False),
+    ("merchant_id", StringType(), False),
+    ("card_token", StringType(), True),
+    ("card_last4", StringType(), True),
+    ("device_id", StringType(), True),
+    ("event_time", TimestampType(), False),
+    ("amount", AMOUNT_TYPE, False),
+    ("currency", StringType(), False),
+    ("amount_reporting", AMOUNT_TYPE, True),
+    ("transaction_status", StringType(), False),
+    ("channel", StringType(), False),
+    ("country", StringType(), True),
+    ("merchant_risk_level", StringType(), True),
+    ("fraud_score", SCORE_TYPE, True),
+    ("model_version", StringType(), True),
+    ("rule_flags", ArrayType(StringType(), False), False),
+    ("policy_flags", ArrayType(StringType(), False), False),
+    ("risk_score", IntegerType(), False),
+    ("reasons", ArrayType(StringType(), False), False),
+    ("recommended_action", StringType(), False),
+    ("settlement_status", StringType(), True),
+    ("record_source", StringType(), False),
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+# One row per internal transaction and per statement line: each appears exactly once.
+RECONCILIATION_INDEX_SCHEMA = _fields(
+    ("reconciliation_key", StringType(), False),  # "txn:<transaction_id>" or "line:<statement_id>/<line_id>"
+    ("transaction_id", StringType(), True),
+    ("statement_id", StringType(), True),
+    ("line_id", StringType(), True),
+    ("statement_source", StringType(), True),
+    ("merchant_id", StringType(), True),
+    ("match_status", StringType(), False),  # MATCH_STATUSES
+    ("break_reason", StringType(), True),  # null when MATCHED
+    ("internal_amount", AMOUNT_TYPE, True),
+    ("internal_currency", StringType(), True),
+    ("statement_amount", AMOUNT_TYPE, True),
+    ("statement_currency", StringType(), True),
+    ("amount_difference", AMOUNT_TYPE, True),  # statement - internal, same currency only
+    ("fee", AMOUNT_TYPE, True),
+    ("transaction_status", StringType(), True),
+    ("settlement_status", StringType(), True),
+    ("event_time", TimestampType(), True),
+    ("settled_at", TimestampType(), True),
+    ("days_to_settle", IntegerType(), True),
+    ("run_id", StringType(), False),
+    ("reconciled_at", TimestampType(), False),
+)
+
+MERCHANT_PERFORMANCE_INDEX_SCHEMA = _fields(
+    ("merchant_id", StringType(), False),
+    ("merchant_name", StringType(), True),
+    ("merchant_risk_level", StringType(), True),
+    ("business_date", DateType(), False),
+    ("transaction_count", LongType(), False),
+    ("approved_count", LongType(), False),
+    ("declined_count", LongType(), False),
+    ("gross_volume", AMOUNT_TYPE, False),  # approved, in REPORTING_CURRENCY
+    ("approval_rate", RATIO_TYPE, True),  # null when no transactions
+    ("refund_count", LongType(), False),
+    ("refund_amount", AMOUNT_TYPE, False),
+    ("chargeback_count", LongType(), False),
+    ("chargeback_amount", AMOUNT_TYPE, False),
+    ("chargeback_ratio", RATIO_TYPE, True),  # chargebacks / approved; null when none approved
+    ("average_ticket", AMOUNT_TYPE, True),
+    ("baseline_days", IntegerType(), False),  # trailing days with activity in the baseline window
+    ("baseline_average_volume", AMOUNT_TYPE, True),
+    ("baseline_average_count", AMOUNT_TYPE, True),
+    ("is_anomaly", BooleanType(), False),
+    ("anomaly_reasons", ArrayType(StringType(), False), False),
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+USER_SPEND_INDEX_SCHEMA = _fields(
+    ("user_id", StringType(), False),
+    ("as_of_date", DateType(), False),
+    ("spend_1d", AMOUNT_TYPE, False),  # approved, REPORTING_CURRENCY
+    ("spend_7d", AMOUNT_TYPE, False),
+    ("spend_30d", AMOUNT_TYPE, False),
+    ("transaction_count_1d", LongType(), False),
+    ("transaction_count_7d", LongType(), False),
+    ("transaction_count_30d", LongType(), False),
+    ("average_ticket_30d", AMOUNT_TYPE, True),
+    ("decline_count_1d", LongType(), False),
+    ("max_declines_24h", IntegerType(), False),  # most declines in any 24 h window ending on the day
+    ("has_repeated_declines", BooleanType(), False),
+    ("max_transactions_5min", IntegerType(), False),  # velocity on the day
+    ("max_transactions_1h", IntegerType(), False),
+    ("last_transaction_at", TimestampType(), True),
+    ("kyc_status", StringType(), True),
+    ("risk_tier", StringType(), True),
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+COMPLIANCE_INDEX_SCHEMA = _fields(
+    ("transaction_id", StringType(), False),
+    ("user_id", StringType(), False),
+    ("merchant_id", StringType(), False),
+    ("event_time", TimestampType(), False),
+    ("amount", AMOUNT_TYPE, False),
+    ("currency", StringType(), False),
+    ("amount_reporting", AMOUNT_TYPE, True),
+    ("transaction_status", StringType(), False),
+    ("country", StringType(), True),
+    ("user_country", StringType(), True),
+    ("card_last4", StringType(), True),
+    ("card_token", StringType(), True),
+    ("card_expiry_masked", StringType(), True),
+    ("ip_masked", StringType(), True),
+    ("kyc_status", StringType(), True),
+    ("user_risk_tier", StringType(), True),
+    ("merchant_risk_level", StringType(), True),
+    ("aml_flags", ArrayType(StringType(), False), False),  # AML_FLAGS
+    ("policy_id", StringType(), True),
+    ("policy_flags", ArrayType(StringType(), False), False),
+    ("requires_review", BooleanType(), False),
+    ("record_source", StringType(), False),  # lineage: which inputs saw it
+    ("source_name", StringType(), True),
+    ("source_run_id", StringType(), False),
+    ("ingested_at", TimestampType(), False),
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+# The payouts the day's settlement lines feed: one row per merchant, payout date and currency.
+SETTLEMENT_SCHEDULE_INDEX_SCHEMA = _fields(
+    ("merchant_id", StringType(), False),
+    ("merchant_name", StringType(), True),
+    ("payout_schedule", StringType(), True),
+    ("settlement_date", DateType(), False),
+    ("expected_payout_date", DateType(), True),  # null when the merchant is unknown
+    ("currency", StringType(), False),
+    ("line_count", LongType(), False),
+    ("gross_amount", AMOUNT_TYPE, False),
+    ("refund_amount", AMOUNT_TYPE, False),
+    ("chargeback_amount", AMOUNT_TYPE, False),
+    ("fee_amount", AMOUNT_TYPE, False),
+    ("net_amount", AMOUNT_TYPE, False),  # gross - refunds - chargebacks - fees
+    ("payout_status", StringType(), False),  # PAYOUT_STATUSES
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+OPS_INDEX_SCHEMA = _fields(
+    ("stage", StringType(), False),
+    ("hour_start", TimestampType(), False),
+    ("run_count", LongType(), False),  # micro-batches or batch runs in the hour
+    ("records_in", LongType(), False),
+    ("records_out", LongType(), False),
+    ("error_count", LongType(), False),
+    ("quarantine_count", LongType(), False),
+    ("throughput_per_second", THROUGHPUT_TYPE, True),
+    ("latency_p50_ms", LongType(), True),
+    ("latency_p95_ms", LongType(), True),
+    ("latency_p99_ms", LongType(), True),
+    ("error_rate", RATIO_TYPE, True),
+    ("quarantine_rate", RATIO_TYPE, True),
+    ("run_id", StringType(), False),
+    ("indexed_at", TimestampType(), False),
+)
+
+# BR3 feedback loop: features known at scoring time plus the label known today.
+ML_FEEDBACK_SCHEMA = _fields(
+    ("transaction_id", StringType(), False),
+    ("event_time", TimestampType(), False),
+    ("amount_reporting", AMOUNT_TYPE, True),
+    ("currency", StringType(), False),
+    ("channel", StringType(), False),
+    ("country", StringType(), True),
+    ("merchant_risk_level", StringType(), True),
+    ("hour_of_day", IntegerType(), False),
+    ("user_transaction_count_24h", LongType(), False),
+    ("user_decline_count_24h", LongType(), False),
+    ("user_spend_24h", AMOUNT_TYPE, False),
+    ("fraud_score", SCORE_TYPE, True),
+    ("model_version", StringType(), True),
+    ("risk_score", IntegerType(), False),
+    ("rule_flags", ArrayType(StringType(), False), False),
+    ("policy_flags", ArrayType(StringType(), False), False),
+    ("label", IntegerType(), False),  # 1 fraud, 0 not fraud (as known on the export date)
+    ("label_source", StringType(), False),  # ML_LABEL_SOURCES
+    ("run_id", StringType(), False),
+    ("exported_at", TimestampType(), False),
+)
+
+TABLE_SCHEMAS.update(
+    {
+        "aggregate_index": AGGREGATE_INDEX_SCHEMA,
+        "audit_trail": AUDIT_TRAIL_SCHEMA,
+        "fraud_index": FRAUD_INDEX_SCHEMA,
+        "reconciliation_index": RECONCILIATION_INDEX_SCHEMA,
+        "merchant_performance_index": MERCHANT_PERFORMANCE_INDEX_SCHEMA,
+        "user_spend_index": USER_SPEND_INDEX_SCHEMA,
+        "compliance_index": COMPLIANCE_INDEX_SCHEMA,
+        "settlement_schedule_index": SETTLEMENT_SCHEDULE_INDEX_SCHEMA,
+        "ops_index": OPS_INDEX_SCHEMA,
+        "ml_feedback": ML_FEEDBACK_SCHEMA,
+    }
+)
+TABLE_PARTITION_KEYS.update(
+    {
+        table: ("dt",)
+        for table in (
+            "aggregate_index",
+            "audit_trail",
+            "fraud_index",
+            "reconciliation_index",
+            "merchant_performance_index",
+            "user_spend_index",
+            "compliance_index",
+            "settlement_schedule_index",
+            "ops_index",
+            "ml_feedback",
+        )
+    }
+)
