@@ -1,0 +1,237 @@
+"""Partition publishing: make a verified version visible, repoint, roll back (DESIGN decision 4).
+
+A version is the folder one run wrote: ``<index_uri>/<table>/dt=<D>/run=<run_id>/``.
+Publishing ``dt=D`` of a table creates the catalog partition or repoints it to that
+folder, and only when the quality gate's result in the folder (``_quality.json``)
+says it passed. The previous location is remembered so one step of rollback needs no
+search; any earlier kept version can be named explicitly.
+
+* ``GluePublisher`` (``aws``): the Glue Data Catalog through the Amazon provider's
+  ``GlueCatalogHook``; Athena reads the partitions.
+* ``EmbeddedPublisher`` (``local``): a DuckDB file holding the partition table and one
+  view per index table over the published versions; the local SQL engine reads it.
+
+Both are idempotent: publishing the location a partition already points to changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from payments_platform import lake_io
+from payments_platform.profiles import Profile, get_profile
+
+QUALITY_RESULT_FILE = "_quality.json"
+
+
+class PublishError(RuntimeError):
+    """The version cannot be published (missing, unverified or failed its gate)."""
+
+
+@dataclass(frozen=True)
+class Publication:
+    table: str
+    dt: str
+    location: str
+    run_id: str
+    previous_location: str | None
+    previous_run_id: str | None
+    changed: bool
+    published_at: str
+
+
+def run_id_of(location: str) -> str:
+    tail = location.rstrip("/").rsplit("/", 1)[-1]
+    if not tail.startswith("run="):
+        raise PublishError(f"{location} is not a versioned location (…/dt=<D>/run=<run_id>)")
+    return tail.removeprefix("run=")
+
+
+def require_verified(location: str, aws_conn_id: str | None = None) -> dict[str, Any]:
+    """The gate result of a version; raises unless the version exists and passed."""
+    if not lake_io.has_data_files(location, aws_conn_id):
+        raise PublishError(f"refusing to publish {location}: no Parquet files there")
+    result = lake_io.read_json(lake_io.join(location, QUALITY_RESULT_FILE), aws_conn_id)
+    if result is None:
+        raise PublishError(f"refusing to publish {location}: it has not been verified by the quality gate")
+    if not result.get("passed"):
+        failed = ", ".join(check.get("name", "?") for check in result.get("checks_failed", [])) or "unknown checks"
+        raise PublishError(f"refusing to publish {location}: its quality gate failed ({failed})")
+    return result
+
+
+class Publisher(Protocol):
+    def current(self, table: str, dt: str) -> dict[str, Any] | None: ...
+
+    def publish(self, table: str, dt: str, location: str) -> Publication: ...
+
+    def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication: ...
+
+
+class _BasePublisher:
+    index_uri: str
+    aws_conn_id: str | None = None
+
+    def _target_for_rollback(self, table: str, dt: str, run_id: str | None) -> str:
+        current = self.current(table, dt)
+        if current is None:
+            raise PublishError(f"{table} dt={dt} is not published; nothing to roll back")
+        if run_id is None:
+            if not current.get("previous_location"):
+                raise PublishError(f"{table} dt={dt} has no previous version to roll back to")
+            return current["previous_location"]
+        return lake_io.version_location(self.index_uri, table, dt, run_id)
+
+    def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication:
+        """Repoint to ``run_id``'s version, or to the previous one when not given."""
+        return self.publish(table, dt, self._target_for_rollback(table, dt, run_id))
+
+    def current(self, table: str, dt: str) -> dict[str, Any] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def publish(self, table: str, dt: str, location: str) -> Publication:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class EmbeddedPublisher(_BasePublisher):
+    """The local catalog: a DuckDB file with partitions, their history and one view per table."""
+
+    def __init__(self, path: str, database: str, index_uri: str) -> None:
+        self.path = path
+        self.database = database
+        self.index_uri = index_uri
+
+    def _connect(self):
+        import duckdb
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path)
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.database}")
+        con.execute(
+            """CREATE TABLE IF NOT EXISTS main.catalog_partitions (
+                table_name VARCHAR, dt VARCHAR, location VARCHAR, run_id VARCHAR,
+                previous_location VARCHAR, previous_run_id VARCHAR, published_at VARCHAR,
+                PRIMARY KEY (table_name, dt))"""
+        )
+        con.execute(
+            """CREATE TABLE IF NOT EXISTS main.catalog_history (
+                table_name VARCHAR, dt VARCHAR, location VARCHAR, run_id VARCHAR,
+                previous_location VARCHAR, published_at VARCHAR)"""
+        )
+        return con
+
+    def current(self, table: str, dt: str) -> dict[str, Any] | None:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT location, run_id, previous_location, previous_run_id, published_at FROM main.catalog_partitions WHERE table_name = ? AND dt = ?",
+                [table, dt],
+            ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("location", "run_id", "previous_location", "previous_run_id", "published_at"), row, strict=True))
+
+    def partitions(self, table: str) -> list[dict[str, Any]]:
+        with self._connect() as con:
+            rows = con.execute("SELECT dt, location, run_id FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]).fetchall()
+        return [{"dt": dt, "location": location, "run_id": run_id} for dt, location, run_id in rows]
+
+    def publish(self, table: str, dt: str, location: str) -> Publication:
+        require_verified(location)
+        run_id = run_id_of(location)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        current = self.current(table, dt)
+        if current and current["location"] == location:
+            return Publication(table, dt, location, run_id, current["previous_location"], current["previous_run_id"], False, current["published_at"])
+        previous_location = current["location"] if current else None
+        previous_run_id = current["run_id"] if current else None
+        with self._connect() as con:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM main.catalog_partitions WHERE table_name = ? AND dt = ?", [table, dt])
+            con.execute(
+                "INSERT INTO main.catalog_partitions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [table, dt, location, run_id, previous_location, previous_run_id, now],
+            )
+            con.execute("INSERT INTO main.catalog_history VALUES (?, ?, ?, ?, ?, ?)", [table, dt, location, run_id, previous_location, now])
+            self._refresh_view(con, table)
+            con.execute("COMMIT")
+        return Publication(table, dt, location, run_id, previous_location, previous_run_id, True, now)
+
+    def _refresh_view(self, con, table: str) -> None:
+        rows = con.execute("SELECT dt, location FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]).fetchall()
+        selects = [f"SELECT *, '{dt}' AS dt FROM read_parquet('{location}/*.parquet')" for dt, location in rows]
+        con.execute(f"CREATE OR REPLACE VIEW {self.database}.{table} AS " + " UNION ALL BY NAME ".join(selects))
+
+
+class GluePublisher(_BasePublisher):
+    """Glue Data Catalog partitions, created or repointed through ``GlueCatalogHook``."""
+
+    def __init__(self, database: str, index_uri: str, aws_conn_id: str | None, region_name: str | None) -> None:
+        self.database = database
+        self.index_uri = index_uri
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    @property
+    def hook(self):
+        from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+        return GlueCatalogHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _get_partition(self, table: str, dt: str) -> dict[str, Any] | None:
+        client = self.hook.get_conn()
+        try:
+            return client.get_partition(DatabaseName=self.database, TableName=table, PartitionValues=[dt])["Partition"]
+        except client.exceptions.EntityNotFoundException:
+            return None
+
+    def current(self, table: str, dt: str) -> dict[str, Any] | None:
+        partition = self._get_partition(table, dt)
+        if partition is None:
+            return None
+        parameters = partition.get("Parameters", {})
+        return {
+            "location": partition["StorageDescriptor"]["Location"].rstrip("/"),
+            "run_id": parameters.get("run_id"),
+            "previous_location": parameters.get("previous_location") or None,
+            "previous_run_id": parameters.get("previous_run_id") or None,
+            "published_at": parameters.get("published_at"),
+        }
+
+    def publish(self, table: str, dt: str, location: str) -> Publication:
+        require_verified(location, self.aws_conn_id)
+        run_id = run_id_of(location)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        current = self.current(table, dt)
+        if current and current["location"] == location.rstrip("/"):
+            return Publication(table, dt, location, run_id, current["previous_location"], current["previous_run_id"], False, current["published_at"])
+        hook = self.hook
+        storage = dict(hook.get_table(self.database, table)["StorageDescriptor"])
+        storage["Location"] = location.rstrip("/") + "/"
+        parameters = {"run_id": run_id, "published_at": now}
+        if current:
+            parameters |= {"previous_location": current["location"], "previous_run_id": current["run_id"] or ""}
+        partition_input = {"Values": [dt], "StorageDescriptor": storage, "Parameters": parameters}
+        if current is None:
+            hook.create_partition(self.database, table, partition_input)
+        else:
+            hook.get_conn().update_partition(DatabaseName=self.database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input)
+        return Publication(
+            table, dt, location, run_id, current["location"] if current else None, current["run_id"] if current else None, True, now
+        )
+
+
+def get_publisher(profile: Profile | None = None) -> Publisher:
+    profile = profile or get_profile()
+    catalog = profile.catalog
+    if catalog.kind == "glue":
+        return GluePublisher(catalog.database, profile.lake.index_uri, profile.aws_conn_id, profile.region)
+    return EmbeddedPublisher(catalog.embedded_path, catalog.database, profile.lake.index_uri)
+
+
+def publication_json(publication: Publication) -> str:
+    return json.dumps(asdict(publication), sort_keys=True)

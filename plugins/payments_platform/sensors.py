@@ -1,0 +1,54 @@
+"""Wait for a day's raw drops: deferrable S3 sensor on AWS, a file poke locally.
+
+The generator and the upstream drop jobs write ``<raw_uri>/_ready/dt=<D>.json``
+last, after every source of the day has landed, so its presence means "complete".
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from payments_platform import lake_io
+from payments_platform.profiles import Profile
+
+READY_MARKER = "_ready/dt={dt}.json"
+WAIT_TIMEOUT = timedelta(hours=12)
+
+
+def ready_marker_uri(raw_uri: str, dt: str) -> str:
+    return lake_io.join(raw_uri, READY_MARKER.format(dt=dt))
+
+
+def _local_marker_exists(raw_uri: str, ds: str) -> bool:
+    return Path(ready_marker_uri(raw_uri, ds)).is_file()
+
+
+def raw_drop_sensor(profile: Profile, *, task_id: str, **kwargs: Any) -> BaseOperator:
+    marker = ready_marker_uri(profile.lake.raw_uri, "{{ ds }}")
+    if lake_io.is_s3(marker):
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+        return S3KeySensor(
+            task_id=task_id,
+            bucket_key=marker,
+            aws_conn_id=profile.aws_conn_id,
+            deferrable=True,
+            poke_interval=300,
+            timeout=WAIT_TIMEOUT.total_seconds(),
+            **kwargs,
+        )
+    from airflow.providers.standard.sensors.python import PythonSensor
+
+    return PythonSensor(
+        task_id=task_id,
+        python_callable=_local_marker_exists,
+        op_kwargs={"raw_uri": profile.lake.raw_uri, "ds": "{{ ds }}"},
+        mode="reschedule",
+        poke_interval=30,
+        timeout=WAIT_TIMEOUT.total_seconds(),
+        **kwargs,
+    )

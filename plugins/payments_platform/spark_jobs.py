@@ -1,0 +1,237 @@
+"""Spark job submission behind one interface.
+
+A :class:`SparkJob` names an entrypoint under ``spark_apps/jobs`` and its arguments.
+:func:`spark_job_task` turns it into the operator the active profile asks for:
+
+* ``emr_on_eks`` -> :class:`PaymentsEmrContainerOperator` (the Amazon provider's
+  ``EmrContainerOperator``) with the release label, virtual cluster and execution role
+  from the profile, CloudWatch + S3 monitoring, deferrable, and a client request token
+  derived from DAG, run, task and map index so a retried task reattaches to its job;
+* ``local`` -> :class:`LocalSparkSubmitOperator`: ``spark-submit`` on this machine with
+  the same entrypoint, arguments and ``--conf`` pairs, its output streamed into the
+  task log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
+from airflow.providers.amazon.aws.operators.emr import EmrContainerOperator
+from airflow.sdk import BaseOperator
+
+from payments_platform.profiles import PROJECT_ROOT, Profile, SparkConfig, get_profile
+
+EMR_NAME_LIMIT = 64
+CLIENT_TOKEN_LIMIT = 64
+EMR_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "CANCEL_PENDING"})
+
+
+class SparkJobFailed(RuntimeError):
+    """The Spark job ended unsuccessfully; the message carries the tail of its log."""
+
+
+@dataclass(frozen=True)
+class SparkJob:
+    """A Spark application run: ``spark_apps/jobs/<entrypoint>`` with its arguments.
+
+    ``arguments`` may hold Jinja templates (rendered per task instance).
+    ``streaming`` jobs get EMR's job retry policy (``spark.stream_max_attempts``).
+    """
+
+    name: str
+    entrypoint: str
+    arguments: Sequence[str] = ()
+    conf: Mapping[str, str] = field(default_factory=dict)
+    streaming: bool = False
+
+
+def spark_conf(spark: SparkConfig, job: SparkJob) -> dict[str, str]:
+    """Profile conf overlaid by the job's own conf (job wins)."""
+    return {**spark.conf, **job.conf}
+
+
+def conf_flags(conf: Mapping[str, str]) -> list[str]:
+    flags: list[str] = []
+    for key, value in sorted(conf.items()):
+        flags += ["--conf", f"{key}={value}"]
+    return flags
+
+
+def emr_job_driver(spark: SparkConfig, job: SparkJob, arguments: Sequence[str]) -> dict[str, Any]:
+    conf = {key: value for key, value in spark_conf(spark, job).items() if key != "spark.kubernetes.container.image"}
+    parameters = ["--py-files", spark.py_files_uri or "", *conf_flags(conf)]
+    return {
+        "sparkSubmitJobDriver": {
+            "entryPoint": f"{spark.entrypoint_uri}/{job.entrypoint}",
+            "entryPointArguments": list(arguments),
+            "sparkSubmitParameters": " ".join(parameters),
+        }
+    }
+
+
+def emr_configuration_overrides(spark: SparkConfig, job: SparkJob) -> dict[str, Any]:
+    defaults: dict[str, str] = {}
+    if spark.image_uri:
+        defaults["spark.kubernetes.container.image"] = spark.image_uri
+    overrides: dict[str, Any] = {
+        "monitoringConfiguration": {
+            "persistentAppUI": "ENABLED",
+            "cloudWatchMonitoringConfiguration": {"logGroupName": spark.log_group, "logStreamNamePrefix": job.name},
+            "s3MonitoringConfiguration": {"logUri": spark.log_uri},
+        }
+    }
+    if defaults:
+        overrides["applicationConfiguration"] = [{"classification": "spark-defaults", "properties": defaults}]
+    return overrides
+
+
+def client_request_token(dag_id: str, run_id: str, task_id: str, map_index: int, generation: int = 0) -> str:
+    """Idempotency token of one task's job: stable across retries of the same task.
+
+    ``generation`` moves on only when the job under the previous token ended in failure,
+    so a retry reattaches to a running or finished job but never to a failed one.
+    """
+    digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()
+    return f"{digest[:40]}-g{generation}"[:CLIENT_TOKEN_LIMIT]
+
+
+class PaymentsEmrContainerOperator(EmrContainerOperator):
+    """``EmrContainerOperator`` for a :class:`SparkJob`.
+
+    The job driver is built from the rendered ``arguments`` (so the task can be mapped
+    over them), and the client token is derived from the task instance.
+    """
+
+    template_fields: Sequence[str] = (*EmrContainerOperator.template_fields, "arguments")
+    max_generations = 10
+
+    def __init__(self, *, job: SparkJob, spark: SparkConfig, arguments: Sequence[str] | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("name", job.name[:EMR_NAME_LIMIT])
+        super().__init__(
+            virtual_cluster_id=spark.virtual_cluster_id,
+            execution_role_arn=spark.execution_role_arn,
+            release_label=spark.release_label,
+            job_driver={},
+            configuration_overrides=emr_configuration_overrides(spark, job),
+            job_retry_max_attempts=spark.stream_max_attempts if job.streaming else None,
+            deferrable=not job.streaming,
+            wait_for_completion=not job.streaming,
+            **kwargs,
+        )
+        self.job = job
+        self.spark = spark
+        self.arguments = list(arguments if arguments is not None else job.arguments)
+
+    def execute(self, context: Any) -> str | None:
+        self.job_driver = emr_job_driver(self.spark, self.job, self.arguments)
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        for generation in range(self.max_generations):
+            token = client_request_token(ti.dag_id, ti.run_id, ti.task_id, map_index, generation)
+            job_id = self.hook.submit_job(
+                self.name,
+                self.execution_role_arn,
+                self.release_label,
+                self.job_driver,
+                self.configuration_overrides,
+                token,
+                self.tags,
+                self.job_retry_max_attempts,
+            )
+            state = self.hook.check_query_status(job_id)
+            if state not in EMR_FAILED_STATES:
+                break
+            self.log.info("job %s under token %s ended %s; submitting a new generation", job_id, token, state)
+        self.client_request_token = token
+        # StartJobRun with the same token returns the same job: the parent waits on it.
+        return super().execute(context)
+
+
+class LocalSparkSubmitOperator(BaseOperator):
+    """Run a Spark job with ``spark-submit`` on this machine, streaming its log."""
+
+    template_fields: Sequence[str] = ("arguments",)
+    ui_color = "#fbd38d"
+
+    def __init__(self, *, job: SparkJob, spark: SparkConfig, arguments: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.spark = spark
+        self.arguments = list(arguments if arguments is not None else job.arguments)
+
+    def command(self) -> list[str]:
+        spark_submit = Path(sys.executable).with_name("spark-submit")
+        entrypoint = f"{self.spark.entrypoint_uri}/{self.job.entrypoint}"
+        return [str(spark_submit), "--master", self.spark.master or "local[2]", *conf_flags(spark_conf(self.spark, self.job)), entrypoint, *self.arguments]
+
+    def execute(self, context: Any) -> int:
+        return run_spark_submit(self.command(), log=self.log)
+
+
+def spark_submit_env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return env
+
+
+def run_spark_submit(command: list[str], log: Any, tail_lines: int = 40) -> int:
+    log.info("spark-submit: %s", " ".join(command))
+    tail: deque[str] = deque(maxlen=tail_lines)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=spark_submit_env(), cwd=PROJECT_ROOT) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            log.info("%s", line)
+        code = process.wait()
+    if code != 0:
+        raise SparkJobFailed(f"spark-submit exited with {code}; last lines:\n" + "\n".join(tail))
+    return code
+
+
+def spark_job_operator(profile: Profile | None = None) -> tuple[type[BaseOperator], dict[str, Any]]:
+    """The operator class the profile asks for and the keyword arguments it needs.
+
+    Use it directly to map a job over arguments:
+    ``cls.partial(task_id=..., job=job, **kwargs).expand(arguments=...)``.
+    """
+    profile = profile or get_profile()
+    if profile.spark.launcher == "emr_on_eks":
+        return PaymentsEmrContainerOperator, {
+            "spark": profile.spark,
+            "aws_conn_id": profile.aws_conn_id,
+            "region_name": profile.region,
+            "poll_interval": 30,
+            "tags": {"project": "payments-index"},
+        }
+    return LocalSparkSubmitOperator, {"spark": profile.spark}
+
+
+def spark_job_task(job: SparkJob, *, task_id: str, profile: Profile | None = None, **operator_kwargs: Any) -> BaseOperator:
+    """The operator that runs ``job`` under the active profile."""
+    operator_class, kwargs = spark_job_operator(profile)
+    return operator_class(task_id=task_id, job=job, **kwargs, **operator_kwargs)
+
+
+__all__ = [
+    "EmrContainerHook",
+    "LocalSparkSubmitOperator",
+    "PaymentsEmrContainerOperator",
+    "SparkJob",
+    "SparkJobFailed",
+    "client_request_token",
+    "spark_job_operator",
+    "spark_job_task",
+]

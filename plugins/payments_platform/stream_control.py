@@ -1,0 +1,264 @@
+"""Start, stop and inspect the long-running streaming index job.
+
+* ``LocalStreamController``: a detached ``spark-submit`` process on this machine,
+  tracked by a pid file; its log goes to ``.local/stream/stream_index.log``.
+* ``EmrStreamController``: one EMR on EKS job run named ``payments-stream-index``
+  with EMR's job retry policy; found again by name and state.
+
+Health comes from the streaming metrics the job writes per micro-batch (see
+docs/streaming.md): freshness of the last committed batch and the consumer lag.
+The restart policy (budget per rolling hour, exponential backoff) is pure and kept
+in a small state file in the lake, so every supervisor run sees the same history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from payments_platform import lake_io
+from payments_platform.profiles import PROJECT_ROOT, Profile, get_profile
+from payments_platform.spark_jobs import (
+    EMR_FAILED_STATES,
+    SparkJob,
+    conf_flags,
+    emr_configuration_overrides,
+    emr_job_driver,
+    spark_conf,
+    spark_submit_env,
+)
+
+STREAM_JOB_NAME = "payments-stream-index"
+ACTIVE_EMR_STATES = ["PENDING", "SUBMITTED", "RUNNING"]
+
+
+def stream_job(profile: Profile) -> SparkJob:
+    lake, kafka = profile.lake, profile.kafka
+    return SparkJob(
+        name=STREAM_JOB_NAME,
+        entrypoint="stream_index.py",
+        streaming=True,
+        arguments=[
+            "--bootstrap-servers", kafka.bootstrap_servers,
+            "--security", kafka.security,
+            "--transactions-topic", kafka.transactions_topic,
+            "--fraud-signals-topic", kafka.fraud_signals_topic,
+            "--alerts-topic", kafka.fraud_alerts_topic,
+            "--dead-letter-topic", kafka.dead_letter_topic,
+            "--index-uri", lake.index_uri,
+            "--checkpoint-uri", lake.checkpoint_uri,
+            "--metrics-uri", lake.metrics_uri,
+        ],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    running: bool
+    reference: str | None = None  # pid or EMR job id
+    detail: str = ""
+
+
+class StreamController(Protocol):
+    def status(self) -> StreamStatus: ...
+
+    def start(self) -> StreamStatus: ...
+
+    def stop(self) -> StreamStatus: ...
+
+
+class LocalStreamController:
+    def __init__(self, profile: Profile, state_dir: Path | None = None) -> None:
+        self.profile = profile
+        self.state_dir = state_dir or PROJECT_ROOT / ".local" / "stream"
+        self.pid_file = self.state_dir / "stream_index.pid"
+        self.log_file = self.state_dir / "stream_index.log"
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid if _is_alive(pid) else None
+
+    def status(self) -> StreamStatus:
+        pid = self._pid()
+        return StreamStatus(running=pid is not None, reference=str(pid) if pid else None, detail=f"log: {self.log_file}")
+
+    def command(self) -> list[str]:
+        import sys
+
+        job = stream_job(self.profile)
+        spark = self.profile.spark
+        spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+        return [spark_submit, "--master", spark.master or "local[2]", *conf_flags(spark_conf(spark, job)), f"{spark.entrypoint_uri}/{job.entrypoint}", *job.arguments]
+
+    def start(self) -> StreamStatus:
+        current = self.status()
+        if current.running:
+            return current
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("a") as log:
+            log.write(f"\n--- start {datetime.now(UTC).isoformat()} ---\n")
+            log.flush()
+            process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=spark_submit_env(), cwd=PROJECT_ROOT, start_new_session=True)
+        self.pid_file.write_text(str(process.pid))
+        return StreamStatus(running=True, reference=str(process.pid), detail=f"log: {self.log_file}")
+
+    def stop(self, timeout_s: float = 30) -> StreamStatus:
+        pid = self._pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return StreamStatus(running=False, detail="not running")
+        os.killpg(os.getpgid(pid), signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _is_alive(pid):
+            time.sleep(0.5)
+        if _is_alive(pid):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return StreamStatus(running=False, reference=str(pid), detail="stopped")
+
+
+def _is_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap our own exited child, if it is one
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+class EmrStreamController:
+    def __init__(self, profile: Profile) -> None:
+        from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
+
+        self.profile = profile
+        self.hook = EmrContainerHook(aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id)
+
+    def _active_jobs(self) -> list[dict[str, Any]]:
+        response = self.hook.conn.list_job_runs(virtualClusterId=self.profile.spark.virtual_cluster_id, name=STREAM_JOB_NAME, states=ACTIVE_EMR_STATES)
+        return response.get("jobRuns", [])
+
+    def status(self) -> StreamStatus:
+        jobs = self._active_jobs()
+        if not jobs:
+            return StreamStatus(running=False, detail="no active job run")
+        return StreamStatus(running=True, reference=jobs[0]["id"], detail=jobs[0]["state"])
+
+    def start(self) -> StreamStatus:
+        current = self.status()
+        if current.running:
+            return current
+        spark, job = self.profile.spark, stream_job(self.profile)
+        job_id = self.hook.submit_job(
+            job.name,
+            spark.execution_role_arn,
+            spark.release_label,
+            emr_job_driver(spark, job, job.arguments),
+            emr_configuration_overrides(spark, job),
+            f"stream-{int(time.time())}",  # each start is a new run on purpose
+            {"project": "payments-index", "job": job.name},
+            spark.stream_max_attempts,
+        )
+        return StreamStatus(running=True, reference=job_id, detail="SUBMITTED")
+
+    def stop(self) -> StreamStatus:
+        jobs = self._active_jobs()
+        for job in jobs:
+            self.hook.conn.cancel_job_run(id=job["id"], virtualClusterId=self.profile.spark.virtual_cluster_id)
+        return StreamStatus(running=False, reference=",".join(j["id"] for j in jobs) or None, detail="cancelled" if jobs else "not running")
+
+
+def get_stream_controller(profile: Profile | None = None) -> StreamController:
+    profile = profile or get_profile()
+    return EmrStreamController(profile) if profile.spark.launcher == "emr_on_eks" else LocalStreamController(profile)
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    healthy: bool
+    freshness_s: float | None
+    total_lag: int | None
+    problems: list[str] = field(default_factory=list)
+
+
+def latest_metrics(metrics_uri: str) -> dict[str, Any] | None:
+    """The newest micro-batch metrics record the streaming job wrote, if any."""
+    folder = Path(lake_io.join(metrics_uri, "stream"))
+    if lake_io.is_s3(metrics_uri):
+        text = lake_io.read_text(lake_io.join(metrics_uri, "stream", "latest.json"))
+        return json.loads(text) if text else None
+    latest = folder / "latest.json"
+    if latest.is_file():
+        return json.loads(latest.read_text())
+    return None
+
+
+def assess_health(metrics: dict[str, Any] | None, now: datetime, max_staleness_s: float, max_lag: int) -> StreamHealth:
+    if metrics is None:
+        return StreamHealth(False, None, None, ["no micro-batch metrics yet"])
+    committed = datetime.fromisoformat(str(metrics["committed_at"]).replace("Z", "+00:00"))
+    freshness = (now - committed).total_seconds()
+    lag_by_partition = metrics.get("lag_by_partition") or {}
+    total_lag = int(sum(lag_by_partition.values())) if lag_by_partition else int(metrics.get("total_lag", 0))
+    problems = []
+    if freshness > max_staleness_s:
+        problems.append(f"last micro-batch committed {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")
+    if total_lag > max_lag:
+        problems.append(f"consumer lag {total_lag} records (limit {max_lag})")
+    return StreamHealth(not problems, freshness, total_lag, problems)
+
+
+# --- restart budget -------------------------------------------------------------------------
+
+
+@dataclass
+class RestartState:
+    restarts: list[str] = field(default_factory=list)  # ISO times of supervisor-initiated starts
+
+    @classmethod
+    def load(cls, uri: str) -> RestartState:
+        payload = lake_io.read_json(uri)
+        return cls(**payload) if payload else cls()
+
+    def save(self, uri: str) -> None:
+        lake_io.write_json(uri, asdict(self))
+
+
+def restart_decision(state: RestartState, now: datetime, budget: int, window: timedelta, base_backoff: timedelta) -> tuple[bool, str]:
+    """Whether a restart may happen now: within ``budget`` per ``window``, with exponential backoff."""
+    recent = [datetime.fromisoformat(t) for t in state.restarts if now - datetime.fromisoformat(t) < window]
+    if len(recent) >= budget:
+        return False, f"restart budget spent: {len(recent)} restarts in the last {window}"
+    if recent:
+        wait = base_backoff * (2 ** (len(recent) - 1))
+        since = now - max(recent)
+        if since < wait:
+            return False, f"backing off: last restart {since.total_seconds():.0f}s ago, next allowed after {wait.total_seconds():.0f}s"
+    return True, f"restart {len(recent) + 1} of {budget} in the window"
+
+
+def restart_state_uri(profile: Profile) -> str:
+    return lake_io.join(profile.lake.metrics_uri, "supervisor", "restarts.json")
+
+
+__all__ = ["EMR_FAILED_STATES"]
