@@ -1,0 +1,1 @@
+"""Builders of the aggregate index's business indexes: pure DataFrame -> DataFrame functions."""
