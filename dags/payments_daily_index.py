@@ -13,6 +13,7 @@ Stages: wait for the day's raw drops -> **batch** (batch index + quarantine) ->
 mapped task per index) -> compact the day's stream-index files -> run summary.
 
 #### Params (manual runs and `payments_reprocess`)
+* `date` — the day to build, `YYYY-MM-DD` (default: the data interval's day).
 * `from_stage` — `batch` (default), `aggregate` or `business`: earlier stages are
   skipped and later ones read the versions currently published for the day.
 * `indexes` — which business indexes to rebuild (default: all).
@@ -69,6 +70,9 @@ with DAG(
         "retry_exponential_backoff": True,
     },
     params={
+        "date": Param(
+            None, type=["null", "string"], format="date", description="Day to build (default: the data interval's day)"
+        ),
         "from_stage": Param("batch", enum=list(pipeline.STAGES), description="First stage to rebuild"),
         "indexes": Param(
             list(pipeline.BUSINESS_INDEXES),
@@ -82,7 +86,10 @@ with DAG(
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=timedelta(hours=DEADLINE_HOURS),
-        callback=AsyncCallback("payments_platform.notifications.deadline_missed", kwargs={"dag_id": DAG_ID, "deadline": f"{DEADLINE_HOURS}h after the start of the day"}),
+        callback=AsyncCallback(
+            "payments_platform.notifications.deadline_missed",
+            kwargs={"dag_id": DAG_ID, "deadline": f"{DEADLINE_HOURS}h after the start of the day"},
+        ),
         name="daily_index_finished",
     ),
 ) as dag:
@@ -90,22 +97,39 @@ with DAG(
 
     wait_for_raw_drops = raw_drop_sensor(profile, task_id="wait_for_raw_drops")
 
-    build_batch_index = spark_job_task(pipeline.batch_index_job(profile), task_id="build_batch_index", pre_execute=skip_unless_stage("batch"), pool="spark_jobs")
+    build_batch_index = spark_job_task(
+        pipeline.batch_index_job(profile), task_id="build_batch_index", pre_execute=skip_unless_stage("batch"), pool="spark_jobs"
+    )
     verify_batch_index = verify_version.override(task_id="verify_batch_index")(table="batch_index")
     verify_quarantine = verify_version.override(task_id="verify_quarantine")(table="quarantine")
-    publish_batch_index = publish_version.override(task_id="publish_batch_index")(table="batch_index", verification=verify_batch_index)
-    publish_quarantine = publish_version.override(task_id="publish_quarantine")(table="quarantine", verification=verify_quarantine)
+    publish_batch_index = publish_version.override(task_id="publish_batch_index")(
+        table="batch_index", verification=verify_batch_index
+    )
+    publish_quarantine = publish_version.override(task_id="publish_quarantine")(
+        table="quarantine", verification=verify_quarantine
+    )
 
-    resolve_aggregate_inputs = resolve_published.override(task_id="resolve_aggregate_inputs", trigger_rule=TriggerRule.NONE_FAILED)(tables=["batch_index", "aggregate_index"])
+    resolve_aggregate_inputs = resolve_published.override(
+        task_id="resolve_aggregate_inputs", trigger_rule=TriggerRule.NONE_FAILED
+    )(tables=["batch_index", "aggregate_index"])
     build_aggregate_index = spark_job_task(
-        pipeline.aggregate_index_job(profile), task_id="build_aggregate_index", pre_execute=skip_unless_stage("aggregate"), pool="spark_jobs"
+        pipeline.aggregate_index_job(profile),
+        task_id="build_aggregate_index",
+        pre_execute=skip_unless_stage("aggregate"),
+        pool="spark_jobs",
     )
     verify_aggregate_index = verify_version.override(task_id="verify_aggregate_index")(table="aggregate_index")
     verify_audit_trail = verify_version.override(task_id="verify_audit_trail")(table="audit_trail")
-    publish_aggregate_index = publish_version.override(task_id="publish_aggregate_index")(table="aggregate_index", verification=verify_aggregate_index)
-    publish_audit_trail = publish_version.override(task_id="publish_audit_trail")(table="audit_trail", verification=verify_audit_trail)
+    publish_aggregate_index = publish_version.override(task_id="publish_aggregate_index")(
+        table="aggregate_index", verification=verify_aggregate_index
+    )
+    publish_audit_trail = publish_version.override(task_id="publish_audit_trail")(
+        table="audit_trail", verification=verify_audit_trail
+    )
 
-    resolve_business_inputs = resolve_published.override(task_id="resolve_business_inputs", trigger_rule=TriggerRule.NONE_FAILED)(tables=["aggregate_index"])
+    resolve_business_inputs = resolve_published.override(task_id="resolve_business_inputs", trigger_rule=TriggerRule.NONE_FAILED)(
+        tables=["aggregate_index"]
+    )
 
     @task
     def plan_business_indexes(plan: dict, inputs: dict) -> list[dict]:
@@ -113,7 +137,9 @@ with DAG(
         return [
             {
                 "table": index,
-                "arguments": pipeline.business_index_arguments(profile, index, plan["dt"], plan["version"], inputs["aggregate_index"] or ""),
+                "arguments": pipeline.business_index_arguments(
+                    profile, index, plan["dt"], plan["version"], inputs["aggregate_index"] or ""
+                ),
             }
             for index in plan["indexes"]
         ]
@@ -122,13 +148,22 @@ with DAG(
     build_business_index = spark_operator.partial(
         task_id="build_business_index", job=pipeline.business_index_job(profile), pool="spark_jobs", **spark_operator_kwargs
     ).expand(arguments=business_plan.map(lambda entry: entry["arguments"]))
-    verify_business_index = verify_version.override(task_id="verify_business_index").expand(table=business_plan.map(lambda entry: entry["table"]))
-    publish_business_index = publish_version.override(task_id="publish_business_index").expand(table=business_plan.map(lambda entry: entry["table"]))
+    verify_business_index = verify_version.override(task_id="verify_business_index").expand(
+        table=business_plan.map(lambda entry: entry["table"])
+    )
+    publish_business_index = publish_version.override(task_id="publish_business_index").expand(
+        table=business_plan.map(lambda entry: entry["table"])
+    )
 
     compact_stream_index = spark_job_task(pipeline.compact_stream_job(profile), task_id="compact_stream_index", pool="spark_jobs")
     summarize_run = summarize_daily_run.override(trigger_rule=TriggerRule.ALL_DONE)()
 
     chain(plan_run, wait_for_raw_drops, build_batch_index, [verify_batch_index, verify_quarantine])
-    chain([publish_batch_index, publish_quarantine], resolve_aggregate_inputs, build_aggregate_index, [verify_aggregate_index, verify_audit_trail])
+    chain(
+        [publish_batch_index, publish_quarantine],
+        resolve_aggregate_inputs,
+        build_aggregate_index,
+        [verify_aggregate_index, verify_audit_trail],
+    )
     chain([publish_aggregate_index, publish_audit_trail], resolve_business_inputs)
     chain(business_plan, build_business_index, verify_business_index, publish_business_index, compact_stream_index, summarize_run)

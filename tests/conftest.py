@@ -21,6 +21,33 @@ def spark():
     """The one SparkSession shared by every Spark test (small data, 2 cores)."""
     from spark_apps.session import build_session
 
-    session = build_session("payments-tests", master="local[2]", conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
+    session = build_session(
+        "payments-tests", master="local[2]", conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
+    )
     yield session
     session.stop()
+
+
+AWS_PROFILE_ENV = {
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "PAYMENTS_RAW_BUCKET": "payments-raw-test",
+    "PAYMENTS_PROCESSED_BUCKET": "payments-processed-test",
+    "PAYMENTS_QUARANTINE_BUCKET": "payments-quarantine-test",
+    "PAYMENTS_CHECKPOINT_BUCKET": "payments-checkpoints-test",
+    "PAYMENTS_ARTIFACTS_BUCKET": "payments-artifacts-test",
+    "PAYMENTS_LOGS_BUCKET": "payments-logs-test",
+    "PAYMENTS_EMR_VIRTUAL_CLUSTER_ID": "vc0123456789abcdef",
+    "PAYMENTS_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/payments-emr-job",
+    "PAYMENTS_SPARK_IMAGE_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/payments-spark:1.0.0",
+    "PAYMENTS_MSK_BOOTSTRAP_BROKERS": "b-1.payments.kafka.eu-west-1.amazonaws.com:9098",
+    "PAYMENTS_ONCALL_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:payments-oncall",
+}
+
+
+@pytest.fixture
+def aws_profile_env(monkeypatch):
+    """The environment the MWAA startup script exports, with test values."""
+    for key, value in AWS_PROFILE_ENV.items():
+        monkeypatch.setenv(key, value)
+    return AWS_PROFILE_ENV

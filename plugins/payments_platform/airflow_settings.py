@@ -34,7 +34,11 @@ CONNECTION_KEYS = {
 }
 POOL_KEYS = {"pool_name", "pool_slot", "pool_description"}
 VARIABLE_KEYS = {"variable_name", "variable_value", "variable_description"}
-SECTIONS = {"connections": ("conn_id", CONNECTION_KEYS), "pools": ("pool_name", POOL_KEYS), "variables": ("variable_name", VARIABLE_KEYS)}
+SECTIONS = {
+    "connections": ("conn_id", CONNECTION_KEYS),
+    "pools": ("pool_name", POOL_KEYS),
+    "variables": ("variable_name", VARIABLE_KEYS),
+}
 
 
 class AirflowSettingsError(ValueError):
@@ -60,7 +64,9 @@ def parse_settings(text: str, source: str = "airflow_settings.yaml") -> AirflowS
         raise AirflowSettingsError(f"{source}: 'airflow' must be a mapping")
     unknown = set(body) - set(SECTIONS)
     if unknown:
-        raise AirflowSettingsError(f"{source}: airflow.{sorted(unknown)[0]}: unknown section (allowed: {', '.join(sorted(SECTIONS))})")
+        raise AirflowSettingsError(
+            f"{source}: airflow.{sorted(unknown)[0]}: unknown section (allowed: {', '.join(sorted(SECTIONS))})"
+        )
 
     parsed: dict[str, list[dict[str, Any]]] = {}
     for section, (key_field, allowed) in SECTIONS.items():
@@ -137,7 +143,14 @@ def apply_settings(settings: AirflowSettings) -> dict[str, int]:
         for item in settings.pools:
             existing = session.query(Pool).filter(Pool.pool == item["pool_name"]).one_or_none()
             if existing is None:
-                session.add(Pool(pool=item["pool_name"], slots=item["pool_slot"], description=item.get("pool_description"), include_deferred=False))
+                session.add(
+                    Pool(
+                        pool=item["pool_name"],
+                        slots=item["pool_slot"],
+                        description=item.get("pool_description"),
+                        include_deferred=False,
+                    )
+                )
             else:
                 existing.slots = item["pool_slot"]
                 existing.description = item.get("pool_description")

@@ -97,3 +97,11 @@ def remove_tree(uri: str, aws_conn_id: str | None = None) -> None:
             hook.delete_objects(bucket, keys)
         return
     shutil.rmtree(uri, ignore_errors=True)
+
+
+def delete_file(uri: str, aws_conn_id: str | None = None) -> None:
+    if is_s3(uri):
+        bucket, key = _split(uri)
+        _s3_hook(aws_conn_id).delete_objects(bucket, [key])
+        return
+    Path(uri).unlink(missing_ok=True)

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 SNS_SUBJECT_LIMIT = 100  # SNS rejects longer subjects
 
 
-def page_on_call(subject: str, body: str, *, severity: str = "critical", details: dict[str, Any] | None = None, profile: Profile | None = None) -> dict[str, Any]:
+def page_on_call(
+    subject: str, body: str, *, severity: str = "critical", details: dict[str, Any] | None = None, profile: Profile | None = None
+) -> dict[str, Any]:
     """Send one page through the profile's notifier; returns the message that was sent."""
     profile = profile or get_profile()
     message = {
@@ -110,7 +112,9 @@ async def deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) 
         "Indexes for this date are not yet visible in Athena.\n"
         "Runbook: docs/runbook.md#missed-deadline"
     )
-    return await asyncio.to_thread(page_on_call, subject, body, severity="critical", details={"dag_id": dag_id, "run_id": run_id, "deadline": str(deadline)})
+    return await asyncio.to_thread(
+        page_on_call, subject, body, severity="critical", details={"dag_id": dag_id, "run_id": run_id, "deadline": str(deadline)}
+    )
 
 
 def _field(obj: Any, name: str) -> Any:

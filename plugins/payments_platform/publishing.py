@@ -137,7 +137,9 @@ class EmbeddedPublisher(_BasePublisher):
 
     def partitions(self, table: str) -> list[dict[str, Any]]:
         with self._connect() as con:
-            rows = con.execute("SELECT dt, location, run_id FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]).fetchall()
+            rows = con.execute(
+                "SELECT dt, location, run_id FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
+            ).fetchall()
         return [{"dt": dt, "location": location, "run_id": run_id} for dt, location, run_id in rows]
 
     def publish(self, table: str, dt: str, location: str) -> Publication:
@@ -146,7 +148,16 @@ class EmbeddedPublisher(_BasePublisher):
         now = datetime.now(UTC).isoformat(timespec="seconds")
         current = self.current(table, dt)
         if current and current["location"] == location:
-            return Publication(table, dt, location, run_id, current["previous_location"], current["previous_run_id"], False, current["published_at"])
+            return Publication(
+                table,
+                dt,
+                location,
+                run_id,
+                current["previous_location"],
+                current["previous_run_id"],
+                False,
+                current["published_at"],
+            )
         previous_location = current["location"] if current else None
         previous_run_id = current["run_id"] if current else None
         with self._connect() as con:
@@ -156,13 +167,18 @@ class EmbeddedPublisher(_BasePublisher):
                 "INSERT INTO main.catalog_partitions VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [table, dt, location, run_id, previous_location, previous_run_id, now],
             )
-            con.execute("INSERT INTO main.catalog_history VALUES (?, ?, ?, ?, ?, ?)", [table, dt, location, run_id, previous_location, now])
+            con.execute(
+                "INSERT INTO main.catalog_history VALUES (?, ?, ?, ?, ?, ?)",
+                [table, dt, location, run_id, previous_location, now],
+            )
             self._refresh_view(con, table)
             con.execute("COMMIT")
         return Publication(table, dt, location, run_id, previous_location, previous_run_id, True, now)
 
     def _refresh_view(self, con, table: str) -> None:
-        rows = con.execute("SELECT dt, location FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]).fetchall()
+        rows = con.execute(
+            "SELECT dt, location FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
+        ).fetchall()
         selects = [f"SELECT *, '{dt}' AS dt FROM read_parquet('{location}/*.parquet')" for dt, location in rows]
         con.execute(f"CREATE OR REPLACE VIEW {self.database}.{table} AS " + " UNION ALL BY NAME ".join(selects))
 
@@ -208,7 +224,16 @@ class GluePublisher(_BasePublisher):
         now = datetime.now(UTC).isoformat(timespec="seconds")
         current = self.current(table, dt)
         if current and current["location"] == location.rstrip("/"):
-            return Publication(table, dt, location, run_id, current["previous_location"], current["previous_run_id"], False, current["published_at"])
+            return Publication(
+                table,
+                dt,
+                location,
+                run_id,
+                current["previous_location"],
+                current["previous_run_id"],
+                False,
+                current["published_at"],
+            )
         hook = self.hook
         storage = dict(hook.get_table(self.database, table)["StorageDescriptor"])
         storage["Location"] = location.rstrip("/") + "/"
@@ -219,9 +244,18 @@ class GluePublisher(_BasePublisher):
         if current is None:
             hook.create_partition(self.database, table, partition_input)
         else:
-            hook.get_conn().update_partition(DatabaseName=self.database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input)
+            hook.get_conn().update_partition(
+                DatabaseName=self.database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input
+            )
         return Publication(
-            table, dt, location, run_id, current["location"] if current else None, current["run_id"] if current else None, True, now
+            table,
+            dt,
+            location,
+            run_id,
+            current["location"] if current else None,
+            current["run_id"] if current else None,
+            True,
+            now,
         )
 
 

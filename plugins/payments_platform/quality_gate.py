@@ -39,7 +39,9 @@ def _verify_on_emr(table: str, location: str, profile: Profile, token_parts: tup
     result_uri = lake_io.join(location, QUALITY_RESULT_FILE)
     job = SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py")
     arguments = ["--table", table, "--location", location, "--result-uri", result_uri]
-    hook = EmrContainerHook(aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id)
+    hook = EmrContainerHook(
+        aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
+    )
     job_id = hook.submit_job(
         job.name,
         profile.spark.execution_role_arn,
@@ -55,7 +57,9 @@ def _verify_on_emr(table: str, location: str, profile: Profile, token_parts: tup
     return result
 
 
-def run_quality_gate(table: str, location: str, dt: str, *, profile: Profile | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_quality_gate(
+    table: str, location: str, dt: str, *, profile: Profile | None = None, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Verify one staged version; returns the gate result or raises (no retry) when it failed."""
     profile = profile or get_profile()
     if profile.quality.engine == "spark":
@@ -70,9 +74,13 @@ def run_quality_gate(table: str, location: str, dt: str, *, profile: Profile | N
         page_on_call(
             f"quality gate failed: {table} dt={dt}",
             "The staged version was NOT published and stays quarantined at\n"
-            f"  {location}\nFailed checks:\n" + "\n".join(f"  - {name}" for name in names) + "\nRunbook: docs/runbook.md#quality-gate-failed",
+            f"  {location}\nFailed checks:\n"
+            + "\n".join(f"  - {name}" for name in names)
+            + "\nRunbook: docs/runbook.md#quality-gate-failed",
             details={"table": table, "dt": dt, "location": location, "failed_checks": names},
             profile=profile,
         )
-        raise AirflowFailException(f"quality gate failed for {table} dt={dt} ({', '.join(names) or 'unknown checks'}); {location} stays quarantined")
+        raise AirflowFailException(
+            f"quality gate failed for {table} dt={dt} ({', '.join(names) or 'unknown checks'}); {location} stays quarantined"
+        )
     return result

@@ -171,7 +171,14 @@ class LocalSparkSubmitOperator(BaseOperator):
     def command(self) -> list[str]:
         spark_submit = Path(sys.executable).with_name("spark-submit")
         entrypoint = f"{self.spark.entrypoint_uri}/{self.job.entrypoint}"
-        return [str(spark_submit), "--master", self.spark.master or "local[2]", *conf_flags(spark_conf(self.spark, self.job)), entrypoint, *self.arguments]
+        return [
+            str(spark_submit),
+            "--master",
+            self.spark.master or "local[2]",
+            *conf_flags(spark_conf(self.spark, self.job)),
+            entrypoint,
+            *self.arguments,
+        ]
 
     def execute(self, context: Any) -> int:
         return run_spark_submit(self.command(), log=self.log)
@@ -189,7 +196,9 @@ def spark_submit_env() -> dict[str, str]:
 def run_spark_submit(command: list[str], log: Any, tail_lines: int = 40) -> int:
     log.info("spark-submit: %s", " ".join(command))
     tail: deque[str] = deque(maxlen=tail_lines)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=spark_submit_env(), cwd=PROJECT_ROOT) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=spark_submit_env(), cwd=PROJECT_ROOT
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip()

@@ -46,7 +46,9 @@ def plan_daily_run() -> dict[str, Any]:
     """Fix the day, this run's version id and what to rebuild; fail fast on bad params."""
     context = get_current_context()
     from_stage, indexes = validate_plan_params(dict(context["params"]))
-    dt = context["data_interval_start"].strftime("%Y-%m-%d")
+    dt = context["params"].get("date") or context["data_interval_start"].strftime("%Y-%m-%d")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", dt):
+        raise AirflowFailException(f"param date={dt!r}: expected YYYY-MM-DD")
     return {"dt": dt, "version": version_id(context["run_id"]), "from_stage": from_stage, "indexes": indexes}
 
 
@@ -88,7 +90,13 @@ def publish_version(table: str, verification: dict[str, Any] | None = None) -> d
     location = verification["location"] if verification else staged_location(table, plan)
     publisher = get_publisher()
     publication = publisher.publish(table, plan["dt"], location)
-    return {"table": table, "dt": plan["dt"], "location": publication.location, "previous_location": publication.previous_location, "changed": publication.changed}
+    return {
+        "table": table,
+        "dt": plan["dt"],
+        "location": publication.location,
+        "previous_location": publication.previous_location,
+        "changed": publication.changed,
+    }
 
 
 @task
@@ -118,7 +126,9 @@ def summarize_daily_run() -> dict[str, Any]:
             "published": current.get("location") == location,
         }
     summary = {"dt": plan["dt"], "version": plan["version"], "from_stage": plan["from_stage"], "tables": tables}
-    lake_io.write_json(lake_io.join(get_profile().lake.metrics_uri, "daily", f"dt={plan['dt']}", f"summary-{plan['version']}.json"), summary)
+    lake_io.write_json(
+        lake_io.join(get_profile().lake.metrics_uri, "daily", f"dt={plan['dt']}", f"summary-{plan['version']}.json"), summary
+    )
     for table, info in tables.items():
         print(f"{table:28} quality={info['quality']!s:5} published={info['published']!s:5} {info['location']}")
     return summary

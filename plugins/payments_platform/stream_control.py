@@ -105,7 +105,14 @@ class LocalStreamController:
         job = stream_job(self.profile)
         spark = self.profile.spark
         spark_submit = str(Path(sys.executable).with_name("spark-submit"))
-        return [spark_submit, "--master", spark.master or "local[2]", *conf_flags(spark_conf(spark, job)), f"{spark.entrypoint_uri}/{job.entrypoint}", *job.arguments]
+        return [
+            spark_submit,
+            "--master",
+            spark.master or "local[2]",
+            *conf_flags(spark_conf(spark, job)),
+            f"{spark.entrypoint_uri}/{job.entrypoint}",
+            *job.arguments,
+        ]
 
     def start(self) -> StreamStatus:
         current = self.status()
@@ -115,7 +122,14 @@ class LocalStreamController:
         with self.log_file.open("a") as log:
             log.write(f"\n--- start {datetime.now(UTC).isoformat()} ---\n")
             log.flush()
-            process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=spark_submit_env(), cwd=PROJECT_ROOT, start_new_session=True)
+            process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=spark_submit_env(),
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(process.pid))
         return StreamStatus(running=True, reference=str(process.pid), detail=f"log: {self.log_file}")
 
@@ -149,10 +163,14 @@ class EmrStreamController:
         from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
 
         self.profile = profile
-        self.hook = EmrContainerHook(aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id)
+        self.hook = EmrContainerHook(
+            aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
+        )
 
     def _active_jobs(self) -> list[dict[str, Any]]:
-        response = self.hook.conn.list_job_runs(virtualClusterId=self.profile.spark.virtual_cluster_id, name=STREAM_JOB_NAME, states=ACTIVE_EMR_STATES)
+        response = self.hook.conn.list_job_runs(
+            virtualClusterId=self.profile.spark.virtual_cluster_id, name=STREAM_JOB_NAME, states=ACTIVE_EMR_STATES
+        )
         return response.get("jobRuns", [])
 
     def status(self) -> StreamStatus:
@@ -182,7 +200,9 @@ class EmrStreamController:
         jobs = self._active_jobs()
         for job in jobs:
             self.hook.conn.cancel_job_run(id=job["id"], virtualClusterId=self.profile.spark.virtual_cluster_id)
-        return StreamStatus(running=False, reference=",".join(j["id"] for j in jobs) or None, detail="cancelled" if jobs else "not running")
+        return StreamStatus(
+            running=False, reference=",".join(j["id"] for j in jobs) or None, detail="cancelled" if jobs else "not running"
+        )
 
 
 def get_stream_controller(profile: Profile | None = None) -> StreamController:
@@ -244,7 +264,9 @@ class RestartState:
         lake_io.write_json(uri, asdict(self))
 
 
-def restart_decision(state: RestartState, now: datetime, budget: int, window: timedelta, base_backoff: timedelta) -> tuple[bool, str]:
+def restart_decision(
+    state: RestartState, now: datetime, budget: int, window: timedelta, base_backoff: timedelta
+) -> tuple[bool, str]:
     """Whether a restart may happen now: within ``budget`` per ``window``, with exponential backoff."""
     recent = [datetime.fromisoformat(t) for t in state.restarts if now - datetime.fromisoformat(t) < window]
     if len(recent) >= budget:
@@ -253,7 +275,10 @@ def restart_decision(state: RestartState, now: datetime, budget: int, window: ti
         wait = base_backoff * (2 ** (len(recent) - 1))
         since = now - max(recent)
         if since < wait:
-            return False, f"backing off: last restart {since.total_seconds():.0f}s ago, next allowed after {wait.total_seconds():.0f}s"
+            return (
+                False,
+                f"backing off: last restart {since.total_seconds():.0f}s ago, next allowed after {wait.total_seconds():.0f}s",
+            )
     return True, f"restart {len(recent) + 1} of {budget} in the window"
 
 

@@ -1,0 +1,19 @@
+# The EMR on EKS custom Spark image: the EMR release's own image plus the spark_apps
+# package and its Python dependencies. Build and push (see docs/infrastructure.md):
+#   docker build -t <account>.dkr.ecr.<region>.amazonaws.com/payments-spark:<tag> .
+# The base tag must match spark.release_label in include/profiles/*.yaml (tested).
+ARG EMR_BASE_REGISTRY=755674844232.dkr.ecr.us-east-1.amazonaws.com
+FROM ${EMR_BASE_REGISTRY}/spark/emr-spark-8.0.0:20260421
+
+USER root
+COPY requirements-spark.txt /tmp/requirements-spark.txt
+RUN python3 -m pip install --no-cache-dir -r /tmp/requirements-spark.txt \
+    && rm /tmp/requirements-spark.txt
+COPY spark_apps /opt/payments/spark_apps
+COPY include/contracts /opt/payments/include/contracts
+COPY include/config /opt/payments/include/config
+ENV PYTHONPATH=/opt/payments \
+    PAYMENTS_PROJECT_ROOT=/opt/payments
+
+# EMR on EKS runs Spark as the hadoop user.
+USER hadoop:hadoop

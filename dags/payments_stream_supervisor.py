@@ -1,0 +1,67 @@
+"""
+### Payments stream supervisor
+
+Keeps the streaming index job (Kafka -> Spark Structured Streaming -> stream index and
+fraud alerts) running and healthy. Every 5 minutes it:
+
+1. **inspects** the job (a local `spark-submit` process, or the EMR on EKS job run
+   `payments-stream-index`) and its latest micro-batch metrics: freshness of the last
+   committed batch and the consumer lag;
+2. **reconciles**: starts the job from its checkpoint when it is absent or failed,
+   restarts it when unhealthy — with exponential backoff and a budget of
+   `payments_stream_restart_budget` restarts per hour;
+3. **pages on-call** when the job is unhealthy and cannot be restarted (budget spent)
+   or a restart did not help.
+
+#### Manual trigger (`action` param)
+* `restart` — stop and start the job now (resumes from the checkpoint; no data lost).
+* `stop` — stop the job and leave it stopped until the next `restart`/`deploy`
+  trigger (scheduled runs will not start it while the stop marker exists).
+* `deploy` — stop, then start with the currently deployed application artifacts.
+Leave `action` empty for a normal health check.
+
+#### When it pages
+Read the job log (local: `.local/stream/stream_index.log`; AWS: the CloudWatch log
+group `/payments/emr-on-eks`, stream prefix `payments-stream-index`), then see
+docs/runbook.md#stream-unhealthy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, chain
+
+from payments_platform.notifications import OnCallNotifier
+from payments_platform.supervision import inspect_stream, reconcile_stream
+
+DAG_ID = "payments_stream_supervisor"
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Start, health-check and restart the streaming index job",
+    doc_md=__doc__,
+    schedule=timedelta(minutes=5),
+    start_date=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["payments", "streaming", "supervisor"],
+    default_args={"owner": "payments-data-platform", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "action": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "restart", "stop", "deploy"],
+            description="restart, stop or deploy; empty for a health check",
+        ),
+        "max_staleness_s": Param(
+            120, type="integer", minimum=10, description="Page when the last micro-batch is older than this"
+        ),
+        "max_lag": Param(100_000, type="integer", minimum=0, description="Page when the consumer lag exceeds this many records"),
+    },
+    on_failure_callback=OnCallNotifier(),
+) as dag:
+    inspection = inspect_stream()
+    reconciliation = reconcile_stream(inspection, restart_budget="{{ var.value.get('payments_stream_restart_budget', '3') }}")
+
+    chain(inspection, reconciliation)

@@ -1,0 +1,57 @@
+"""Pins and images agree: requirements files, the lock, the Dockerfile and the profiles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;#]+)", line.strip())
+        if match:
+            found[match.group(1).lower().replace("_", "-")] = match.group(3)
+    return found
+
+
+LOCK = pins(ROOT / "constraints.txt")
+
+
+def test_every_top_level_requirement_is_pinned_and_locked():
+    for name in ("requirements.txt", "requirements-local.txt", "requirements-test.txt", "requirements-spark.txt"):
+        lines = [line for line in (ROOT / name).read_text().splitlines() if line.strip() and not line.startswith(("#", "--"))]
+        declared = pins(ROOT / name)
+        assert len(declared) == len(lines), f"{name}: every requirement must be pinned with ==: {lines}"
+        for package, version in declared.items():
+            assert LOCK.get(package) == version, f"{name}: {package}=={version} but constraints.txt has {LOCK.get(package)}"
+
+
+def test_versions_match_production():
+    assert LOCK["apache-airflow"] == "3.3.1"  # the MWAA image
+    assert LOCK["pyspark"].startswith("4.0.")  # emr-spark-8.0.0 ships Spark 4.0.2
+    assert LOCK["soda-core"].startswith("4.")
+
+
+def test_mwaa_requirements_use_the_deployed_lock():
+    first = next(line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("--"))
+    assert first == '--constraint "/usr/local/airflow/dags/constraints.txt"'
+
+
+def test_dockerfile_base_matches_the_profiles_release_label():
+    release = yaml.safe_load((ROOT / "include/profiles/local.yaml").read_text())["spark"]["release_label"]
+    name, date = re.fullmatch(r"(emr-spark-\d+\.\d+\.\d+)-(\d{8})", release).groups()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM \S+/spark/(\S+)$", dockerfile, re.MULTILINE).group(1)
+    assert base == f"{name}:{date}"
+
+
+def test_dockerfile_installs_the_spark_requirements_and_the_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -r /tmp/requirements-spark.txt" in dockerfile
+    assert "COPY spark_apps /opt/payments/spark_apps" in dockerfile
+    assert "pyspark" not in pins(ROOT / "requirements-spark.txt"), "the EMR image provides Spark"
