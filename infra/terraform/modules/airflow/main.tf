@@ -1,0 +1,351 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  environment_name = var.name_prefix
+  account_id       = data.aws_caller_identity.current.account_id
+  region           = data.aws_region.current.region
+  partition        = data.aws_partition.current.partition
+  environment_arn  = "arn:${local.partition}:airflow:${local.region}:${local.account_id}:environment/${local.environment_name}"
+
+  # Object keys in the artifacts bucket; scripts/deploy.py uploads to exactly these.
+  artifact_keys = {
+    dags           = "dags/"
+    plugins        = "plugins.zip"
+    requirements   = "requirements.txt"
+    startup_script = "startup.sh"
+  }
+}
+
+# --- execution role --------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "MwaaAssumeRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["airflow.amazonaws.com", "airflow-env.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "execution" {
+  #checkov:skip=CKV_AWS_356:Only actions without resource-level permissions use "*" (cloudwatch:PutMetricData, s3:GetAccountPublicAccessBlock), as in the MWAA execution-role baseline.
+  #checkov:skip=CKV_AWS_111:The "*" resources are non-resource actions (metrics, account public access block); every write is scoped to named ARNs.
+  statement {
+    sid       = "PublishEnvironmentMetrics"
+    actions   = ["airflow:PublishMetrics"]
+    resources = [local.environment_arn]
+  }
+
+  statement {
+    sid       = "ReadArtifactsBucket"
+    actions   = ["s3:GetObject*", "s3:GetBucket*", "s3:List*"]
+    resources = [var.artifacts_bucket_arn, "${var.artifacts_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "CheckAccountPublicAccessBlock"
+    actions   = ["s3:GetAccountPublicAccessBlock"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ListLakeBuckets"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.bucket_arns.raw, var.bucket_arns.processed, var.bucket_arns.quarantine, var.bucket_arns.athena-results]
+  }
+
+  # Publishing reads run markers/metrics and tags superseded index versions for expiry.
+  statement {
+    sid       = "PublishIndexVersions"
+    actions   = ["s3:GetObject", "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObject"]
+    resources = ["${var.bucket_arns.processed}/*"]
+  }
+
+  statement {
+    sid       = "ReadQuarantineCounts"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arns.quarantine}/*"]
+  }
+
+  statement {
+    sid       = "AthenaResults"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${var.bucket_arns.athena-results}/*"]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arns.data]
+  }
+
+  statement {
+    sid       = "UseEnvironmentKey"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:Encrypt"]
+    resources = [var.kms_key_arns.artifacts]
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:ViaService"
+      values   = ["sqs.${local.region}.amazonaws.com", "s3.${local.region}.amazonaws.com", "logs.${local.region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "WriteAirflowLogs"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:CreateLogGroup",
+      "logs:PutLogEvents",
+      "logs:GetLogEvents",
+      "logs:GetLogRecord",
+      "logs:GetLogGroupFields",
+      "logs:GetQueryResults",
+    ]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:airflow-${local.environment_name}-*"]
+  }
+
+  statement {
+    sid       = "DescribeLogGroups"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+  }
+
+  statement {
+    sid       = "PublishMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+  }
+
+  # The Celery queue lives in an MWAA service account, hence the account wildcard.
+  statement {
+    sid = "CeleryQueue"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:SendMessage",
+    ]
+    resources = ["arn:${local.partition}:sqs:${local.region}:*:airflow-celery-*"]
+  }
+
+  statement {
+    sid       = "StartJobRunsWithTheJobRoleOnly"
+    actions   = ["emr-containers:StartJobRun"]
+    resources = [var.emr_virtual_cluster_arn]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "emr-containers:ExecutionRoleArn"
+      values   = [var.emr_job_execution_role_arn]
+    }
+  }
+
+  statement {
+    sid       = "SuperviseJobRuns"
+    actions   = ["emr-containers:DescribeJobRun", "emr-containers:CancelJobRun", "emr-containers:ListJobRuns", "emr-containers:DescribeVirtualCluster"]
+    resources = [var.emr_virtual_cluster_arn, "${var.emr_virtual_cluster_arn}/jobruns/*"]
+  }
+
+  statement {
+    sid = "PublishPartitions"
+    actions = [
+      "glue:GetDatabase",
+      "glue:GetTable",
+      "glue:GetTables",
+      "glue:GetPartition",
+      "glue:GetPartitions",
+      "glue:BatchGetPartition",
+      "glue:CreatePartition",
+      "glue:BatchCreatePartition",
+      "glue:UpdatePartition",
+      "glue:BatchUpdatePartition",
+      "glue:DeletePartition",
+      "glue:BatchDeletePartition",
+    ]
+    resources = var.glue_resource_arns
+  }
+
+  statement {
+    sid       = "QueryAthena"
+    actions   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution", "athena:GetWorkGroup"]
+    resources = [var.athena_workgroup_arn]
+  }
+
+  statement {
+    sid       = "PageOnCall"
+    actions   = ["sns:Publish"]
+    resources = [var.oncall_topic_arn]
+  }
+
+  statement {
+    sid       = "EncryptOnCallMessages"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = [var.kms_key_arns.alerting]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${local.region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "SecretsBackend"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = var.airflow_secret_arn_patterns
+  }
+
+  statement {
+    sid       = "DecryptSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arns.secrets]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${local.environment_name}-mwaa-execution"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "payments-airflow"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# --- network -------------------------------------------------------------------------
+
+resource "aws_security_group" "mwaa" {
+  name        = "${local.environment_name}-mwaa"
+  description = "MWAA workers, schedulers and private web server"
+  vpc_id      = var.vpc_id
+
+  tags = merge(var.tags, { Name = "${local.environment_name}-mwaa" })
+}
+
+# MWAA components talk to each other inside this group (required by MWAA).
+resource "aws_vpc_security_group_ingress_rule" "self" {
+  security_group_id            = aws_security_group.mwaa.id
+  description                  = "MWAA components among themselves"
+  ip_protocol                  = "-1"
+  referenced_security_group_id = aws_security_group.mwaa.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  security_group_id = aws_security_group.mwaa.id
+  description       = "HTTPS to AWS APIs (VPC endpoints) and PyPI through the NAT gateway"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_vpc_security_group_egress_rule" "self" {
+  security_group_id            = aws_security_group.mwaa.id
+  description                  = "MWAA components among themselves (metadata DB, Celery)"
+  ip_protocol                  = "-1"
+  referenced_security_group_id = aws_security_group.mwaa.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "kafka" {
+  security_group_id = aws_security_group.mwaa.id
+  description       = "MSK brokers (IAM auth over TLS) inside the VPC"
+  ip_protocol       = "tcp"
+  from_port         = 9098
+  to_port           = 9098
+  cidr_ipv4         = data.aws_vpc.this.cidr_block
+}
+
+data "aws_vpc" "this" {
+  id = var.vpc_id
+}
+
+# --- environment -----------------------------------------------------------------------
+
+resource "aws_mwaa_environment" "this" {
+  name                            = local.environment_name
+  airflow_version                 = var.airflow_version
+  environment_class               = var.environment_class
+  min_workers                     = var.workers.min
+  max_workers                     = var.workers.max
+  schedulers                      = var.schedulers
+  execution_role_arn              = aws_iam_role.execution.arn
+  kms_key                         = var.kms_key_arns.artifacts
+  webserver_access_mode           = "PRIVATE_ONLY"
+  endpoint_management             = "SERVICE"
+  weekly_maintenance_window_start = var.weekly_maintenance_window_start
+
+  source_bucket_arn                = var.artifacts_bucket_arn
+  dag_s3_path                      = local.artifact_keys.dags
+  plugins_s3_path                  = var.artifact_versions.plugins == null ? null : local.artifact_keys.plugins
+  plugins_s3_object_version        = var.artifact_versions.plugins
+  requirements_s3_path             = var.artifact_versions.requirements == null ? null : local.artifact_keys.requirements
+  requirements_s3_object_version   = var.artifact_versions.requirements
+  startup_script_s3_path           = var.artifact_versions.startup_script == null ? null : local.artifact_keys.startup_script
+  startup_script_s3_object_version = var.artifact_versions.startup_script
+
+  airflow_configuration_options = {
+    "secrets.backend"        = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    "secrets.backend_kwargs" = jsonencode(var.secrets_backend_kwargs)
+    "core.default_timezone"  = "utc"
+    "core.load_examples"     = "False"
+  }
+
+  network_configuration {
+    security_group_ids = [aws_security_group.mwaa.id]
+    subnet_ids         = var.subnet_ids
+  }
+
+  logging_configuration {
+    dag_processing_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    scheduler_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    task_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    webserver_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+
+    worker_logs {
+      enabled   = true
+      log_level = var.log_level
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.execution]
+}

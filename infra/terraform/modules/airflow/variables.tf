@@ -1,0 +1,140 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, for example payments-prod; also the MWAA environment name."
+  type        = string
+}
+
+variable "airflow_version" {
+  description = "Airflow version of the MWAA image; must match the project's pin (requirements.txt / constraints.txt)."
+  type        = string
+  default     = "3.3.1"
+}
+
+variable "environment_class" {
+  description = "MWAA environment class."
+  type        = string
+  default     = "mw1.medium"
+}
+
+variable "workers" {
+  description = "Celery worker autoscaling bounds."
+  type = object({
+    min = number
+    max = number
+  })
+  default = {
+    min = 1
+    max = 10
+  }
+}
+
+variable "schedulers" {
+  description = "Number of schedulers (2 or more for high availability)."
+  type        = number
+  default     = 2
+}
+
+variable "vpc_id" {
+  description = "VPC of the environment."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Exactly two private subnets in different zones (MWAA requirement)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) == 2
+    error_message = "MWAA needs exactly two private subnets."
+  }
+}
+
+variable "artifacts_bucket_arn" {
+  description = "Bucket holding dags/, plugins.zip, requirements.txt and startup.sh (scripts/deploy.py uploads them)."
+  type        = string
+}
+
+variable "artifact_versions" {
+  description = "S3 object versions of plugins.zip, requirements.txt and startup.sh that scripts/deploy.py printed. null leaves the artifact unset (first apply, before the first deploy)."
+  type = object({
+    plugins        = optional(string)
+    requirements   = optional(string)
+    startup_script = optional(string)
+  })
+  default = {}
+}
+
+variable "kms_key_arns" {
+  description = "Customer-managed key ARNs by domain (module kms output key_arns)."
+  type = object({
+    data      = string
+    artifacts = string
+    secrets   = string
+    alerting  = string
+  })
+}
+
+variable "bucket_arns" {
+  description = "Lake bucket ARNs by role (module lake output bucket_arns)."
+  type = object({
+    raw            = string
+    processed      = string
+    quarantine     = string
+    athena-results = string
+  })
+}
+
+variable "emr_virtual_cluster_arn" {
+  description = "EMR on EKS virtual cluster the DAGs submit job runs to."
+  type        = string
+}
+
+variable "emr_job_execution_role_arn" {
+  description = "The only execution role DAGs may start EMR job runs with."
+  type        = string
+}
+
+variable "glue_resource_arns" {
+  description = "Glue catalog, database and table ARNs whose partitions the DAGs publish."
+  type        = list(string)
+}
+
+variable "athena_workgroup_arn" {
+  description = "Athena workgroup the DAGs query."
+  type        = string
+}
+
+variable "oncall_topic_arn" {
+  description = "SNS topic the notifier publishes to."
+  type        = string
+}
+
+variable "airflow_secret_arn_patterns" {
+  description = "Secret ARN patterns of the Airflow connections/variables prefixes (module secrets output)."
+  type        = list(string)
+}
+
+variable "secrets_backend_kwargs" {
+  description = "backend_kwargs of the Secrets Manager secrets backend (connections_prefix, variables_prefix)."
+  type = object({
+    connections_prefix = string
+    variables_prefix   = string
+  })
+}
+
+variable "log_level" {
+  description = "Level of the MWAA CloudWatch logs."
+  type        = string
+  default     = "INFO"
+}
+
+variable "weekly_maintenance_window_start" {
+  description = "Weekly maintenance window start (DAY:HH:MM, UTC)."
+  type        = string
+  default     = "SUN:03:00"
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,264 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.region
+}
+
+# --- on-call topic ------------------------------------------------------------------
+
+resource "aws_sns_topic" "oncall" {
+  name              = "${var.name_prefix}-oncall"
+  display_name      = "Payments on-call"
+  kms_master_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "oncall" {
+  statement {
+    sid       = "AllowCloudWatchAlarmsOfThisAccount"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.oncall.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.oncall.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "oncall" {
+  arn    = aws_sns_topic.oncall.arn
+  policy = data.aws_iam_policy_document.oncall.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.oncall_email_endpoints)
+
+  topic_arn = aws_sns_topic.oncall.arn
+  protocol  = "email"
+  endpoint  = each.key
+}
+
+# --- streaming alarms ------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
+  alarm_name          = "${var.name_prefix}-stream-freshness"
+  alarm_description   = "Stream index older than ${var.freshness_threshold_seconds}s (or no freshness metric at all: the streaming app is down)."
+  namespace           = var.metrics_namespace
+  metric_name         = "FreshnessSeconds"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.freshness_threshold_seconds
+  treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.oncall.arn]
+  ok_actions          = [aws_sns_topic.oncall.arn]
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "consumer_lag" {
+  alarm_name          = "${var.name_prefix}-stream-consumer-lag"
+  alarm_description   = "Streaming app more than ${var.consumer_lag_threshold} records behind the input topics."
+  namespace           = var.metrics_namespace
+  metric_name         = "ConsumerLag"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 10
+  datapoints_to_alarm = 5
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.consumer_lag_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.oncall.arn]
+  ok_actions          = [aws_sns_topic.oncall.arn]
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
+  alarm_name          = "${var.name_prefix}-quarantine-rate-spike"
+  alarm_description   = "More than ${var.quarantine_rate_threshold * 100}% of records quarantined: an upstream producer or schema change."
+  namespace           = var.metrics_namespace
+  metric_name         = "QuarantineRate"
+  statistic           = "Average"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.quarantine_rate_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.oncall.arn]
+  ok_actions          = [aws_sns_topic.oncall.arn]
+
+  tags = var.tags
+}
+
+# --- EMR on EKS job failures -----------------------------------------------------------
+# EMR on EKS emits a job-run state change event per run; failed runs of this virtual
+# cluster are recorded in a log group (audit trail) and counted by the alarm below.
+
+resource "aws_cloudwatch_event_rule" "emr_job_failed" {
+  name        = "${var.name_prefix}-emr-job-failed"
+  description = "EMR on EKS job runs of the payments virtual cluster that ended FAILED"
+
+  event_pattern = jsonencode({
+    source        = ["aws.emr-containers"]
+    "detail-type" = ["EMR Job Run State Change"]
+    detail = {
+      state            = ["FAILED"]
+      virtualClusterId = [var.emr_virtual_cluster_id]
+    }
+  })
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "emr_job_failures" {
+  name              = "/aws/events/${var.name_prefix}/emr-job-failures"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "events_to_logs" {
+  statement {
+    sid       = "EventBridgeWritesJobFailures"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.emr_job_failures.arn}:*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.emr_job_failed.arn]
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_resource_policy" "events_to_logs" {
+  policy_name     = "${var.name_prefix}-emr-job-failures"
+  policy_document = data.aws_iam_policy_document.events_to_logs.json
+}
+
+resource "aws_cloudwatch_event_target" "emr_job_failed_log" {
+  rule      = aws_cloudwatch_event_rule.emr_job_failed.name
+  target_id = "job-failure-log"
+  arn       = aws_cloudwatch_log_group.emr_job_failures.arn
+}
+
+resource "aws_cloudwatch_metric_alarm" "emr_job_failures" {
+  alarm_name          = "${var.name_prefix}-emr-job-failures"
+  alarm_description   = "An EMR on EKS job run failed; details in ${aws_cloudwatch_log_group.emr_job_failures.name}."
+  namespace           = "AWS/Events"
+  metric_name         = "TriggeredRules"
+  dimensions          = { RuleName = aws_cloudwatch_event_rule.emr_job_failed.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.oncall.arn]
+  ok_actions          = [aws_sns_topic.oncall.arn]
+
+  tags = var.tags
+}
+
+# --- dashboard ------------------------------------------------------------------------
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = "${var.name_prefix}-payments"
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title       = "Stream index freshness (s)"
+          region      = local.region
+          stat        = "Maximum"
+          period      = 60
+          metrics     = [[var.metrics_namespace, "FreshnessSeconds"]]
+          annotations = { horizontal = [{ label = "page", value = var.freshness_threshold_seconds }] }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title       = "Consumer lag (records)"
+          region      = local.region
+          stat        = "Maximum"
+          period      = 60
+          metrics     = [[var.metrics_namespace, "ConsumerLag"]]
+          annotations = { horizontal = [{ label = "page", value = var.consumer_lag_threshold }] }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title       = "Quarantine rate"
+          region      = local.region
+          stat        = "Average"
+          period      = 300
+          metrics     = [[var.metrics_namespace, "QuarantineRate"]]
+          annotations = { horizontal = [{ label = "page", value = var.quarantine_rate_threshold }] }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title   = "Failed EMR job runs"
+          region  = local.region
+          stat    = "Sum"
+          period  = 300
+          metrics = [["AWS/Events", "TriggeredRules", "RuleName", aws_cloudwatch_event_rule.emr_job_failed.name]]
+        }
+      },
+      {
+        type = "alarm", x = 0, y = 12, width = 24, height = 4
+        properties = {
+          title = "On-call alarms"
+          alarms = [
+            aws_cloudwatch_metric_alarm.stream_freshness.arn,
+            aws_cloudwatch_metric_alarm.consumer_lag.arn,
+            aws_cloudwatch_metric_alarm.quarantine_rate.arn,
+            aws_cloudwatch_metric_alarm.emr_job_failures.arn,
+          ]
+        }
+      },
+    ]
+  })
+}

@@ -1,0 +1,301 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.region}"
+
+  # Every bucket but the logs bucket; each logs its requests to the logs bucket.
+  buckets = {
+    raw            = { kms_key_arn = var.data_kms_key_arn, purpose = "Raw daily drops (clear card data until masked)" }
+    processed      = { kms_key_arn = var.data_kms_key_arn, purpose = "Versioned index tables and metrics" }
+    quarantine     = { kms_key_arn = var.data_kms_key_arn, purpose = "Quarantined records with reason codes" }
+    checkpoints    = { kms_key_arn = var.data_kms_key_arn, purpose = "Spark Structured Streaming checkpoints" }
+    artifacts      = { kms_key_arn = var.artifacts_kms_key_arn, purpose = "MWAA DAGs, plugins, requirements and Spark applications" }
+    athena-results = { kms_key_arn = var.data_kms_key_arn, purpose = "Athena query results" }
+  }
+  object_expiry_days = {
+    raw            = var.raw_retention_days
+    quarantine     = var.quarantine_retention_days
+    athena-results = var.athena_results_retention_days
+  }
+  bucket_names = merge(
+    { for name, _ in local.buckets : name => "${var.name_prefix}-${name}-${local.suffix}" },
+    { logs = "${var.name_prefix}-logs-${local.suffix}" },
+  )
+  all_buckets = merge(
+    { for name, bucket in aws_s3_bucket.this : name => bucket },
+    { logs = aws_s3_bucket.logs },
+  )
+  all_kms_key_arns = merge(
+    { for name, bucket in local.buckets : name => bucket.kms_key_arn },
+    { logs = var.logs_kms_key_arn },
+  )
+}
+
+# --- data buckets -----------------------------------------------------------------
+
+resource "aws_s3_bucket" "this" {
+  for_each = local.buckets
+
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice made per environment (second region, second key); not part of this single-region baseline.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events: Airflow orchestrates every step, so event notifications would have no subscriber.
+  bucket        = local.bucket_names[each.key]
+  force_destroy = var.force_destroy
+
+  tags = merge(var.tags, { Purpose = each.value.purpose })
+}
+
+resource "aws_s3_bucket_logging" "this" {
+  for_each = local.buckets
+
+  bucket        = aws_s3_bucket.this[each.key].id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3-access/${each.key}/"
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = local.buckets
+
+  bucket = aws_s3_bucket.this[each.key].id
+
+  # Overwritten or deleted objects stay recoverable for the retention period.
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.index_retention_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+
+  # Index versions replaced by a newer run: the publisher tags them when it
+  # repoints the partition; they expire index_retention_days after they were written.
+  dynamic "rule" {
+    for_each = each.key == "processed" ? [1] : []
+    content {
+      id     = "expire-superseded-index-versions"
+      status = "Enabled"
+
+      filter {
+        and {
+          prefix = "indexes/"
+          tags   = { (var.superseded_tag.key) = var.superseded_tag.value }
+        }
+      }
+
+      expiration {
+        days = var.index_retention_days
+      }
+
+      noncurrent_version_expiration {
+        noncurrent_days = 1
+      }
+    }
+  }
+
+  # Whole-bucket expiry where data has a fixed useful life.
+  dynamic "rule" {
+    for_each = contains(keys(local.object_expiry_days), each.key) ? [local.object_expiry_days[each.key]] : []
+    content {
+      id     = "expire-objects"
+      status = "Enabled"
+
+      filter {}
+
+      expiration {
+        days = rule.value
+      }
+    }
+  }
+}
+
+# --- logs bucket (target of every other bucket's access logs) ---------------------
+
+resource "aws_s3_bucket" "logs" {
+  #checkov:skip=CKV_AWS_18:This is the access-log target; logging it into itself would create a feedback loop of log objects.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice made per environment; not part of this single-region baseline.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes log bucket events; logs are read by Athena and auditors on demand.
+  bucket        = local.bucket_names.logs
+  force_destroy = var.force_destroy
+
+  tags = merge(var.tags, { Purpose = "S3 server access logs and Spark/EMR logs" })
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    id     = "retain-logs"
+    status = "Enabled"
+
+    filter {}
+
+    transition {
+      days          = 90
+      storage_class = "GLACIER_IR"
+    }
+
+    expiration {
+      days = var.log_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}
+
+# --- settings shared by every bucket --------------------------------------------
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = local.bucket_names
+
+  bucket = local.all_buckets[each.key].id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  for_each = local.bucket_names
+
+  bucket = local.all_buckets[each.key].id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = local.all_kms_key_arns[each.key]
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each = local.bucket_names
+
+  bucket                  = local.all_buckets[each.key].id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = local.bucket_names
+
+  bucket = local.all_buckets[each.key].id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+data "aws_iam_policy_document" "bucket" {
+  for_each = local.bucket_names
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [local.all_buckets[each.key].arn, "${local.all_buckets[each.key].arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "DenyOutdatedTls"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [local.all_buckets[each.key].arn, "${local.all_buckets[each.key].arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "NumericLessThan"
+      variable = "s3:TlsVersion"
+      values   = ["1.2"]
+    }
+  }
+
+  # Writers may omit the header (default encryption applies) but may not ask for another algorithm.
+  statement {
+    sid       = "DenyNonKmsEncryptionHeader"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.all_buckets[each.key].arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "StringNotEqualsIfExists"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "logs" ? [1] : []
+    content {
+      sid       = "AllowS3ServerAccessLogDelivery"
+      effect    = "Allow"
+      actions   = ["s3:PutObject"]
+      resources = ["${aws_s3_bucket.logs.arn}/s3-access/*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["logging.s3.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = [for name, bucket in aws_s3_bucket.this : bucket.arn]
+      }
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  for_each = local.bucket_names
+
+  bucket = local.all_buckets[each.key].id
+  policy = data.aws_iam_policy_document.bucket[each.key].json
+
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}

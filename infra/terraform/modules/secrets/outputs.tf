@@ -1,0 +1,25 @@
+output "pan_token_secret_arn" {
+  description = "ARN of the PAN tokenization key secret."
+  value       = aws_secretsmanager_secret.pan_token_key.arn
+}
+
+output "pan_token_secret_name" {
+  description = "Name of the PAN tokenization key secret."
+  value       = aws_secretsmanager_secret.pan_token_key.name
+}
+
+output "airflow_secret_arn_patterns" {
+  description = "Secret ARN patterns of MWAA's secrets backend (connections and variables prefixes)."
+  value = [
+    "${local.secret_arn_base}:${var.airflow_connections_prefix}/*",
+    "${local.secret_arn_base}:${var.airflow_variables_prefix}/*",
+  ]
+}
+
+output "airflow_secrets_backend_kwargs" {
+  description = "backend_kwargs of Airflow's SecretsManagerBackend."
+  value = {
+    connections_prefix = var.airflow_connections_prefix
+    variables_prefix   = var.airflow_variables_prefix
+  }
+}
