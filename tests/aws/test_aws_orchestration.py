@@ -1,0 +1,249 @@
+"""The ``aws`` profile against moto: exact EMR on EKS requests, Glue partitions, SNS pages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from payments_platform import lake_io
+from payments_platform.profiles import load_profile
+
+REGION = "eu-west-1"
+
+
+class _ReleaseAwareRe:
+    """moto 5.2.5 only knows ``emr-X.Y.0-*`` release labels, not the newer ``emr-spark-8.0.0-*``."""
+
+    def __getattr__(self, name):
+        return getattr(re, name)
+
+    def match(self, pattern, string, *args):
+        return re.match(r"emr-spark-\d+\.\d+\.\d+-(latest|\d{8})", string) or re.match(pattern, string, *args)
+
+
+@pytest.fixture
+def aws(monkeypatch, aws_profile_env):
+    import moto.emrcontainers.models
+
+    monkeypatch.setattr(moto.emrcontainers.models, "re", _ReleaseAwareRe())
+    monkeypatch.setenv("PAYMENTS_PROFILE", "aws")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "extra": {"region_name": REGION}}))
+    load_profile.cache_clear()
+    with mock_aws():
+        yield load_profile("aws")
+    load_profile.cache_clear()
+
+
+def capture(client, operation: str) -> list[dict]:
+    """Record the parameters of every ``operation`` call made through ``client``."""
+    calls: list[dict] = []
+    client.meta.events.register(
+        f"provide-client-params.*.{operation}", lambda params, **_: calls.append(json.loads(json.dumps(params)))
+    )
+    return calls
+
+
+def test_batch_job_start_job_run_request(aws):
+    from payments_platform import pipeline
+    from payments_platform.spark_jobs import PaymentsEmrContainerOperator, client_request_token, spark_job_task
+
+    operator = spark_job_task(pipeline.batch_index_job(aws), task_id="build_batch_index")
+    assert isinstance(operator, PaymentsEmrContainerOperator)
+    operator.arguments = ["--date", "2026-11-21", "--run-id", "v1"]  # as rendered
+    emr = boto3.client("emr-containers", region_name=REGION)
+    cluster = emr.create_virtual_cluster(
+        name="payments", containerProvider={"id": "eks", "type": "EKS", "info": {"eksInfo": {"namespace": "emr"}}}
+    )
+    operator.virtual_cluster_id = cluster["id"]
+    operator.hook.virtual_cluster_id = cluster["id"]
+    calls = capture(operator.hook.conn, "StartJobRun")
+    ti = SimpleNamespace(
+        dag_id="payments_daily_index", run_id="scheduled__2026-11-22T00:00:00+00:00", task_id="build_batch_index", map_index=-1
+    )
+    operator.deferrable = False
+    operator.wait_for_completion = False
+    operator.execute({"ti": ti})
+
+    assert len(calls) == 2, "one probe for a failed earlier job, one submit the parent waits on"
+    request = calls[-1]
+    assert request["releaseLabel"] == "emr-spark-8.0.0-20260421"
+    assert request["executionRoleArn"] == "arn:aws:iam::123456789012:role/payments-emr-job"
+    assert request["clientToken"] == client_request_token("payments_daily_index", ti.run_id, "build_batch_index", -1, 0)
+    driver = request["jobDriver"]["sparkSubmitJobDriver"]
+    assert driver["entryPoint"] == "s3://payments-artifacts-test/spark_apps/jobs/batch_index.py"
+    assert driver["entryPointArguments"] == ["--date", "2026-11-21", "--run-id", "v1"]
+    assert driver["sparkSubmitParameters"].startswith("--py-files s3://payments-artifacts-test/spark_apps/spark_apps.zip --conf ")
+    assert "--conf spark.sql.session.timeZone=UTC" in driver["sparkSubmitParameters"]
+    monitoring = request["configurationOverrides"]["monitoringConfiguration"]
+    assert monitoring["cloudWatchMonitoringConfiguration"] == {
+        "logGroupName": "/payments/emr-on-eks",
+        "logStreamNamePrefix": "batch-index",
+    }
+    assert monitoring["s3MonitoringConfiguration"] == {"logUri": "s3://payments-logs-test/emr-on-eks"}
+    assert request["configurationOverrides"]["applicationConfiguration"][0]["properties"] == {
+        "spark.kubernetes.container.image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/payments-spark:1.0.0"
+    }
+    assert "retryPolicyConfiguration" not in request, "batch jobs are retried by Airflow, not EMR"
+
+
+def test_client_token_is_stable_across_retries_and_distinct_per_task():
+    from payments_platform.spark_jobs import client_request_token
+
+    first = client_request_token("d", "r", "t", -1)
+    assert first == client_request_token("d", "r", "t", -1)
+    assert len(first) <= 64
+    assert first != client_request_token("d", "r", "t", 0)
+    assert first != client_request_token("d", "r2", "t", -1)
+    assert first != client_request_token("d", "r", "t", -1, generation=1)
+
+
+def test_stream_job_gets_emr_retry_policy(aws):
+    from payments_platform.stream_control import EmrStreamController
+
+    emr = boto3.client("emr-containers", region_name=REGION)
+    cluster = emr.create_virtual_cluster(
+        name="payments", containerProvider={"id": "eks", "type": "EKS", "info": {"eksInfo": {"namespace": "emr"}}}
+    )
+    profile = aws.model_copy(update={"spark": aws.spark.model_copy(update={"virtual_cluster_id": cluster["id"]})})
+    controller = EmrStreamController(profile)
+    calls = capture(controller.hook.conn, "StartJobRun")
+    controller.start()
+    assert calls[0]["retryPolicyConfiguration"] == {"maxAttempts": 5}
+    assert calls[0]["name"] == "payments-stream-index"
+    arguments = calls[0]["jobDriver"]["sparkSubmitJobDriver"]["entryPointArguments"]
+    assert arguments[arguments.index("--security") + 1] == "iam"
+    assert arguments[arguments.index("--checkpoint-uri") + 1] == "s3://payments-checkpoints-test/checkpoints"
+
+
+def _glue_table(table: str) -> None:
+    glue = boto3.client("glue", region_name=REGION)
+    glue.create_database(DatabaseInput={"Name": "payments"})
+    glue.create_table(
+        DatabaseName="payments",
+        TableInput={
+            "Name": table,
+            "PartitionKeys": [{"Name": "dt", "Type": "string"}],
+            "StorageDescriptor": {
+                "Columns": [{"Name": "transaction_id", "Type": "string"}],
+                "Location": f"s3://payments-processed-test/indexes/{table}/",
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+            },
+        },
+    )
+
+
+def _stage_version(run_id: str, passed: bool = True) -> str:
+    s3 = boto3.client("s3", region_name=REGION)
+    if "payments-processed-test" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="payments-processed-test", CreateBucketConfiguration={"LocationConstraint": REGION})
+    location = lake_io.version_location("s3://payments-processed-test/indexes", "batch_index", "2026-11-21", run_id)
+    prefix = location.removeprefix("s3://payments-processed-test/")
+    s3.put_object(Bucket="payments-processed-test", Key=f"{prefix}/part-0.parquet", Body=b"PAR1")
+    s3.put_object(
+        Bucket="payments-processed-test",
+        Key=f"{prefix}/_quality.json",
+        Body=json.dumps({"passed": passed, "checks_failed": [] if passed else [{"name": "row_count > 0"}]}),
+    )
+    return location
+
+
+def test_glue_partition_created_repointed_and_rolled_back(aws):
+    from payments_platform.publishing import GluePublisher, PublishError
+
+    _glue_table("batch_index")
+    publisher = GluePublisher("payments", aws.lake.index_uri, aws.aws_conn_id, REGION)
+    glue = boto3.client("glue", region_name=REGION)
+    first, second = _stage_version("v1"), _stage_version("v2")
+
+    created = publisher.publish("batch_index", "2026-11-21", first)
+    assert created.changed and created.previous_location is None
+    assert publisher.publish("batch_index", "2026-11-21", first).changed is False, "idempotent"
+    repointed = publisher.publish("batch_index", "2026-11-21", second)
+    assert repointed.previous_location == first
+    partitions = glue.get_partitions(DatabaseName="payments", TableName="batch_index")["Partitions"]
+    assert len(partitions) == 1
+    assert partitions[0]["StorageDescriptor"]["Location"] == second + "/"
+    assert partitions[0]["Parameters"]["run_id"] == "v2"
+    assert partitions[0]["Parameters"]["previous_run_id"] == "v1"
+    assert partitions[0]["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+
+    publisher.rollback("batch_index", "2026-11-21")
+    assert (
+        glue.get_partition(DatabaseName="payments", TableName="batch_index", PartitionValues=["2026-11-21"])["Partition"][
+            "StorageDescriptor"
+        ]["Location"]
+        == first + "/"
+    )
+
+    failed = _stage_version("v3", passed=False)
+    with pytest.raises(PublishError, match=r"quality gate failed \(row_count > 0\)"):
+        publisher.publish("batch_index", "2026-11-21", failed)
+    assert publisher.current("batch_index", "2026-11-21")["location"] == first
+
+
+def _sns_subscribed_queue() -> tuple[object, str]:
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="payments-oncall")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="oncall")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return sqs, queue_url
+
+
+def _received(sqs, queue_url) -> list[dict]:
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_failure_callback_pages_through_sns(aws):
+    from payments_platform.notifications import OnCallNotifier
+
+    sqs, queue_url = _sns_subscribed_queue()
+    ti = SimpleNamespace(
+        dag_id="payments_daily_index", run_id="r1", task_id="build_batch_index", try_number=3, log_url="http://mwaa/log"
+    )
+    OnCallNotifier().notify({"ti": ti, "exception": RuntimeError("spark-submit exited with 1")})
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"] == "[CRITICAL] payments_daily_index.build_batch_index failed (r1)"
+    message = json.loads(envelope["Message"])
+    assert "Error: spark-submit exited with 1" in message["body"]
+    assert message["details"]["task_id"] == "build_batch_index"
+    assert envelope["MessageAttributes"]["severity"]["Value"] == "critical"
+
+
+def test_missed_deadline_pages_through_sns(aws):
+    from payments_platform.notifications import deadline_missed
+
+    sqs, queue_url = _sns_subscribed_queue()
+    asyncio.run(
+        deadline_missed(
+            {"dag_run": {"dag_id": "payments_daily_index", "run_id": "scheduled__2026-11-21"}},
+            deadline="30h after the start of the day",
+        )
+    )
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"] == "[CRITICAL] payments_daily_index missed its deadline (scheduled__2026-11-21)"
+    assert "has not finished by 30h after the start of the day" in json.loads(envelope["Message"])["body"]
+
+
+def test_daily_dag_declares_the_deadline(aws_profile_env):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.test_dag_policy import DAGS_DIR
+
+    dag = DagBag(dag_folder=str(DAGS_DIR / "payments_daily_index.py")).dags["payments_daily_index"]
+    [alert] = dag.deadline
+    assert alert.interval.total_seconds() == 30 * 3600
+    assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
+    assert alert.callback.path == "payments_platform.notifications.deadline_missed"
