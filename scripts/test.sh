@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (idempotent) and run the whole test suite: lint, format check,
-# then pytest (unit, spark, dags, aws via moto, kafka, infra, e2e).
+# Set everything up (idempotent) and run the whole test suite: ruff lint, then
+# pytest (unit, spark, dags, aws via moto, kafka, infra, e2e).
 #   bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +10,5 @@ bash scripts/setup.sh
 source scripts/env.sh
 echo "[test] ruff check"
 ruff check .
-echo "[test] ruff format --check"
-ruff format --check .
 echo "[test] pytest"
 python -m pytest "$@"
