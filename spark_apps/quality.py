@@ -179,7 +179,46 @@ def _column_rules() -> dict[str, ColumnRule]:
     for column in ("amount", "amount_reporting", "internal_amount", "fx_rate"):
         rules[column] = ColumnRule(f"{column} > 0", valid_min="smallest_unit")
     # Totals and counts that cannot be negative.
-    non_negative = ["gross_volume", "refund_amount", "chargeback_amount", "fee_amount", "gross_amount", "spend_1d", "spend_7d", "spend_30d", "user_spend_24h", "transaction_count", "approved_count", "declined_count", "refund_count", "chargeback_count", "transaction_count_1d", "transaction_count_7d", "transaction_count_30d", "decline_count_1d", "max_declines_24h", "max_transactions_5min", "max_transactions_1h", "line_count", "run_count", "records_in", "records_out", "error_count", "quarantine_count", "baseline_days", "user_transaction_count_24h", "user_decline_count_24h", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_per_second", "kafka_partition", "kafka_offset", "average_ticket", "average_ticket_30d"]
+    non_negative = [
+        "gross_volume",
+        "refund_amount",
+        "chargeback_amount",
+        "fee_amount",
+        "gross_amount",
+        "spend_1d",
+        "spend_7d",
+        "spend_30d",
+        "user_spend_24h",
+        "transaction_count",
+        "approved_count",
+        "declined_count",
+        "refund_count",
+        "chargeback_count",
+        "transaction_count_1d",
+        "transaction_count_7d",
+        "transaction_count_30d",
+        "decline_count_1d",
+        "max_declines_24h",
+        "max_transactions_5min",
+        "max_transactions_1h",
+        "line_count",
+        "run_count",
+        "records_in",
+        "records_out",
+        "error_count",
+        "quarantine_count",
+        "baseline_days",
+        "user_transaction_count_24h",
+        "user_decline_count_24h",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "throughput_per_second",
+        "kafka_partition",
+        "kafka_offset",
+        "average_ticket",
+        "average_ticket_30d",
+    ]
     for column in non_negative:
         rules[column] = ColumnRule(f"{column} >= 0", valid_min=0)
     rules["risk_score"] = ColumnRule("risk_score between 0 and 100", valid_min=0, valid_max=100)
@@ -543,6 +582,8 @@ def _verify(table, location, engine, data_source, contract_text, variables, now)
         check = check_result.check
         name = check.name or f"{check.type} on {check.column_name or table}"
         diagnostic = " ".join(check_result.log_table_row_diagnostics(verbose=False).split())
+        if check_result.threshold_value is not None:
+            diagnostic = f"measured {check_result.threshold_value}; {diagnostic}".rstrip("; ")
         outcome = check_result.outcome.name
         lines.append(f"{outcome:<13} {name} [{check.relative_path}] {diagnostic}".rstrip())
         if not (check_result.is_passed or check_result.is_warned):
