@@ -10,7 +10,8 @@ Rules (BR5, seed audit requirement):
 * the settlement comes from the statements and is final: the latest statement line
   per transaction (ties: CHARGEBACK over REFUNDED over SETTLED) over the previous
   version's settlement; lines of unknown transactions are left to reconciliation;
-* a transaction seen by only one input is kept; ``record_source`` says which saw it;
+* a transaction seen by only one input is kept; ``record_source`` says which saw it and
+  ``first_seen_date`` when it first entered the aggregate (reconciliation's daily set);
 * previous rows are carried forward while ``event_time`` is within the retention window;
 * :func:`audit_changes` lists every change of ``transaction_status``, ``fraud_score``
   or ``settlement_status`` between the previous version and the new one.
@@ -77,12 +78,13 @@ def _rank(mapping: dict[str, int], column: Column) -> Column:
     return expr
 
 
-def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFrame) -> DataFrame:
+def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFrame, run_date: dt.date) -> DataFrame:
     """Every input record of a transaction in one shape, with its source and tie-break keys."""
     no_settlement = [F.lit(None).cast(AGGREGATE_INDEX_SCHEMA[name].dataType).alias(name) for name in SETTLEMENT_FIELDS]
     stream = stream_df.select(
         *[F.col(c) for c in _RECORD_FIELDS if c != "source_name"],
         F.lit(None).cast("string").alias("source_name"),
+        F.lit(run_date).alias("first_seen_date"),
         F.lit("STREAM").alias("candidate_source"),
         F.col("run_id").alias("source_run_id"),
         F.col("kafka_offset").alias("offset"),
@@ -94,6 +96,7 @@ def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFram
     )
     batch = batch_df.select(
         *[F.col(c) for c in _RECORD_FIELDS],
+        F.lit(run_date).alias("first_seen_date"),
         F.lit("BATCH").alias("candidate_source"),
         F.col("run_id").alias("source_run_id"),
         F.lit(-1).cast("long").alias("offset"),
@@ -105,6 +108,7 @@ def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFram
     )
     previous = previous_df.select(
         *[F.col(c) for c in _RECORD_FIELDS],
+        F.col("first_seen_date"),
         F.lit("PREVIOUS").alias("candidate_source"),
         F.col("source_run_id"),
         F.lit(-1).cast("long").alias("offset"),
@@ -174,7 +178,7 @@ def merge_aggregate(
 
     cutoff = dt.datetime.combine(run_date - dt.timedelta(days=retention_days), dt.time(), tzinfo=dt.UTC)
     retained_df = previous_df.where(F.col("event_time") >= F.lit(cutoff))
-    candidates_df = _candidates(stream_df, batch_df, retained_df)
+    candidates_df = _candidates(stream_df, batch_df, retained_df, run_date)
 
     base_fields = [c for c in _RECORD_FIELDS if c not in SCORE_FIELDS]
     tie_break = [F.col("source_rank"), F.col("offset"), F.col("ingested_at"), F.col("source_run_id")]
@@ -189,6 +193,7 @@ def merge_aggregate(
         ).alias("score"),
         F.max(F.col("seen_by_stream")).alias("seen_by_stream"),
         F.max(F.col("seen_by_batch")).alias("seen_by_batch"),
+        F.min(F.col("first_seen_date")).alias("first_seen_date"),
     )
 
     def source_of(struct: str, carried: str) -> Column:
@@ -205,6 +210,7 @@ def merge_aggregate(
             source_of("base", "carried_status_source").alias("status_source"),
             F.when(F.col("score.inference_time").isNotNull(), source_of("score", "carried_score_source")).alias("score_source"),
             F.col("base.source_run_id").alias("source_run_id"),
+            F.col("first_seen_date"),
         )
         .join(settlement_df, "transaction_id", "left")
         .withColumn("run_id", F.lit(run_id))

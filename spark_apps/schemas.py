@@ -349,6 +349,7 @@ AGGREGATE_INDEX_SCHEMA = _fields(
     ("status_source", StringType(), False),  # CHANGE_SOURCES: who supplied transaction_status
     ("score_source", StringType(), True),  # CHANGE_SOURCES: who supplied fraud_score
     ("source_run_id", StringType(), False),  # run that produced the winning input record
+    ("first_seen_date", DateType(), False),  # run date of the first aggregate version holding it
     ("settlement_status", StringType(), True),  # SETTLEMENT_STATUSES, from statements (final)
     ("settlement_amount", AMOUNT_TYPE, True),
     ("settlement_currency", StringType(), True),

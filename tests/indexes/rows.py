@@ -81,6 +81,7 @@ def aggregate_row(transaction_id: str, **overrides) -> dict:
         "status_source": "BATCH",
         "score_source": None,
         "source_run_id": "batch-run-0",
+        "first_seen_date": DAY,
         "settlement_status": None,
         "settlement_amount": None,
         "settlement_currency": None,

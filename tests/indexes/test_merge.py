@@ -74,7 +74,9 @@ def test_provenance_of_stream_only_batch_only_and_both(spark):
         ],
     )
     assert result.schema.fieldNames() == aggregate_df(spark, []).schema.fieldNames()
-    assert result.select("merged_at").distinct().collect() == [Row(merged_at=NOW.replace(tzinfo=None))]
+    assert result.select("merged_at", "first_seen_date").distinct().collect() == [
+        Row(merged_at=NOW.replace(tzinfo=None), first_seen_date=DAY)
+    ]
 
 
 def test_status_follows_latest_updated_at_and_score_follows_latest_inference_time(spark):
@@ -187,6 +189,7 @@ def test_previous_version_is_carried_forward_and_updated(spark):
             "old",
             event_time=ts("2026-11-19 10:00"),
             updated_at=ts("2026-11-19 10:00"),
+            first_seen_date=dt.date(2026, 11, 19),
             settlement_status="SETTLED",
             settled_at=ts("2026-11-19 06:00"),
             settlement_line_id="l0",
@@ -206,6 +209,7 @@ def test_previous_version_is_carried_forward_and_updated(spark):
     lines = [statement_line("l9", "old", settlement_status="CHARGEBACK", settled_at=ts("2026-11-20 09:00"))]
     batch = [batch_row("old", updated_at=ts("2026-11-20 08:00"), transaction_status="REVERSED")]
     result = merge(spark, batch=batch, lines=lines, previous=previous, retention_days=120)
+    assert dict(result.select("transaction_id", "first_seen_date").collect()) == {"old": dt.date(2026, 11, 19), "unchanged": DAY}
     assertDataFrameEqual(
         result.select(
             "transaction_id",

@@ -34,6 +34,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.aggregate_index (
   `status_source` string,
   `score_source` string,
   `source_run_id` string,
+  `first_seen_date` date,
   `settlement_status` string,
   `settlement_amount` decimal(18,2),
   `settlement_currency` string,
