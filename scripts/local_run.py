@@ -88,7 +88,9 @@ def main() -> int:
             "SELECT table_name, location FROM main.catalog_partitions WHERE dt = ? ORDER BY table_name", [args.date]
         ).fetchall()
         for table, location in rows:
-            count = con.execute(f"SELECT count(*) FROM read_parquet('{location}/*.parquet')").fetchone()[0]
+            count = con.execute(
+                f"SELECT count(*) FROM read_parquet('{location}/*.parquet', hive_partitioning = false)"
+            ).fetchone()[0]
             print(f"  {table:28} {count:>10,} rows  {location}")
     if not rows:
         print("  (none)")

@@ -179,7 +179,10 @@ class EmbeddedPublisher(_BasePublisher):
         rows = con.execute(
             "SELECT dt, location FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
         ).fetchall()
-        selects = [f"SELECT *, '{dt}' AS dt FROM read_parquet('{location}/*.parquet')" for dt, location in rows]
+        selects = [
+            f"SELECT *, '{dt}' AS dt FROM read_parquet('{location}/*.parquet', hive_partitioning = false)"
+            for dt, location in rows
+        ]
         con.execute(f"CREATE OR REPLACE VIEW {self.database}.{table} AS " + " UNION ALL BY NAME ".join(selects))
 
 
