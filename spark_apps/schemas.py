@@ -404,7 +404,8 @@ FRAUD_INDEX_SCHEMA = _fields(
 # One row per internal transaction and per statement line: each appears exactly once.
 RECONCILIATION_INDEX_SCHEMA = _fields(
     ("reconciliation_key", StringType(), False),  # "txn:<transaction_id>" or "line:<statement_id>/<line_id>"
-    ("transaction_id", StringType(), True),
+    ("transaction_id", StringType(), True),  # the internal transaction; null when none is known
+    ("transaction_ref", StringType(), True),  # the statement line's reference
     ("statement_id", StringType(), True),
     ("line_id", StringType(), True),
     ("statement_source", StringType(), True),
@@ -503,12 +504,12 @@ COMPLIANCE_INDEX_SCHEMA = _fields(
     ("indexed_at", TimestampType(), False),
 )
 
-# The payouts the day's settlement lines feed: one row per merchant, payout date and currency.
+# The payouts the day's statement lines feed: one row per merchant, payout date and currency.
 SETTLEMENT_SCHEDULE_INDEX_SCHEMA = _fields(
     ("merchant_id", StringType(), False),
     ("merchant_name", StringType(), True),
     ("payout_schedule", StringType(), True),
-    ("settlement_date", DateType(), False),
+    ("statement_date", DateType(), False),  # the statement drop (run date) the lines came from
     ("expected_payout_date", DateType(), True),  # null when the merchant is unknown
     ("currency", StringType(), False),
     ("line_count", LongType(), False),

@@ -13,7 +13,10 @@ from spark_apps.schemas import AMOUNT_TYPE, RATIO_TYPE
 # Statuses of a charge the issuer approved (a refund presupposes an approved charge).
 APPROVED_STATUSES = ("AUTHORIZED", "REFUNDED")
 DECLINED_STATUS = "DECLINED"
-ZERO_AMOUNT = F.lit(0).cast(AMOUNT_TYPE)
+
+
+def zero_amount() -> Column:
+    return F.lit(0).cast(AMOUNT_TYPE)
 
 
 def is_approved(status: Column) -> Column:

@@ -35,7 +35,7 @@ class FraudConfig:
 @dataclass(frozen=True)
 class ReconciliationConfig:
     late_settlement_days: int = 3
-    window_days: int = 1
+    statement_lag_days: int = 0
     settling_statuses: tuple[str, ...] = ("AUTHORIZED", "REFUNDED")
 
 

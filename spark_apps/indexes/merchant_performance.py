@@ -9,7 +9,6 @@ from pyspark.sql import functions as F
 
 from spark_apps.indexes.common import (
     DECLINED_STATUS,
-    ZERO_AMOUNT,
     count_ratio,
     event_date,
     filter_event_dates,
@@ -18,6 +17,7 @@ from spark_apps.indexes.common import (
     select_schema,
     string_array,
     with_lineage,
+    zero_amount,
 )
 from spark_apps.indexes.config import MerchantPerformanceConfig
 from spark_apps.schemas import AMOUNT_TYPE, MERCHANT_PERFORMANCE_INDEX_SCHEMA, RATIO_TYPE
@@ -37,7 +37,7 @@ def daily_activity(df: DataFrame) -> DataFrame:
             F.count(F.lit(1)).alias("transaction_count"),
             F.count(F.when(approved, F.lit(1))).alias("approved_count"),
             F.count(F.when(F.col("transaction_status") == DECLINED_STATUS, F.lit(1))).alias("declined_count"),
-            money(F.sum(F.when(approved, F.col("amount_reporting")).otherwise(ZERO_AMOUNT))).alias("gross_volume"),
+            money(F.sum(F.when(approved, F.col("amount_reporting")).otherwise(zero_amount()))).alias("gross_volume"),
         )
     )
 
@@ -55,15 +55,15 @@ def refunds_and_chargebacks_on(df: DataFrame, day: dt.date) -> DataFrame:
     chargeback_day = F.when(F.col("settlement_status") == "CHARGEBACK", F.to_date("settled_at"))
     is_refund = F.coalesce(refund_day == F.lit(day), F.lit(False))
     is_chargeback = F.coalesce(chargeback_day == F.lit(day), F.lit(False))
-    value = F.coalesce(F.col("amount_reporting"), ZERO_AMOUNT)
+    value = F.coalesce(F.col("amount_reporting"), zero_amount())
     return (
         df.where(is_refund | is_chargeback)
         .groupBy("merchant_id")
         .agg(
             F.count(F.when(is_refund, F.lit(1))).alias("refund_count"),
-            money(F.sum(F.when(is_refund, value).otherwise(ZERO_AMOUNT))).alias("refund_amount"),
+            money(F.sum(F.when(is_refund, value).otherwise(zero_amount()))).alias("refund_amount"),
             F.count(F.when(is_chargeback, F.lit(1))).alias("chargeback_count"),
-            money(F.sum(F.when(is_chargeback, value).otherwise(ZERO_AMOUNT))).alias("chargeback_amount"),
+            money(F.sum(F.when(is_chargeback, value).otherwise(zero_amount()))).alias("chargeback_amount"),
         )
     )
 
@@ -128,11 +128,11 @@ def build_merchant_performance_index(
             "merchant_risk_level",
             F.lit(run_date).alias("business_date"),
             *[F.coalesce(F.col(c), zero_count).alias(c) for c in ("transaction_count", "approved_count", "declined_count")],
-            F.coalesce(F.col("gross_volume"), ZERO_AMOUNT).alias("gross_volume"),
+            F.coalesce(F.col("gross_volume"), zero_amount()).alias("gross_volume"),
             F.coalesce(F.col("refund_count"), zero_count).alias("refund_count"),
-            F.coalesce(F.col("refund_amount"), ZERO_AMOUNT).alias("refund_amount"),
+            F.coalesce(F.col("refund_amount"), zero_amount()).alias("refund_amount"),
             F.coalesce(F.col("chargeback_count"), zero_count).alias("chargeback_count"),
-            F.coalesce(F.col("chargeback_amount"), ZERO_AMOUNT).alias("chargeback_amount"),
+            F.coalesce(F.col("chargeback_amount"), zero_amount()).alias("chargeback_amount"),
             F.coalesce(F.col("baseline_days"), F.lit(0)).alias("baseline_days"),
             "baseline_average_volume",
             "baseline_average_count",

@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_apps.indexes.common import ZERO_AMOUNT, money, select_schema, with_lineage
+from spark_apps.indexes.common import money, select_schema, with_lineage, zero_amount
 from spark_apps.indexes.config import SettlementScheduleConfig
 from spark_apps.schemas import SETTLEMENT_SCHEDULE_INDEX_SCHEMA
 
@@ -42,18 +42,18 @@ def with_line_merchant(statements_df: DataFrame, aggregate_df: DataFrame, mercha
 
 def summarize_payouts(lines_df: DataFrame, run_date: dt.date, config: SettlementScheduleConfig) -> DataFrame:
     def total(status: str) -> Column:
-        return money(F.sum(F.when(F.col("settlement_status") == status, F.col("amount")).otherwise(ZERO_AMOUNT)))
+        return money(F.sum(F.when(F.col("settlement_status") == status, F.col("amount")).otherwise(zero_amount())))
 
     status = F.col("settlement_status")
     return (
-        lines_df.withColumn("settlement_date", F.to_date("settled_at"))
-        .withColumn(
+        lines_df.withColumn(
             "expected_payout_date",
             expected_payout_date(
-                F.col("settlement_date"), F.col("payout_schedule"), F.col("payout_delay_days"), config.weekly_payout_weekday
+                F.to_date("settled_at"), F.col("payout_schedule"), F.col("payout_delay_days"), config.weekly_payout_weekday
             ),
         )
-        .groupBy("merchant_id", "merchant_name", "payout_schedule", "settlement_date", "expected_payout_date", "currency")
+        .withColumn("statement_date", F.lit(run_date))
+        .groupBy("merchant_id", "merchant_name", "payout_schedule", "statement_date", "expected_payout_date", "currency")
         .agg(
             F.count(F.lit(1)).alias("line_count"),
             total("SETTLED").alias("gross_amount"),

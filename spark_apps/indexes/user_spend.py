@@ -9,7 +9,6 @@ from pyspark.sql import functions as F
 
 from spark_apps.indexes.common import (
     DECLINED_STATUS,
-    ZERO_AMOUNT,
     day_start,
     epoch_seconds,
     filter_event_dates,
@@ -17,6 +16,7 @@ from spark_apps.indexes.common import (
     money,
     select_schema,
     with_lineage,
+    zero_amount,
 )
 from spark_apps.indexes.config import UserSpendConfig
 from spark_apps.schemas import USER_SPEND_INDEX_SCHEMA
@@ -51,7 +51,7 @@ def summarize_users(df: DataFrame, run_date: dt.date, config: UserSpendConfig) -
     approved = is_approved(F.col("transaction_status"))
     on_day = _on_day(run_date)
     spend = {
-        days: F.sum(F.when(approved & _since(run_date, days), F.col("amount_reporting")).otherwise(ZERO_AMOUNT))
+        days: F.sum(F.when(approved & _since(run_date, days), F.col("amount_reporting")).otherwise(zero_amount()))
         for days in SPEND_WINDOWS_DAYS
     }
     counts = {days: F.count(F.when(approved & _since(run_date, days), F.lit(1))) for days in SPEND_WINDOWS_DAYS}

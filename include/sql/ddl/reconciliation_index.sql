@@ -2,6 +2,7 @@
 CREATE EXTERNAL TABLE IF NOT EXISTS payments.reconciliation_index (
   `reconciliation_key` string,
   `transaction_id` string,
+  `transaction_ref` string,
   `statement_id` string,
   `line_id` string,
   `statement_source` string,

@@ -3,7 +3,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.settlement_schedule_index (
   `merchant_id` string,
   `merchant_name` string,
   `payout_schedule` string,
-  `settlement_date` date,
+  `statement_date` date,
   `expected_payout_date` date,
   `currency` string,
   `line_count` bigint,
