@@ -1,0 +1,309 @@
+"""Package the project and upload it to the artifacts bucket that MWAA and EMR on EKS read.
+
+    python scripts/deploy.py --terraform-outputs outputs.json [--bucket B] [--kms-key-id K]
+                             [--prefix P] [--tfvars-out artifacts.auto.tfvars.json] [--dry-run]
+
+``outputs.json`` is ``terraform output -json`` of an environment (infra/terraform/envs/<env>);
+it supplies the bucket, the artifacts KMS key and the variables the MWAA startup script
+exports. Objects written (keys relative to ``--prefix``):
+
+* ``dags/...``                      every DAG file, plus ``dags/constraints.txt`` (requirements.txt
+                                    points pip at /usr/local/airflow/dags/constraints.txt) and
+                                    ``dags/include/...`` (runtime profiles etc. for the Airflow side)
+* ``plugins.zip``                   the contents of plugins/
+* ``requirements.txt``              as is
+* ``startup.sh``                    scripts/mwaa_startup.sh with the environment block rendered
+* ``spark_apps/spark_apps.zip``     the spark_apps package (``--py-files`` of every job)
+* ``spark_apps/jobs/<name>.py``     the job entrypoints
+* ``include/...``                   contracts, config, profiles and SQL (quality.contracts_dir)
+
+Every upload is SSE-KMS with the artifacts key. Files removed locally are deleted from
+the managed prefixes (versioning keeps them recoverable). The JSON report on stdout lists
+each object's version id; MWAA pins plugins.zip, requirements.txt and startup.sh by object
+version, so ``--tfvars-out`` writes them as ``artifact_versions`` for ``terraform apply``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import re
+import shlex
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Keys MWAA reads; infra/terraform/modules/airflow (local.artifact_keys) points at the same.
+DAGS_PREFIX = "dags/"
+PLUGINS_KEY = "plugins.zip"
+REQUIREMENTS_KEY = "requirements.txt"
+STARTUP_SCRIPT_KEY = "startup.sh"
+CONSTRAINTS_KEY = "dags/constraints.txt"
+# Keys the aws profile's spark section points at (entrypoint_uri, py_files_uri).
+SPARK_APPS_ZIP_KEY = "spark_apps/spark_apps.zip"
+SPARK_JOBS_PREFIX = "spark_apps/jobs/"
+INCLUDE_PREFIX = "include/"
+DAGS_INCLUDE_PREFIX = "dags/include/"
+# Prefixes this script owns: stale objects under them are deleted.
+MANAGED_PREFIXES = (DAGS_PREFIX, SPARK_JOBS_PREFIX, INCLUDE_PREFIX)
+# Terraform variable artifact_versions -> key.
+PINNED_ARTIFACTS = {"plugins": PLUGINS_KEY, "requirements": REQUIREMENTS_KEY, "startup_script": STARTUP_SCRIPT_KEY}
+
+MWAA_CONSTRAINTS_PATH = "/usr/local/airflow/dags/constraints.txt"
+INCLUDE_DIRS = ("contracts", "config", "profiles", "sql")
+ENV_BLOCK = re.compile(
+    r"^# BEGIN PAYMENTS ENVIRONMENT[^\n]*\n(?:.*\n)*?# END PAYMENTS ENVIRONMENT\n",
+    re.MULTILINE,
+)
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+PROFILE_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".ruff_cache")
+SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Fixed timestamp in zip entries so an unchanged tree gives a byte-identical archive.
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+
+class DeployError(RuntimeError):
+    """The project or the deployment target is not in a deployable state."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    key: str
+    body: bytes
+    content_type: str
+
+
+def project_files(root: Path, sub: str) -> list[Path]:
+    """Regular files under root/sub, sorted, without caches and bytecode."""
+    base = root / sub
+    if not base.is_dir():
+        raise DeployError(f"{base} is missing")
+    return sorted(
+        path
+        for path in base.rglob("*")
+        if path.is_file()
+        and not any(part in SKIPPED_PARTS for part in path.relative_to(root).parts)
+        and not path.name.endswith(SKIPPED_SUFFIXES)
+    )
+
+
+def zip_tree(root: Path, files: Iterable[Path]) -> bytes:
+    """A deterministic zip of ``files`` with paths relative to ``root``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def profile_variables(profile_text: str) -> set[str]:
+    """The ``${NAME}`` environment variables a runtime profile's values reference."""
+
+    def walk(value: Any) -> Iterator[str]:
+        if isinstance(value, str):
+            yield from PROFILE_REFERENCE.findall(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from walk(item)
+
+    return set(walk(yaml.safe_load(profile_text))) - {"PROJECT_ROOT"}
+
+
+def render_startup_script(template: str, environment: Mapping[str, str]) -> str:
+    """Fill the environment block of scripts/mwaa_startup.sh with ``export`` lines."""
+    if not ENV_BLOCK.search(template):
+        raise DeployError("scripts/mwaa_startup.sh has no '# BEGIN/END PAYMENTS ENVIRONMENT' block")
+    lines = []
+    for name, value in sorted(environment.items()):
+        if not ENV_NAME.match(name):
+            raise DeployError(f"startup environment: {name!r} is not a valid variable name")
+        if not isinstance(value, str) or not value or "\n" in value:
+            raise DeployError(f"startup environment: {name} must be a non-empty single-line string, got {value!r}")
+        lines.append(f"export {name}={shlex.quote(value)}\n")
+    block = "# BEGIN PAYMENTS ENVIRONMENT (rendered by scripts/deploy.py)\n" + "".join(lines) + "# END PAYMENTS ENVIRONMENT\n"
+    return ENV_BLOCK.sub(lambda _: block, template, count=1)
+
+
+def check_requirements(requirements_text: str) -> None:
+    """MWAA must resolve requirements.txt against the constraints file this script uploads."""
+    if MWAA_CONSTRAINTS_PATH not in requirements_text:
+        raise DeployError(f"requirements.txt must pin pip to {MWAA_CONSTRAINTS_PATH} (--constraint), which the deploy uploads")
+
+
+def build_artifacts(root: Path, startup_environment: Mapping[str, str]) -> list[Artifact]:
+    """Everything to upload, keyed relative to the deploy prefix."""
+    profile_text = (root / "include" / "profiles" / "aws.yaml").read_text()
+    missing = sorted(profile_variables(profile_text) - set(startup_environment))
+    if missing:
+        raise DeployError(f"startup environment lacks {', '.join(missing)} (referenced by include/profiles/aws.yaml)")
+    requirements = (root / "requirements.txt").read_bytes()
+    check_requirements(requirements.decode())
+
+    artifacts = [
+        Artifact(DAGS_PREFIX + path.relative_to(root / "dags").as_posix(), path.read_bytes(), _content_type(path))
+        for path in project_files(root, "dags")
+    ]
+    artifacts.append(Artifact(CONSTRAINTS_KEY, (root / "constraints.txt").read_bytes(), "text/plain"))
+    artifacts.append(Artifact(PLUGINS_KEY, zip_tree(root / "plugins", project_files(root, "plugins")), "application/zip"))
+    artifacts.append(Artifact(REQUIREMENTS_KEY, requirements, "text/plain"))
+    template = (root / "scripts" / "mwaa_startup.sh").read_text()
+    startup = render_startup_script(template, startup_environment)
+    artifacts.append(Artifact(STARTUP_SCRIPT_KEY, startup.encode(), "text/x-shellscript"))
+    artifacts.append(Artifact(SPARK_APPS_ZIP_KEY, zip_tree(root, project_files(root, "spark_apps")), "application/zip"))
+    jobs_dir = root / "spark_apps" / "jobs"
+    artifacts += [
+        Artifact(SPARK_JOBS_PREFIX + path.name, path.read_bytes(), "text/x-python")
+        for path in sorted(jobs_dir.glob("*.py"))
+        if path.name != "__init__.py"
+    ]
+    for sub in INCLUDE_DIRS:
+        if not (root / "include" / sub).is_dir():
+            continue
+        for path in project_files(root, f"include/{sub}"):
+            relative = path.relative_to(root / "include").as_posix()
+            body = path.read_bytes()
+            artifacts.append(Artifact(INCLUDE_PREFIX + relative, body, _content_type(path)))
+            artifacts.append(Artifact(DAGS_INCLUDE_PREFIX + relative, body, _content_type(path)))
+    keys = [artifact.key for artifact in artifacts]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise DeployError(f"two artifacts map to the same key: {', '.join(duplicates)}")
+    return artifacts
+
+
+def _content_type(path: Path) -> str:
+    return {
+        ".py": "text/x-python",
+        ".yaml": "application/yaml",
+        ".yml": "application/yaml",
+        ".json": "application/json",
+        ".sql": "text/plain",
+        ".txt": "text/plain",
+    }.get(path.suffix, "application/octet-stream")
+
+
+def read_terraform_outputs(path: Path) -> dict[str, Any]:
+    """Values of ``terraform output -json``."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DeployError(f"cannot read Terraform outputs {path}: {exc}") from exc
+    return {name: output["value"] for name, output in document.items() if isinstance(output, dict) and "value" in output}
+
+
+def _key(prefix: str, key: str) -> str:
+    return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
+
+
+def upload(s3: Any, bucket: str, prefix: str, kms_key_id: str, artifacts: Sequence[Artifact]) -> dict[str, str]:
+    """Upload every artifact with SSE-KMS; return key -> object version id."""
+    versioning = s3.get_bucket_versioning(Bucket=bucket)
+    if versioning.get("Status") != "Enabled":
+        raise DeployError(
+            f"bucket {bucket} must have versioning enabled: MWAA pins plugins/requirements/startup by object version"
+        )
+    versions: dict[str, str] = {}
+    for artifact in artifacts:
+        response = s3.put_object(
+            Bucket=bucket,
+            Key=_key(prefix, artifact.key),
+            Body=artifact.body,
+            ContentType=artifact.content_type,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=kms_key_id,
+            ChecksumSHA256=_sha256_b64(artifact.body),
+        )
+        versions[artifact.key] = response["VersionId"]
+    return versions
+
+
+def _sha256_b64(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def prune(s3: Any, bucket: str, prefix: str, keep: Iterable[str]) -> list[str]:
+    """Delete objects under the managed prefixes that this deploy did not write."""
+    wanted = {_key(prefix, key) for key in keep}
+    stale: list[str] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for managed in MANAGED_PREFIXES:
+        for page in paginator.paginate(Bucket=bucket, Prefix=_key(prefix, managed)):
+            stale += [item["Key"] for item in page.get("Contents", []) if item["Key"] not in wanted]
+    for start in range(0, len(stale), 1000):
+        batch = stale[start : start + 1000]
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
+    return sorted(stale)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--terraform-outputs", type=Path, help="`terraform output -json` of the target environment")
+    parser.add_argument("--bucket", help="artifacts bucket (default: output artifacts_bucket)")
+    parser.add_argument("--kms-key-id", help="KMS key of the uploads (default: output artifacts_kms_key_arn)")
+    parser.add_argument("--prefix", default="", help="key prefix inside the bucket (MWAA environments use none)")
+    parser.add_argument("--tfvars-out", type=Path, help="write {'artifact_versions': ...} here for terraform apply")
+    parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--region", help="AWS region of the bucket (default: the SDK's)")
+    parser.add_argument("--dry-run", action="store_true", help="build and list the artifacts, upload nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, s3: Any = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    outputs = read_terraform_outputs(args.terraform_outputs) if args.terraform_outputs else {}
+    bucket = args.bucket or outputs.get("artifacts_bucket")
+    kms_key_id = args.kms_key_id or outputs.get("artifacts_kms_key_arn")
+    startup_environment = outputs.get("mwaa_startup_environment")
+    if not bucket:
+        raise DeployError("no bucket: pass --bucket or --terraform-outputs with output artifacts_bucket")
+    if startup_environment is None:
+        raise DeployError("no startup environment: pass --terraform-outputs with output mwaa_startup_environment")
+    artifacts = build_artifacts(args.project_root, startup_environment)
+    report: dict[str, Any] = {
+        "bucket": bucket,
+        "prefix": args.prefix,
+        "dry_run": args.dry_run,
+        "objects": {_key(args.prefix, a.key): {"bytes": len(a.body)} for a in artifacts},
+    }
+    if args.dry_run:
+        return report
+    if not kms_key_id:
+        raise DeployError("no KMS key: pass --kms-key-id or --terraform-outputs with output artifacts_kms_key_arn")
+    if s3 is None:
+        import boto3
+
+        s3 = boto3.client("s3", region_name=args.region)
+    versions = upload(s3, bucket, args.prefix, kms_key_id, artifacts)
+    for key, version in versions.items():
+        report["objects"][_key(args.prefix, key)]["version_id"] = version
+    report["deleted"] = prune(s3, bucket, args.prefix, versions)
+    report["artifact_versions"] = {name: versions[key] for name, key in PINNED_ARTIFACTS.items()}
+    if args.tfvars_out:
+        args.tfvars_out.write_text(json.dumps({"artifact_versions": report["artifact_versions"]}, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        result = main()
+    except DeployError as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(result, indent=2, sort_keys=True))

@@ -1,0 +1,408 @@
+"""HCL assertions over infra/terraform (python-hcl2): the PCI-DSS-minded invariants.
+
+Every bucket is KMS-encrypted, versioned, public-blocked, TLS-only and access-logged;
+no IAM policy grants "*" on S3, Glue, KMS or MSK resources; keys rotate; MSK needs IAM
+auth over TLS; MWAA is private with all logs on.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.infra import terraform_model as tm
+
+LAKE = tm.MODULES_ROOT / "lake"
+
+# Services whose resources must always be named (bucket/table/key/cluster/topic ARNs).
+SCOPED_SERVICES = frozenset({"s3", "glue", "kms", "kafka", "kafka-cluster"})
+# Actions that have no resource type at all: IAM only accepts "*" for them.
+ACTIONS_WITHOUT_RESOURCES = frozenset(
+    {
+        "s3:GetAccountPublicAccessBlock",
+        "cloudwatch:PutMetricData",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeLaunchConfigurations",
+        "autoscaling:DescribeScalingActivities",
+        "autoscaling:DescribeTags",
+        "ec2:DescribeImages",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeLaunchTemplateVersions",
+        "ec2:GetInstanceTypesFromInstanceRequirements",
+        "eks:DescribeNodegroup",
+    }
+)
+# An ARN whose resource part is only a wildcard: arn:aws:s3:::*, arn:aws:glue:r:a:*, ...
+UNSCOPED_ARN = re.compile(r"^arn:[^:]*:(s3|glue|kms|kafka|kafka-cluster):[^:]*:[^:]*:\*$")
+
+
+# --- S3 ------------------------------------------------------------------------------
+
+
+def _bucket_resources() -> dict[str, tm.Block]:
+    buckets = {b.name: b for b in tm.all_blocks("aws_s3_bucket")}
+    assert buckets, "no aws_s3_bucket found"
+    assert {b.directory for b in buckets.values()} == {LAKE}, "every bucket must be declared in modules/lake"
+    return buckets
+
+
+def test_every_bucket_resource_is_covered_by_the_shared_bucket_settings():
+    buckets = _bucket_resources()
+    lake_locals = tm.locals_of(LAKE)
+    # all_buckets is the map the shared settings iterate: it must include every bucket resource.
+    referenced = set(re.findall(r"aws_s3_bucket\.(\w+)", tm.expression(lake_locals["all_buckets"])))
+    assert referenced == set(buckets)
+    assert tm.expression(buckets["this"].body["for_each"]) == "local.buckets"
+    names = tm.expression(lake_locals["bucket_names"])
+    assert "in local.buckets" in names and "logs =" in names, "bucket_names must span local.buckets plus the logs bucket"
+    for resource_type in (
+        "aws_s3_bucket_versioning",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_policy",
+        "aws_s3_bucket_ownership_controls",
+    ):
+        [settings] = [b for b in tm.blocks(LAKE) if b.type == resource_type]
+        assert tm.expression(settings.body["for_each"]) == "local.bucket_names", resource_type
+        assert tm.expression(settings.body["bucket"]) == "local.all_buckets[each.key].id", resource_type
+
+
+def test_the_lake_has_the_seven_bucket_roles():
+    roles = set(tm.locals_of(LAKE)["buckets"]) | {"logs"}
+    assert roles == {"raw", "processed", "quarantine", "checkpoints", "artifacts", "athena-results", "logs"}
+
+
+def test_every_bucket_is_encrypted_with_a_customer_managed_key():
+    sse = tm.block(LAKE, "aws_s3_bucket_server_side_encryption_configuration", "this")
+    [rule] = tm.as_list(sse.body["rule"])
+    [default] = tm.as_list(rule["apply_server_side_encryption_by_default"])
+    assert default["sse_algorithm"] == "aws:kms"
+    assert tm.expression(default["kms_master_key_id"]) == "local.all_kms_key_arns[each.key]"
+    assert rule["bucket_key_enabled"] is True
+    lake_locals = tm.locals_of(LAKE)
+    key_map = tm.expression(lake_locals["all_kms_key_arns"])
+    assert "bucket.kms_key_arn" in key_map and "logs = var.logs_kms_key_arn" in key_map
+    for role, spec in lake_locals["buckets"].items():
+        assert re.fullmatch(r"\$\{var\.\w+_kms_key_arn\}", spec["kms_key_arn"]), role
+
+
+def test_kms_key_inputs_are_mandatory_everywhere():
+    """Payment data is never stored unencrypted by omission: no KMS variable has a default."""
+    found = 0
+    for directory in tm.all_directories():
+        for name, spec in tm.variables_of(directory).items():
+            if "kms_key_arn" in name:
+                found += 1
+                assert "default" not in spec, f"{directory.name}: variable {name} must not be optional"
+                assert spec.get("nullable") is not True, f"{directory.name}: variable {name} must not be nullable"
+    assert found >= 8
+
+
+def test_every_bucket_is_versioned():
+    versioning = tm.block(LAKE, "aws_s3_bucket_versioning", "this")
+    [config] = tm.as_list(versioning.body["versioning_configuration"])
+    assert config["status"] == "Enabled"
+
+
+def test_every_bucket_blocks_public_access_and_disables_acls():
+    block = tm.block(LAKE, "aws_s3_bucket_public_access_block", "this").body
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert block[flag] is True, flag
+    [rule] = tm.as_list(tm.block(LAKE, "aws_s3_bucket_ownership_controls", "this").body["rule"])
+    assert rule["object_ownership"] == "BucketOwnerEnforced"
+
+
+def test_every_bucket_policy_denies_plain_http_and_old_tls():
+    document = tm.block(LAKE, "aws_iam_policy_document", "bucket", kind="data")
+    assert tm.expression(document.body["for_each"]) == "local.bucket_names"
+    statements = {s["sid"]: s for s in tm.policy_statements(document)}
+    insecure = statements["DenyInsecureTransport"]
+    assert insecure["effect"] == "Deny" and insecure["actions"] == ["s3:*"]
+    [condition] = tm.as_list(insecure["condition"])
+    assert (condition["test"], condition["variable"], condition["values"]) == ("Bool", "aws:SecureTransport", ["false"])
+    old_tls = statements["DenyOutdatedTls"]
+    [condition] = tm.as_list(old_tls["condition"])
+    assert (condition["variable"], condition["values"]) == ("s3:TlsVersion", ["1.2"])
+    policy = tm.block(LAKE, "aws_s3_bucket_policy", "this")
+    assert tm.expression(policy.body["policy"]) == "data.aws_iam_policy_document.bucket[each.key].json"
+
+
+def test_every_data_bucket_logs_access_to_the_logs_bucket():
+    logging = tm.block(LAKE, "aws_s3_bucket_logging", "this").body
+    assert tm.expression(logging["for_each"]) == "local.buckets"
+    assert tm.expression(logging["target_bucket"]) == "aws_s3_bucket.logs.id"
+
+
+def test_superseded_index_versions_expire_after_the_retention_period():
+    lifecycle = tm.block(LAKE, "aws_s3_bucket_lifecycle_configuration", "this").body
+    rules = {r["id"]: r for r in tm.as_list(lifecycle["rule"])}
+    [noncurrent] = tm.as_list(rules["expire-noncurrent-versions"]["noncurrent_version_expiration"])
+    assert tm.expression(noncurrent["noncurrent_days"]) == "var.index_retention_days"
+    [dynamic] = [d["rule"] for d in tm.as_list(lifecycle["dynamic"]) if "rule" in d and "processed" in d["rule"]["for_each"]]
+    [superseded] = tm.as_list(dynamic["content"])
+    assert superseded["id"] == "expire-superseded-index-versions"
+    [filter_] = tm.as_list(superseded["filter"])
+    [and_] = tm.as_list(filter_["and"])
+    assert and_["prefix"] == "indexes/"
+    assert "var.superseded_tag.key" in str(and_["tags"])
+    [expiration] = tm.as_list(superseded["expiration"])
+    assert tm.expression(expiration["days"]) == "var.index_retention_days"
+    assert tm.variables_of(LAKE)["index_retention_days"]["default"] == 30
+
+
+# --- IAM -------------------------------------------------------------------------------
+
+
+def _key_policy_documents() -> set[tuple[str, str]]:
+    used = set()
+    for key in tm.all_blocks("aws_kms_key"):
+        match = re.match(r"data\.aws_iam_policy_document\.(\w+)", tm.expression(key.body["policy"]))
+        assert match, f"{key.address}: key policy must come from an aws_iam_policy_document"
+        used.add((str(key.directory), match.group(1)))
+    return used
+
+
+def _strings(value) -> list[str]:
+    """A list attribute, or one expression (for example a ``for`` comprehension) as a single item."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def unscoped_grants(statements: list[dict]) -> list[str]:
+    """Allow statements granting S3/Glue/KMS/MSK actions on "*" or on a whole service."""
+    problems = []
+    for statement in statements:
+        if statement.get("effect", "Allow") != "Allow":
+            continue
+        sid = statement.get("sid", "<no sid>")
+        actions = _strings(statement.get("actions"))
+        scoped_actions = [a for a in actions if a == "*" or a.split(":")[0] in SCOPED_SERVICES]
+        for action in scoped_actions:
+            if action == "*" or action.endswith(":*"):
+                problems.append(f"{sid}: action {action}")
+        needing_resources = [a for a in scoped_actions if a not in ACTIONS_WITHOUT_RESOURCES]
+        if not needing_resources:
+            continue
+        for resource in _strings(statement.get("resources")):
+            if resource == "*" or UNSCOPED_ARN.match(resource) or resource == "arn:aws:s3:::*":
+                problems.append(f"{sid}: {', '.join(needing_resources)} on {resource}")
+    return problems
+
+
+def _identity_policy_documents() -> list[tm.Block]:
+    key_policies = _key_policy_documents()
+    documents = [
+        document
+        for document in tm.all_blocks("aws_iam_policy_document", kind="data")
+        if (str(document.directory), document.name) not in key_policies
+    ]
+    assert len(documents) >= 10
+    return documents
+
+
+@pytest.mark.parametrize("document", _identity_policy_documents(), ids=lambda d: d.address)
+def test_no_policy_grants_wildcards_on_s3_glue_kms_or_msk(document):
+    assert unscoped_grants(tm.policy_statements(document)) == []
+
+
+@pytest.mark.parametrize("document", tm.all_blocks("aws_iam_policy_document", kind="data"), ids=lambda d: d.address)
+def test_every_statement_has_a_unique_sid(document):
+    sids = [s.get("sid") for s in tm.policy_statements(document)]
+    assert all(sids), f"statement without sid in {document.address}"
+    assert len(sids) == len(set(sids))
+
+
+@pytest.mark.parametrize("document", _identity_policy_documents(), ids=lambda d: d.address)
+def test_wildcard_resources_only_for_actions_without_resource_types(document):
+    for statement in tm.policy_statements(document):
+        if statement.get("effect", "Allow") == "Allow" and "*" in _strings(statement.get("resources")):
+            assert set(statement["actions"]) <= ACTIONS_WITHOUT_RESOURCES, statement["sid"]
+
+
+def test_the_wildcard_checker_catches_unscoped_grants():
+    bad = tm.parse_hcl(
+        """
+        data "aws_iam_policy_document" "bad" {
+          statement {
+            sid       = "AllObjects"
+            actions   = ["s3:GetObject"]
+            resources = ["*"]
+          }
+          statement {
+            sid       = "AnyTable"
+            actions   = ["glue:GetTable"]
+            resources = ["arn:aws:glue:eu-west-1:123456789012:*"]
+          }
+          statement {
+            sid       = "AllKafka"
+            actions   = ["kafka-cluster:*"]
+            resources = ["${var.cluster_arn}"]
+          }
+          statement {
+            sid       = "Fine"
+            actions   = ["kms:Decrypt"]
+            resources = ["${var.key_arn}"]
+          }
+        }
+        """
+    )
+    document = tm.Block(
+        tm.MODULES_ROOT, "data", "aws_iam_policy_document", "bad", bad["data"][0]["aws_iam_policy_document"]["bad"]
+    )
+    problems = unscoped_grants(tm.policy_statements(document))
+    assert problems == [
+        "AllObjects: s3:GetObject on *",
+        "AnyTable: glue:GetTable on arn:aws:glue:eu-west-1:123456789012:*",
+        "AllKafka: action kafka-cluster:*",
+    ]
+
+
+def test_policies_are_attached_from_policy_documents_only():
+    """No inline JSON policies: every policy is an aws_iam_policy_document with sids."""
+    for resource_type, attribute in (
+        ("aws_iam_role_policy", "policy"),
+        ("aws_iam_role", "assume_role_policy"),
+        ("aws_s3_bucket_policy", "policy"),
+        ("aws_sns_topic_policy", "policy"),
+        ("aws_kms_key", "policy"),
+        ("aws_cloudwatch_log_resource_policy", "policy_document"),
+    ):
+        for resource in tm.all_blocks(resource_type):
+            assert tm.expression(resource.body[attribute]).startswith("data.aws_iam_policy_document."), resource.address
+
+
+def test_irsa_roles_trust_only_their_service_accounts():
+    compute = tm.MODULES_ROOT / "compute"
+    for name, subject in (
+        ("job_assume", "system:serviceaccount:${var.emr_namespace}:emr-containers-sa-*-*-${local.account_id}-*"),
+        ("autoscaler_assume", "system:serviceaccount:kube-system:cluster-autoscaler"),
+    ):
+        [statement] = tm.policy_statements(tm.block(compute, "aws_iam_policy_document", name, kind="data"))
+        assert statement["actions"] == ["sts:AssumeRoleWithWebIdentity"]
+        conditions = {c["variable"]: c for c in tm.as_list(statement["condition"])}
+        assert conditions["${local.oidc_host}:sub"]["values"] == [subject]
+        assert conditions["${local.oidc_host}:aud"]["values"] == ["sts.amazonaws.com"]
+
+
+def test_mwaa_may_start_emr_jobs_only_with_the_job_execution_role():
+    document = tm.block(tm.MODULES_ROOT / "airflow", "aws_iam_policy_document", "execution", kind="data")
+    statements = {s["sid"]: s for s in tm.policy_statements(document)}
+    start = statements["StartJobRunsWithTheJobRoleOnly"]
+    [condition] = tm.as_list(start["condition"])
+    assert condition["variable"] == "emr-containers:ExecutionRoleArn"
+    assert condition["values"] == ["${var.emr_job_execution_role_arn}"]
+    assert not any("iam:PassRole" in s["actions"] for s in statements.values())
+
+
+# --- KMS -------------------------------------------------------------------------------
+
+
+def test_keys_rotate_and_are_enabled():
+    [key] = tm.all_blocks("aws_kms_key")
+    assert key.body["enable_key_rotation"] is True
+    assert key.body["is_enabled"] is True
+    assert tm.expression(key.body["for_each"]) == "var.domains"
+    domains = tm.variables_of(tm.MODULES_ROOT / "kms")["domains"]["default"]
+    assert {"data", "artifacts", "logs", "streaming", "compute", "secrets", "alerting"} <= set(domains)
+
+
+def test_key_policies_never_allow_an_anonymous_principal():
+    document = tm.block(tm.MODULES_ROOT / "kms", "aws_iam_policy_document", "key", kind="data")
+    for statement in tm.policy_statements(document):
+        for principal in tm.as_list(statement.get("principals")):
+            assert "*" not in principal["identifiers"], statement["sid"]
+        if statement["sid"] != "EnableIamPoliciesOfThisAccount":
+            assert statement.get("condition") or "autoscaling" in str(statement["principals"]), statement["sid"]
+
+
+# --- MSK, EKS, ECR, MWAA, secrets -----------------------------------------------------------
+
+
+def test_msk_has_three_private_brokers_with_iam_auth_tls_and_cmk():
+    cluster = tm.block(tm.MODULES_ROOT / "msk", "aws_msk_cluster", "this").body
+    assert cluster["number_of_broker_nodes"] == 3
+    [auth] = tm.as_list(cluster["client_authentication"])
+    assert auth["unauthenticated"] is False
+    assert tm.as_list(auth["sasl"])[0]["iam"] is True
+    [encryption] = tm.as_list(cluster["encryption_info"])
+    assert tm.expression(encryption["encryption_at_rest_kms_key_arn"]) == "var.kms_key_arn"
+    [transit] = tm.as_list(encryption["encryption_in_transit"])
+    assert (transit["client_broker"], transit["in_cluster"]) == ("TLS", True)
+    [broker_group] = tm.as_list(cluster["broker_node_group_info"])
+    [connectivity] = tm.as_list(broker_group["connectivity_info"])
+    assert tm.as_list(connectivity["public_access"])[0]["type"] == "DISABLED"
+    [logging] = tm.as_list(cluster["logging_info"])
+    assert tm.as_list(tm.as_list(logging["broker_logs"])[0]["cloudwatch_logs"])[0]["enabled"] is True
+    config = tm.block(tm.MODULES_ROOT / "msk", "aws_msk_configuration", "this").body["server_properties"]
+    for setting in ("auto.create.topics.enable=false", "min.insync.replicas=2", "unclean.leader.election.enable=false"):
+        assert setting in config
+
+
+def test_eks_is_private_with_encrypted_secrets_and_imdsv2_nodes():
+    compute = tm.MODULES_ROOT / "compute"
+    cluster = tm.block(compute, "aws_eks_cluster", "this").body
+    [vpc] = tm.as_list(cluster["vpc_config"])
+    assert vpc["endpoint_public_access"] is False and vpc["endpoint_private_access"] is True
+    assert tm.as_list(cluster["encryption_config"])[0]["resources"] == ["secrets"]
+    assert len(cluster["enabled_cluster_log_types"]) == 5
+    [metadata] = tm.as_list(tm.block(compute, "aws_launch_template", "node").body["metadata_options"])
+    assert metadata["http_tokens"] == "required" and metadata["http_put_response_hop_limit"] == 1
+    group = tm.block(compute, "aws_eks_node_group", "spark").body
+    [scaling] = tm.as_list(group["scaling_config"])
+    assert tm.expression(scaling["max_size"]) == "var.node_scaling.max_size"
+
+
+def test_ecr_repositories_are_immutable_scanned_and_kms_encrypted():
+    [repository] = tm.all_blocks("aws_ecr_repository")
+    assert repository.body["image_tag_mutability"] == "IMMUTABLE"
+    assert tm.as_list(repository.body["image_scanning_configuration"])[0]["scan_on_push"] is True
+    assert tm.as_list(repository.body["encryption_configuration"])[0]["encryption_type"] == "KMS"
+
+
+def test_every_log_group_is_kms_encrypted_and_kept_a_year():
+    groups = tm.all_blocks("aws_cloudwatch_log_group")
+    assert len(groups) >= 5
+    for group in groups:
+        assert (
+            tm.expression(group.body["kms_key_id"]).endswith("kms_key_arn") or "kms_key_arns.logs" in group.body["kms_key_id"]
+        ), group.address
+        retention = tm.expression(group.body["retention_in_days"])
+        variable = tm.variables_of(group.directory)[retention.removeprefix("var.")]
+        assert variable["default"] >= 365, group.address
+
+
+def test_mwaa_is_private_logs_everything_and_uses_the_secrets_backend():
+    airflow = tm.MODULES_ROOT / "airflow"
+    environment = tm.block(airflow, "aws_mwaa_environment", "this").body
+    assert environment["webserver_access_mode"] == "PRIVATE_ONLY"
+    assert tm.expression(environment["kms_key"]) == "var.kms_key_arns.artifacts"
+    [logging] = tm.as_list(environment["logging_configuration"])
+    components = {"dag_processing_logs", "scheduler_logs", "task_logs", "webserver_logs", "worker_logs"}
+    assert {k for k in logging if k != "__is_block__"} == components
+    for component in components:
+        assert tm.as_list(logging[component])[0]["enabled"] is True, component
+    options = environment["airflow_configuration_options"]
+    assert options["secrets.backend"] == "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+    assert tm.expression(options["secrets.backend_kwargs"]) == "jsonencode(var.secrets_backend_kwargs)"
+    secrets = tm.variables_of(tm.MODULES_ROOT / "secrets")
+    assert secrets["airflow_connections_prefix"]["default"] == "airflow/connections"
+    assert secrets["airflow_variables_prefix"]["default"] == "airflow/variables"
+
+
+def test_the_pan_token_key_never_enters_terraform_state():
+    secrets = tm.MODULES_ROOT / "secrets"
+    version = tm.block(secrets, "aws_secretsmanager_secret_version", "pan_token_key").body
+    assert "secret_string" not in version and "secret_binary" not in version
+    assert tm.expression(version["secret_string_wo"]) == "ephemeral.random_password.pan_token_key.result"
+    secret = tm.block(secrets, "aws_secretsmanager_secret", "pan_token_key").body
+    assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
+
+
+def test_no_security_group_admits_the_internet():
+    for rule in tm.all_blocks("aws_vpc_security_group_ingress_rule"):
+        assert rule.body.get("cidr_ipv4") != "0.0.0.0/0", rule.address
+    for subnet in tm.all_blocks("aws_subnet"):
+        assert subnet.body["map_public_ip_on_launch"] is False, subnet.address
