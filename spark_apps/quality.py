@@ -178,12 +178,11 @@ def _column_rules() -> dict[str, ColumnRule]:
     # Transaction amounts: validation quarantines non-positive ones, so none may reach an index.
     for column in ("amount", "amount_reporting", "internal_amount", "fx_rate"):
         rules[column] = ColumnRule(f"{column} > 0", valid_min="smallest_unit")
-    # Totals and counts that cannot be negative.
+    # Totals and counts that cannot be negative (fees can: rebates).
     non_negative = [
         "gross_volume",
         "refund_amount",
         "chargeback_amount",
-        "fee_amount",
         "gross_amount",
         "spend_1d",
         "spend_7d",
