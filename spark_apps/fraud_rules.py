@@ -175,11 +175,12 @@ def with_rule_signals(df: DataFrame, rules: FraudRules) -> DataFrame:
 
     Needs event_time, user_id, card_token, device_id, country, amount_reporting. Adds
     ``velocity_count`` (card transactions in the velocity window ending now, this one
-    included), ``small_count`` (small charges in the card-testing window),
+    included), ``card_count_1m`` / ``card_count_5m`` (card transactions in the last 60 s / 5 min, for
+    the policy velocity limits), ``small_count`` (small charges in the card-testing window),
     ``prev_country_minutes`` (minutes since the user's previous transaction if it was in
     another country, else null) and ``distinct_devices`` (the user's distinct devices so far).
     """
-    by_card = Window.partitionBy(card_key_col()).orderBy(_seconds("event_time"))
+    by_card = Window.partitionBy(card_key_col()).orderBy(F.unix_micros(F.col("event_time")))  # range frames in microseconds
     by_user = Window.partitionBy("user_id").orderBy("event_time", "transaction_id")
     by_user_device = Window.partitionBy("user_id", "device_id")
     by_user_range = Window.partitionBy("user_id").orderBy("event_time").rangeBetween(Window.unboundedPreceding, Window.currentRow)
@@ -193,10 +194,14 @@ def with_rule_signals(df: DataFrame, rules: FraudRules) -> DataFrame:
     new_device = (F.col("device_id").isNotNull() & (F.col("event_time") == F.col("_device_first_seen"))).cast("int")
     return (
         df.withColumn(
-            "velocity_count", F.count(F.lit(1)).over(by_card.rangeBetween(-(rules.velocity_window_seconds - 1e-6), 0)).cast("int")
+            "velocity_count",
+            F.count(F.lit(1)).over(by_card.rangeBetween(-(rules.velocity_window_seconds * 1_000_000 - 1), 0)).cast("int"),
         )
+        .withColumn("card_count_1m", F.count(F.lit(1)).over(by_card.rangeBetween(-(60 * 1_000_000 - 1), 0)).cast("int"))
+        .withColumn("card_count_5m", F.count(F.lit(1)).over(by_card.rangeBetween(-(300 * 1_000_000 - 1), 0)).cast("int"))
         .withColumn(
-            "small_count", F.sum(is_small).over(by_card.rangeBetween(-(rules.card_testing_window_seconds - 1e-6), 0)).cast("int")
+            "small_count",
+            F.sum(is_small).over(by_card.rangeBetween(-(rules.card_testing_window_seconds * 1_000_000 - 1), 0)).cast("int"),
         )
         .withColumn("_device_first_seen", first_seen)
         .withColumn(

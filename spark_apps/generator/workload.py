@@ -630,17 +630,18 @@ def generate_day(config: WorkloadConfig) -> Workload:
     )
     settlements = settlements.take(pa.array(rng.permutation(n_lines)))
 
-    first_line: dict[str, str] = {}  # transaction_ref -> its first line_id
-    for ref, line_id in sorted(
-        zip(settlements.column("transaction_ref").to_pylist(), settlements.column("line_id").to_pylist(), strict=True)
-    ):
-        first_line.setdefault(ref, line_id)
-    elig_ids = _ids(f"tx-{day_tag}-", txn_no[eligible], 9).to_pylist()
+    # Each settled transaction's first line id (duplicate settlements have a second one).
+    first_rows, first_pos = np.unique(line_rows, return_index=True)
+    first_line_no = np.full(n, -1, np.int64)
+    first_line_no[first_rows] = first_pos
+    elig_line = first_line_no[eligible]
+    line_id_of = _ids(f"ln-{day_tag}-", np.maximum(elig_line, 0), 9)
+    mi_line_ids = _ids(f"ln-{day_tag}-", np.arange(len(line_rows), n_lines), 9)
     reconciliation_truth = pa.table(
         {
-            "transaction_id": pa.array(elig_ids + missing_internal_refs.to_pylist(), pa.string()),
-            "line_id": pa.array(
-                [first_line.get(t) for t in elig_ids] + [first_line[t] for t in missing_internal_refs.to_pylist()], pa.string()
+            "transaction_id": pa.concat_arrays([_ids(f"tx-{day_tag}-", txn_no[eligible], 9), missing_internal_refs]),
+            "line_id": pa.concat_arrays(
+                [pc.if_else(pa.array(elig_line >= 0), line_id_of, pa.scalar(None, pa.string())), mi_line_ids]
             ),
             "expected_status": pa.concat_arrays(
                 [_take(RECON_STATUSES, recon_status[eligible]), pa.array(["MISSING_INTERNAL"] * n_missing_internal, pa.string())]
@@ -813,7 +814,7 @@ def generate_day(config: WorkloadConfig) -> Workload:
             },
             "missing_internal": {
                 "transaction_refs": missing_internal_refs.to_pylist(),
-                "line_ids": [first_line[t] for t in missing_internal_refs.to_pylist()],
+                "line_ids": mi_line_ids.to_pylist(),
             },
             "refund_ids": ids(refund_idx),
             "chargeback_ids": ids(chargeback_idx),

@@ -1,0 +1,270 @@
+"""Batch index job: one date's raw drops -> validated, masked, deduplicated, enriched batch index.
+
+    python -m spark_apps.jobs.batch_index --date 2026-11-21 --run-id <id> \
+        --raw-uri <lake.raw_uri> --index-uri <lake.index_uri> --quarantine-uri <lake.quarantine_uri> \
+        [--token-key-ref env:PAYMENTS_PAN_TOKEN_KEY] [--fraud-rules include/config/fraud_rules.yaml] \
+        [--master local[2]] [--conf spark.key=value ...]
+
+(or ``spark-submit spark_apps/jobs/batch_index.py ...`` with the same arguments).
+
+Writes (DESIGN decision 4, spark_apps.lake):
+
+* ``<index-uri>/batch_index/dt=<date>/run=<run-id>/`` -- BATCH_INDEX_SCHEMA Parquet + ``_manifest.json``;
+* ``<quarantine-uri>/quarantine/dt=<date>/run=<run-id>/`` -- QUARANTINE_SCHEMA Parquet + ``_manifest.json``.
+
+Prints the run manifest (JSON) on stdout as its last line. Counts conserve:
+read = indexed + quarantined + duplicates, or the job fails. Rerunning a date with a new
+run id gives the same rows (only run_id / ingested_at differ); the same run id replaces
+that run's files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_apps import lake
+from spark_apps.dedup import filter_latest_per_transaction
+from spark_apps.enrichment import with_fx_conversion, with_latest_fraud_output, with_merchant_risk, with_policy, with_policy_flags
+from spark_apps.fraud_rules import FraudRules, load_rules, with_risk, with_rule_flags, with_rule_signals
+from spark_apps.masking import with_masked_card_fields
+from spark_apps.readers import read_raw_events, read_side_source
+from spark_apps.schemas import (
+    BATCH_INDEX_SCHEMA,
+    FRAUD_MODEL_OUTPUT_SCHEMA,
+    FX_RATE_SCHEMA,
+    MERCHANT_SCHEMA,
+    POLICY_SCHEMA,
+    QUARANTINE_SCHEMA,
+    Reason,
+)
+from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
+from spark_apps.sources import TRANSACTION_SOURCES, source_location
+from spark_apps.validation import SOURCE_COLUMNS, rejected_events, valid_events, with_validation
+
+INDEX_TABLE = "batch_index"
+QUARANTINE_TABLE = "quarantine"
+SIDE_INPUTS = {
+    "fraud_scores": FRAUD_MODEL_OUTPUT_SCHEMA,
+    "merchants": MERCHANT_SCHEMA,
+    "policies": POLICY_SCHEMA,
+    "fx_rates": FX_RATE_SCHEMA,
+}
+
+
+class ConservationError(RuntimeError):
+    """read != indexed + quarantined + duplicates: something was lost or double counted."""
+
+
+@dataclass
+class BatchIndexFrames:
+    """The job's outputs before writing (lazy), plus the checked input they derive from."""
+
+    checked_df: DataFrame  # every raw transaction record: reason_code null (valid, masked) or set
+    index_df: DataFrame  # BATCH_INDEX_SCHEMA columns
+    quarantine_df: DataFrame  # QUARANTINE_SCHEMA, transactions and side sources
+
+
+def read_transactions(spark: SparkSession, raw_uri: str, date: str) -> DataFrame:
+    """Union of every transaction source's raw events for the date (empty frame if none)."""
+    frames = [
+        df
+        for source in TRANSACTION_SOURCES
+        if (df := read_raw_events(spark, source_location(raw_uri, source.name, date), source.name)) is not None
+    ]
+    if not frames:
+        from spark_apps.validation import RAW_WITH_CORRUPT_SCHEMA
+
+        empty = spark.createDataFrame([], RAW_WITH_CORRUPT_SCHEMA)
+        return empty.select("*", *[F.lit(None).cast("string").alias(c) for c in SOURCE_COLUMNS])
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def with_checked_records(raw_df: DataFrame, key: bytes, run_id: str, started_at: dt.datetime) -> DataFrame:
+    """Validate every record; valid ones typed and masked, rejected ones reduced to their
+    quarantine row. PAN/CVV leave the frame here, so caching it is safe."""
+    tagged_df = with_validation(raw_df)
+    valid_df = with_masked_card_fields(valid_events(tagged_df), key)
+    rejected_df = rejected_events(tagged_df, run_id, started_at)
+    valid_cols = valid_df.columns
+    quarantine_cols = [f.name for f in QUARANTINE_SCHEMA.fields]
+    both = [c for c in valid_cols if c in quarantine_cols]
+    valid_side = valid_df.select(
+        *valid_cols, *[F.lit(None).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields if f.name not in both]
+    )
+    rejected_side = rejected_df.select(
+        *[F.lit(None).cast(valid_df.schema[c].dataType).alias(c) if c not in quarantine_cols else F.col(c) for c in valid_cols],
+        *[c for c in quarantine_cols if c not in both],
+    )
+    return valid_side.unionByName(rejected_side)
+
+
+def build_batch_index(
+    spark: SparkSession,
+    raw_uri: str,
+    date: str,
+    run_id: str,
+    key: bytes,
+    rules: FraudRules,
+    started_at: dt.datetime,
+) -> BatchIndexFrames:
+    checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, run_id, started_at)
+    side = {
+        name: read_side_source(spark, source_location(raw_uri, name, date), name, schema, run_id, started_at)
+        for name, schema in SIDE_INPUTS.items()
+    }
+    valid_df = checked_df.filter(F.col("reason_code").isNull()).drop(
+        *[f.name for f in QUARANTINE_SCHEMA.fields if f.name not in ("transaction_id", "source_name", "source_location")]
+    )
+    index_df = (
+        valid_df.transform(filter_latest_per_transaction)
+        .transform(with_latest_fraud_output, side["fraud_scores"][0])
+        .transform(with_fx_conversion, side["fx_rates"][0])
+        .transform(with_merchant_risk, side["merchants"][0])
+        .transform(with_rule_signals, rules)
+        .transform(with_policy, side["policies"][0])
+        .transform(with_policy_flags)
+        .transform(with_rule_flags, rules)
+        .transform(with_risk, rules)
+        .withColumn("run_id", F.lit(run_id))
+        .withColumn("ingested_at", F.lit(started_at).cast("timestamp"))
+    )
+    quarantine_df = checked_df.filter(F.col("reason_code").isNotNull()).select(*[f.name for f in QUARANTINE_SCHEMA.fields])
+    for _good, bad_df in side.values():
+        quarantine_df = quarantine_df.unionByName(bad_df)
+    index_df = index_df.select(*BATCH_INDEX_SCHEMA.fieldNames())  # drops the rule signals and source_location
+    return BatchIndexFrames(checked_df, lake.conform_to_schema(index_df, BATCH_INDEX_SCHEMA), quarantine_df)
+
+
+def run_batch_index(
+    spark: SparkSession,
+    date: str,
+    run_id: str,
+    raw_uri: str,
+    index_uri: str,
+    quarantine_uri: str,
+    key: bytes,
+    rules: FraudRules,
+    started_at: dt.datetime | None = None,
+) -> dict:
+    """Build and write the date's batch index and quarantine; return the run manifest."""
+    date, run_id = lake.check_date(date), lake.check_run_id(run_id)
+    started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    clock = time.monotonic()
+    frames = build_batch_index(spark, raw_uri, date, run_id, key, rules, started_at)
+    checked_df = frames.checked_df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_reason_rows = checked_df.groupBy("source_name", "reason_code").count().collect()
+        quarantine_location = lake.write_versioned(
+            frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, run_id, QUARANTINE_SCHEMA
+        )
+        index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, run_id, BATCH_INDEX_SCHEMA)
+    finally:
+        checked_df.unpersist()
+    read_by_source: dict[str, int] = {}
+    quarantined_by_reason = dict.fromkeys(Reason.ALL, 0)
+    valid = 0
+    for row in by_reason_rows:
+        read_by_source[row.source_name] = read_by_source.get(row.source_name, 0) + row["count"]
+        if row.reason_code is None:
+            valid += row["count"]
+        else:
+            quarantined_by_reason[row.reason_code] += row["count"]
+    read = sum(read_by_source.values())
+    quarantined = sum(quarantined_by_reason.values())
+    indexed = spark.read.parquet(index_location).count()
+    quarantine_written = spark.read.parquet(quarantine_location)
+    side_rejects = {
+        r.source_name: r["count"]
+        for r in quarantine_written.filter(~F.col("source_name").isin(*[s.name for s in TRANSACTION_SOURCES]))
+        .groupBy("source_name")
+        .count()
+        .collect()
+    }
+    duplicates = valid - indexed
+    counts = {
+        "read": read,
+        "indexed": indexed,
+        "quarantined": quarantined,
+        "duplicates": duplicates,
+        "quarantined_by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
+        "read_by_source": dict(sorted(read_by_source.items())),
+        "side_sources_quarantined": dict(sorted(side_rejects.items())),
+    }
+    manifest = {
+        "table": INDEX_TABLE,
+        "date": date,
+        "run_id": run_id,
+        "started_at": started_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "seconds": round(time.monotonic() - clock, 1),
+        "index_location": index_location,
+        "quarantine_location": quarantine_location,
+        "raw_uri": raw_uri,
+        "counts": counts,
+        "conserved": read == indexed + quarantined + duplicates,
+    }
+    if not manifest["conserved"] or duplicates < 0:
+        raise ConservationError(f"read {read} != indexed {indexed} + quarantined {quarantined} + duplicates {duplicates}")
+    lake.write_manifest(
+        quarantine_location, {**manifest, "table": QUARANTINE_TABLE, "rows": quarantined + sum(side_rejects.values())}
+    )
+    lake.write_manifest(index_location, manifest)
+    return manifest
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="batch_index", description="Build one date's batch index (see module docstring).")
+    parser.add_argument("--date", required=True, help="partition date YYYY-MM-DD")
+    parser.add_argument("--run-id", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
+    parser.add_argument("--raw-uri", required=True, help="root of the raw drops (<raw-uri>/<source>/dt=<date>/)")
+    parser.add_argument("--index-uri", required=True, help="root of the indexes (lake.index_uri)")
+    parser.add_argument("--quarantine-uri", required=True, help="root of the quarantine tables (lake.quarantine_uri)")
+    parser.add_argument(
+        "--token-key-ref",
+        "--pan-key-ref",
+        dest="token_key_ref",
+        default=DEFAULT_PAN_TOKEN_KEY_REF,
+        help="secret reference of the PAN token key",
+    )
+    parser.add_argument("--region", help="AWS region for secretsmanager: references")
+    parser.add_argument("--fraud-rules", help="fraud rules YAML (default include/config/fraud_rules.yaml)")
+    parser.add_argument("--master", help="Spark master, e.g. local[2] (omit under spark-submit)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark configuration")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from spark_apps.session import build_session
+
+    conf = {}
+    for item in args.conf:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--conf {item!r}: expected KEY=VALUE")
+        conf[name] = value
+    key = pan_token_key(args.token_key_ref or DEFAULT_PAN_TOKEN_KEY_REF, args.region)
+    rules = load_rules(args.fraud_rules)
+    spark = build_session(f"batch-index-{args.date}", args.master, conf)
+    try:
+        manifest = run_batch_index(spark, args.date, args.run_id, args.raw_uri, args.index_uri, args.quarantine_uri, key, rules)
+    finally:
+        spark.stop()
+    print(json.dumps(manifest, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

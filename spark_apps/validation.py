@@ -1,0 +1,238 @@
+"""Validate raw transaction records against the data contract (stream and batch share this).
+
+Input ("raw events"): a DataFrame with every field of ``RAW_TRANSACTION_FIELDS`` as text,
+plus ``_corrupt_record`` (non-null when the record could not be parsed at all),
+``source_name``, ``source_format`` and ``source_location``. The readers
+(spark_apps.readers) produce it for JSON lines / CSV / Parquet; :func:`parse_json_events`
+produces it from a column of JSON text (a Kafka ``value``).
+
+:func:`with_validation` tags each record with the FIRST failing check (one reason per
+record, in this order) and the typed values:
+
+1. unparseable             -- not a JSON object / CSV line with the header's columns
+2. missing_required_field  -- a REQUIRED_TRANSACTION_FIELDS value is null or blank
+3. oversize_field          -- any value longer than MAX_FIELD_LENGTH characters
+4. wrong_type              -- amount is not a plain decimal number
+5. invalid_timestamp       -- timestamp/updated_at not ISO-8601 (``YYYY-MM-DD[T ]hh:mm:ss[.f][Z|+hh:mm]``)
+6. non_positive_amount     -- amount <= 0
+7. unknown_currency        -- currency not in CURRENCY_MINOR_UNITS
+8. invalid_value           -- status/channel outside their enums, more decimals than the
+                              currency allows, an amount beyond DECIMAL(18,2), a PAN that is
+                              not 12-19 digits
+
+:func:`valid_events` and :func:`rejected_events` split a tagged frame; :func:`validate_events`
+and :func:`validate_json_events` do both at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType, StringType, StructField, StructType
+
+from spark_apps.masking import mask_payload_text_col, masked_payload_json_col, valid_pan_col
+from spark_apps.schemas import (
+    AMOUNT_TYPE,
+    CHANNELS,
+    CURRENCY_MINOR_UNITS,
+    MAX_FIELD_LENGTH,
+    QUARANTINE_SCHEMA,
+    RAW_TRANSACTION_FIELDS,
+    RAW_TRANSACTION_SCHEMA,
+    REQUIRED_TRANSACTION_FIELDS,
+    TRANSACTION_EVENT_SCHEMA,
+    TRANSACTION_STATUSES,
+    Reason,
+)
+
+CORRUPT_COLUMN = "_corrupt_record"
+SOURCE_COLUMNS = ("source_name", "source_format", "source_location")
+_AMOUNT_TEXT = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+_TIMESTAMP_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+RAW_WITH_CORRUPT_SCHEMA = StructType([*RAW_TRANSACTION_SCHEMA.fields, StructField(CORRUPT_COLUMN, StringType(), True)])
+
+
+def parse_timestamp_col(text: Column) -> Column:
+    """UTC timestamp from ISO-8601 text (no zone means UTC); null if the text is not one."""
+    return F.when(F.trim(text).rlike(_TIMESTAMP_TEXT), F.trim(text).try_cast("timestamp"))
+
+
+def parse_json_events(df: DataFrame, value_col: str = "value") -> DataFrame:
+    """Raw events from a column of JSON text (string or binary, e.g. a Kafka ``value``).
+
+    Keeps the other columns of ``df``. A value that is not a JSON object, or blank, gets
+    ``_corrupt_record`` = the text. Numbers and nested values in a field arrive as their
+    JSON text (``{"value": 1}`` in ``amount`` is then a wrong type).
+    """
+    text = F.col(value_col).cast("string")
+    parsed = F.from_json(text, RAW_WITH_CORRUPT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN})
+    out = df.withColumn("_parsed", parsed)
+    fields = [F.col(f"_parsed.{name}").alias(name) for name in RAW_TRANSACTION_FIELDS]
+    blank = text.isNull() | (F.trim(text) == "")
+    corrupt = F.when(blank | F.col(f"_parsed.{CORRUPT_COLUMN}").isNotNull(), F.coalesce(text, F.lit("")))
+    others = [F.col(c) for c in df.columns if c not in (*RAW_TRANSACTION_FIELDS, CORRUPT_COLUMN)]
+    return out.select(*others, *fields, corrupt.alias(CORRUPT_COLUMN))
+
+
+def _first_failure(checks: list[tuple[str, Column, Column]]) -> tuple[Column, Column]:
+    code = detail = None
+    for reason, failed, message in reversed(checks):
+        code = F.when(failed, F.lit(reason)) if code is None else F.when(failed, F.lit(reason)).otherwise(code)
+        detail = F.when(failed, message) if detail is None else F.when(failed, message).otherwise(detail)
+    return code, detail
+
+
+def _names_where(conditions: dict[str, Column]) -> Column:
+    """Comma-separated names whose condition is true."""
+    return F.concat_ws(",", *[F.when(cond, F.lit(name)) for name, cond in conditions.items()])
+
+
+def with_validation(raw_df: DataFrame) -> DataFrame:
+    """Add ``reason_code``/``reason_detail`` (null when valid) and the typed ``_event_time``,
+    ``_updated_at`` and ``_amount`` columns."""
+    col = F.col
+    missing = {name: col(name).isNull() | (F.trim(col(name)) == "") for name in REQUIRED_TRANSACTION_FIELDS}
+    oversize = {name: F.length(col(name)) > MAX_FIELD_LENGTH for name in RAW_TRANSACTION_FIELDS}
+    amount_text = F.trim(col("amount"))
+    amount_wide = amount_text.try_cast(DecimalType(38, 10))
+    minor_units = F.create_map(*[item for code, units in CURRENCY_MINOR_UNITS.items() for item in (F.lit(code), F.lit(units))])
+    units = F.element_at(minor_units, F.upper(F.trim(col("currency"))))
+    event_time = parse_timestamp_col(col("timestamp"))
+    updated_at = parse_timestamp_col(col("updated_at"))
+    bad_status = ~F.upper(F.trim(col("transaction_status"))).isin(*TRANSACTION_STATUSES)
+    bad_channel = ~F.upper(F.trim(col("channel"))).isin(*CHANNELS)
+    too_precise = F.lit(False)
+    for places in sorted(set(CURRENCY_MINOR_UNITS.values())):  # round() needs a literal scale
+        too_precise = F.when(F.coalesce(units, F.lit(2)) == places, amount_wide != F.round(amount_wide, places)).otherwise(
+            too_precise
+        )
+    out_of_range = amount_wide.isNull() | (F.abs(amount_wide) >= F.lit(10**16))
+    bad_pan = col("pan").isNotNull() & ~F.coalesce(valid_pan_col(col("pan")), F.lit(False))
+    checks = [
+        (Reason.UNPARSEABLE, col(CORRUPT_COLUMN).isNotNull(), F.lit("record is not parseable as a transaction")),
+        (Reason.MISSING_REQUIRED_FIELD, F.greatest(*missing.values()), F.concat(F.lit("missing: "), _names_where(missing))),
+        (
+            Reason.OVERSIZE_FIELD,
+            F.coalesce(F.greatest(*oversize.values()), F.lit(False)),
+            F.concat(
+                F.lit(f"longer than {MAX_FIELD_LENGTH}: "),
+                _names_where({k: F.coalesce(v, F.lit(False)) for k, v in oversize.items()}),
+            ),
+        ),
+        (Reason.WRONG_TYPE, ~amount_text.rlike(_AMOUNT_TEXT), F.lit("amount: not a decimal number")),
+        (
+            Reason.INVALID_TIMESTAMP,
+            event_time.isNull() | updated_at.isNull(),
+            F.concat(
+                F.lit("not an ISO-8601 timestamp: "),
+                _names_where({"timestamp": event_time.isNull(), "updated_at": updated_at.isNull()}),
+            ),
+        ),
+        (Reason.NON_POSITIVE_AMOUNT, amount_wide <= 0, F.lit("amount <= 0")),
+        (Reason.UNKNOWN_CURRENCY, units.isNull(), F.lit("currency: not a supported ISO 4217 code")),
+        (
+            Reason.INVALID_VALUE,
+            bad_status | bad_channel | out_of_range | too_precise | bad_pan,
+            _names_where(
+                {"transaction_status": bad_status, "channel": bad_channel, "amount": out_of_range | too_precise, "pan": bad_pan}
+            ),
+        ),
+    ]
+    code, detail = _first_failure(checks)
+    return (
+        raw_df.withColumn("reason_code", code)
+        .withColumn("reason_detail", detail)
+        .withColumn("_event_time", event_time)
+        .withColumn("_updated_at", updated_at)
+        .withColumn("_amount", F.when(code.isNull(), amount_wide.cast(AMOUNT_TYPE)))
+    )
+
+
+def valid_events(tagged_df: DataFrame, keep: tuple[str, ...] = SOURCE_COLUMNS) -> DataFrame:
+    """Typed rows (TRANSACTION_EVENT_SCHEMA columns, then ``keep``) of records that passed."""
+    col = F.col
+    typed = {
+        "event_time": col("_event_time"),
+        "amount": col("_amount"),
+        "currency": F.upper(F.trim(col("currency"))),
+        "transaction_status": F.upper(F.trim(col("transaction_status"))),
+        "channel": F.upper(F.trim(col("channel"))),
+        "updated_at": col("_updated_at"),
+        "transaction_id": F.trim(col("transaction_id")),
+        "user_id": F.trim(col("user_id")),
+        "merchant_id": F.trim(col("merchant_id")),
+        "country": F.upper(F.trim(col("country"))),
+    }
+    columns = [typed.get(f.name, col(f.name)).cast(f.dataType).alias(f.name) for f in TRANSACTION_EVENT_SCHEMA.fields]
+    return tagged_df.filter(col("reason_code").isNull()).select(*columns, *[col(c) for c in keep if c in tagged_df.columns])
+
+
+def payload_masked_col() -> Column:
+    """The original record, masked: the raw text for unparseable records, else the fields as JSON."""
+    return F.when(F.col(CORRUPT_COLUMN).isNotNull(), mask_payload_text_col(F.col(CORRUPT_COLUMN))).otherwise(
+        masked_payload_json_col()
+    )
+
+
+def rejected_events(tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
+    """QUARANTINE_SCHEMA rows for the records that failed a check."""
+    col = F.col
+    values = {
+        "reason_code": col("reason_code"),
+        "reason_detail": col("reason_detail"),
+        "source_name": col("source_name"),
+        "source_format": col("source_format"),
+        "source_location": col("source_location"),
+        "transaction_id": F.when(F.length(col("transaction_id")) <= MAX_FIELD_LENGTH, col("transaction_id")),
+        "payload_masked": payload_masked_col(),
+        "run_id": F.lit(run_id),
+        "quarantined_at": F.lit(quarantined_at).cast("timestamp"),
+    }
+    return tagged_df.filter(col("reason_code").isNotNull()).select(
+        *[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
+    )
+
+
+def with_source_columns(df: DataFrame, source_name: str, source_format: str, source_location: Column | None = None) -> DataFrame:
+    """Add the source columns the quarantine rows need, where ``df`` lacks them."""
+    defaults = {
+        "source_name": F.lit(source_name),
+        "source_format": F.lit(source_format),
+        "source_location": source_location if source_location is not None else F.lit(None).cast("string"),
+    }
+    for name, value in defaults.items():
+        if name not in df.columns:
+            df = df.withColumn(name, value)
+    return df
+
+
+def validate_events(raw_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> tuple[DataFrame, DataFrame]:
+    """(valid typed events, quarantine rows) from raw events."""
+    tagged_df = with_validation(raw_df)
+    return valid_events(tagged_df), rejected_events(tagged_df, run_id, quarantined_at)
+
+
+def validate_json_events(
+    df: DataFrame,
+    value_col: str = "value",
+    run_id: str = "stream",
+    quarantined_at: dt.datetime | None = None,
+    source_name: str = "kafka",
+    source_format: str = "kafka",
+    source_location: Column | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """The stream's entry point: JSON text column -> (valid TRANSACTION_EVENT_SCHEMA rows + the
+    source columns and any other input columns you keep, QUARANTINE_SCHEMA rows).
+
+    ``source_location`` may be a column such as ``concat_ws('/', topic, partition, offset)``.
+    Works on streaming DataFrames (no actions). The valid rows still hold pan/cvv/expiry:
+    pass them through spark_apps.masking.with_masked_card_fields before anything is written.
+    """
+    events_df = with_source_columns(parse_json_events(df, value_col), source_name, source_format, source_location)
+    tagged_df = with_validation(events_df)
+    extra = tuple(c for c in df.columns if c != value_col and c not in RAW_TRANSACTION_FIELDS)
+    return valid_events(tagged_df, keep=SOURCE_COLUMNS + extra), rejected_events(
+        tagged_df, run_id, quarantined_at or dt.datetime.now(dt.UTC)
+    )
