@@ -65,11 +65,19 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.bucket_arns.raw, var.bucket_arns.processed, var.bucket_arns.quarantine, var.bucket_arns.athena-results]
   }
 
-  # Publishing reads run markers/metrics and tags superseded index versions for expiry.
+  # Publishing reads run manifests, writes quality results and summaries, and tags
+  # superseded index versions for expiry.
   statement {
     sid       = "PublishIndexVersions"
     actions   = ["s3:GetObject", "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObject"]
     resources = ["${var.bucket_arns.processed}/*"]
+  }
+
+  # The stream supervisor sets and clears its stop marker under metrics/.
+  statement {
+    sid       = "ClearSupervisorMarkers"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${var.bucket_arns.processed}/metrics/*"]
   }
 
   statement {
