@@ -220,7 +220,8 @@ def run_batch_index(
     lake.write_manifest(
         quarantine_location, {**manifest, "table": QUARANTINE_TABLE, "rows": quarantined + sum(side_rejects.values())}
     )
-    lake.write_manifest(index_location, manifest)
+    # "rows": what this version holds; the quality gate checks the Parquet row count against it.
+    lake.write_manifest(index_location, {**manifest, "rows": indexed})
     return manifest
 
 
