@@ -39,11 +39,11 @@ resource "aws_subnet" "private" {
   availability_zone       = each.value.az
   map_public_ip_on_launch = false
 
-  tags = merge(var.tags, {
-    Name                              = "${var.name_prefix}-${each.key}"
-    Tier                              = each.value.tier
-    "kubernetes.io/role/internal-elb" = each.value.tier == "eks" ? "1" : null
-  })
+  tags = merge(
+    var.tags,
+    { Name = "${var.name_prefix}-${each.key}", Tier = each.value.tier },
+    each.value.tier == "eks" ? { "kubernetes.io/role/internal-elb" = "1" } : {},
+  )
 }
 
 resource "aws_subnet" "public" {

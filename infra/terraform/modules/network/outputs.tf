@@ -11,8 +11,8 @@ output "vpc_cidr_block" {
 output "private_subnet_ids" {
   description = "Private subnet ids per workload tier (msk, eks, mwaa), ordered by availability zone."
   value = {
-    for tier in keys(var.private_subnet_cidrs) : tier => [
-      for index in range(length(var.private_subnet_cidrs[tier])) : aws_subnet.private["${tier}-${index}"].id
+    for tier, cidrs in var.private_subnet_cidrs : tier => [
+      for index in range(length(cidrs)) : aws_subnet.private["${tier}-${index}"].id
     ]
   }
 }
