@@ -116,8 +116,7 @@ def mask_payload_text_col(text: Column) -> Column:
 def masked_payload_json_col(fields: tuple[str, ...] = RAW_TRANSACTION_FIELDS) -> Column:
     """JSON text of the raw record's fields (as they arrived) with card fields masked:
     pan -> ``****1234`` (or ``****`` if not a card number), cvv -> ``***``, expiry -> ``MM/**``.
-    Other values pass through :func:`mask_payload_text_col` too, so a PAN typed into a wrong
-    field is masked as well."""
+    Card-number-like digit runs in any other field are masked too (a PAN typed into the wrong field)."""
     members = []
     for name in fields:
         column = F.col(name)
@@ -128,6 +127,6 @@ def masked_payload_json_col(fields: tuple[str, ...] = RAW_TRANSACTION_FIELDS) ->
         elif name == "expiry":
             value = expiry_masked_col(column)
         else:
-            value = F.regexp_replace(F.regexp_replace(column, _DIGIT_RUN, "[pan ****$1]"), _EXPIRY, "$1/**")
+            value = F.regexp_replace(column, _DIGIT_RUN, "[pan ****$1]")
         members.append(value.alias(name))
     return F.to_json(F.struct(*members), {"ignoreNullFields": "false"})

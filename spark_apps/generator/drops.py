@@ -51,7 +51,6 @@ def write_drops(workload: Workload, raw_uri: str, formats: dict[str, str] | None
     """
     formats = {**{s.name: s.default_format for s in RAW_SOURCES}, **(formats or {})}
     date = workload.config.date
-    tables = workload.source_tables()
     written: dict[str, dict] = {}
     for source in RAW_SOURCES:
         file_format = formats[source.name]
@@ -62,7 +61,7 @@ def write_drops(workload: Workload, raw_uri: str, formats: dict[str, str] | None
         for old in folder.iterdir():
             if old.is_file():
                 old.unlink()
-        table = tables[source.name]
+        table = workload.source_table(source.name)
         files = []
         if source.kind == "transactions":
             broken = pc.is_valid(table.column("raw_text"))
