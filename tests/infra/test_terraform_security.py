@@ -396,7 +396,9 @@ def test_the_pan_token_key_never_enters_terraform_state():
     secrets = tm.MODULES_ROOT / "secrets"
     version = tm.block(secrets, "aws_secretsmanager_secret_version", "pan_token_key").body
     assert "secret_string" not in version and "secret_binary" not in version
-    assert tm.expression(version["secret_string_wo"]) == "ephemeral.random_password.pan_token_key.result"
+    assert (
+        tm.expression(version["secret_string_wo"]) == "ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password"
+    )
     secret = tm.block(secrets, "aws_secretsmanager_secret", "pan_token_key").body
     assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
 

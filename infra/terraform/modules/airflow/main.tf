@@ -5,7 +5,7 @@ data "aws_partition" "current" {}
 locals {
   environment_name = var.name_prefix
   account_id       = data.aws_caller_identity.current.account_id
-  region           = data.aws_region.current.region
+  region           = data.aws_region.current.id
   partition        = data.aws_partition.current.partition
   environment_arn  = "arn:${local.partition}:airflow:${local.region}:${local.account_id}:environment/${local.environment_name}"
 

@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.region
+  region     = data.aws_region.current.id
 }
 
 # --- on-call topic ------------------------------------------------------------------

@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  glue_arn_base = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  glue_arn_base = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
 }
 
 resource "aws_glue_data_catalog_encryption_settings" "this" {

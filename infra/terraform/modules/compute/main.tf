@@ -5,7 +5,7 @@ data "aws_partition" "current" {}
 locals {
   cluster_name = "${var.name_prefix}-eks"
   account_id   = data.aws_caller_identity.current.account_id
-  region       = data.aws_region.current.region
+  region       = data.aws_region.current.id
   partition    = data.aws_partition.current.partition
   oidc_host    = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
 }

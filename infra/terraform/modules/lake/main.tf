@@ -2,7 +2,7 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.region}"
+  suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
 
   # Every bucket but the logs bucket; each logs its requests to the logs bucket.
   buckets = {

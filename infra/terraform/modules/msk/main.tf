@@ -5,7 +5,7 @@ data "aws_partition" "current" {}
 locals {
   cluster_name = "${var.name_prefix}-msk"
   # MSK IAM resource ARNs: topic/<cluster>/<uuid>/<topic>, group/<cluster>/<uuid>/<group>.
-  arn_base = "arn:${data.aws_partition.current.partition}:kafka:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  arn_base = "arn:${data.aws_partition.current.partition}:kafka:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
 }
 
 resource "aws_security_group" "msk" {

@@ -1,7 +1,7 @@
 data "aws_region" "current" {}
 
 locals {
-  region = data.aws_region.current.region
+  region = data.aws_region.current.id
   # One subnet per (tier, zone); keys like "eks-0".
   private_subnets = merge([
     for tier, cidrs in var.private_subnet_cidrs : {

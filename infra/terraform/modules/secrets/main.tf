@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  secret_arn_base = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:secret"
+  secret_arn_base = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:secret"
 }
 
 resource "aws_secretsmanager_secret" "pan_token_key" {
@@ -16,15 +16,16 @@ resource "aws_secretsmanager_secret" "pan_token_key" {
   tags = merge(var.tags, { DataClassification = "pci-key-material" })
 }
 
-# The key is generated at apply time and written write-only: it never enters the
-# Terraform plan or state.
-ephemeral "random_password" "pan_token_key" {
-  length  = 64
-  special = false
+# The key comes from Secrets Manager's own generator (GetRandomPassword) at apply time and
+# is written write-only: it never enters the Terraform plan or state. It is re-sent only
+# when pan_token_key_version changes.
+ephemeral "aws_secretsmanager_random_password" "pan_token_key" {
+  password_length     = 64
+  exclude_punctuation = true
 }
 
 resource "aws_secretsmanager_secret_version" "pan_token_key" {
   secret_id                = aws_secretsmanager_secret.pan_token_key.id
-  secret_string_wo         = ephemeral.random_password.pan_token_key.result
+  secret_string_wo         = ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password
   secret_string_wo_version = var.pan_token_key_version
 }
