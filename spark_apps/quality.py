@@ -142,6 +142,7 @@ class ColumnRule:
 def _column_rules() -> dict[str, ColumnRule]:
     """Validity rules by column name; enums come from ``spark_apps.schemas`` so they change in one place."""
     from spark_apps import schemas as s
+    from spark_apps.sources import FORMATS
 
     def one_of(column: str, values, what: str) -> ColumnRule:
         return ColumnRule(f"{column} is a known {what}", valid_values=tuple(sorted(values)))
@@ -166,7 +167,8 @@ def _column_rules() -> dict[str, ColumnRule]:
         # Spelled out in schemas.py comments (no constant there yet).
         "statement_source": (("BANK", "AGGREGATOR"), "statement source"),
         "settlement_source": (("BANK", "AGGREGATOR"), "statement source"),
-        "source_format": (("json", "csv", "parquet", "kafka"), "source format"),
+        # File formats the batch readers accept, plus the stream's Kafka source.
+        "source_format": ((*FORMATS, "kafka"), "source format"),
     }
     for column, (values, what) in enums.items():
         rules[column] = one_of(column, values, what)

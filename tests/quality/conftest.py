@@ -51,7 +51,7 @@ VALUES: dict[str, Any] = {
     "label": 0,
     "statement_source": "BANK",
     "settlement_source": "BANK",
-    "source_format": "json",
+    "source_format": "jsonl",
     "card_last4": "4242",
     "card_expiry_masked": "12/**",
     "payload_masked": '{"transaction_id": "t-1", "pan": "************4242", "amount": "-5.00"}',
