@@ -127,6 +127,12 @@ def test_alarms_and_job_role_use_one_metrics_namespace():
     alerting = tm.variables_of(tm.MODULES_ROOT / "alerting")["metrics_namespace"]["default"]
     compute = tm.variables_of(tm.MODULES_ROOT / "compute")["metrics_namespace"]["default"]
     assert alerting == compute == "Payments/Streaming"
+    for env in tm.ENV_NAMES:
+        directory = tm.ENVS_ROOT / env
+        assert tm.locals_of(directory)["metrics_namespace"] == alerting
+        modules = tm.modules_of(directory)
+        assert tm.expression(modules["compute"]["metrics_namespace"]) == "local.metrics_namespace"
+        assert tm.expression(modules["alerting"]["metrics_namespace"]) == "local.metrics_namespace"
     metrics = {
         tm.block(tm.MODULES_ROOT / "alerting", "aws_cloudwatch_metric_alarm", name).body["metric_name"]
         for name in ("stream_freshness", "consumer_lag", "quarantine_rate")

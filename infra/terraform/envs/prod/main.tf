@@ -38,6 +38,9 @@ locals {
     ManagedBy   = "terraform"
     Compliance  = "pci-dss"
   }
+  # CloudWatch namespace of the streaming app's metrics: the job role may publish only
+  # there, and the alarms watch it.
+  metrics_namespace = "Payments/Streaming"
   # Index table definitions generated from spark_apps/schemas.py (one source of truth).
   tables = jsondecode(file("${path.root}/../../../../include/sql/tables.json")).tables
 }
@@ -87,7 +90,7 @@ module "msk" {
   name_prefix           = local.name_prefix
   vpc_id                = module.network.vpc_id
   subnet_ids            = module.network.private_subnet_ids.msk
-  client_cidr_blocks    = concat(var.private_subnet_cidrs.eks, var.private_subnet_cidrs.mwaa)
+  client_cidr_blocks    = var.private_subnet_cidrs.eks
   broker_instance_type  = var.msk_broker_instance_type
   broker_volume_size_gb = var.msk_broker_volume_size_gb
   kms_key_arn           = module.kms.key_arns.streaming
@@ -135,6 +138,7 @@ module "compute" {
   msk_write_topic_arns = [module.msk.topic_arns["payments.fraud-alerts"], module.msk.topic_arns["payments.dead-letter"]]
   msk_group_arn_prefix = module.msk.group_arn_prefix
   pan_token_secret_arn = module.secrets.pan_token_secret_arn
+  metrics_namespace    = local.metrics_namespace
   tags                 = local.tags
 }
 
@@ -146,6 +150,7 @@ module "alerting" {
   logs_kms_key_arn       = module.kms.key_arns.logs
   oncall_email_endpoints = var.oncall_email_endpoints
   emr_virtual_cluster_id = module.compute.emr_virtual_cluster_id
+  metrics_namespace      = local.metrics_namespace
   tags                   = local.tags
 }
 

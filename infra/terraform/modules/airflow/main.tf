@@ -277,19 +277,6 @@ resource "aws_vpc_security_group_egress_rule" "self" {
   referenced_security_group_id = aws_security_group.mwaa.id
 }
 
-resource "aws_vpc_security_group_egress_rule" "kafka" {
-  security_group_id = aws_security_group.mwaa.id
-  description       = "MSK brokers (IAM auth over TLS) inside the VPC"
-  ip_protocol       = "tcp"
-  from_port         = 9098
-  to_port           = 9098
-  cidr_ipv4         = data.aws_vpc.this.cidr_block
-}
-
-data "aws_vpc" "this" {
-  id = var.vpc_id
-}
-
 # --- environment -----------------------------------------------------------------------
 
 resource "aws_mwaa_environment" "this" {

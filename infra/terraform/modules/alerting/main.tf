@@ -73,6 +73,7 @@ resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
   alarm_description   = "Stream index older than ${var.freshness_threshold_seconds}s (or no freshness metric at all: the streaming app is down)."
   namespace           = var.metrics_namespace
   metric_name         = "FreshnessSeconds"
+  dimensions          = var.metric_dimensions
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 5
@@ -91,6 +92,7 @@ resource "aws_cloudwatch_metric_alarm" "consumer_lag" {
   alarm_description   = "Streaming app more than ${var.consumer_lag_threshold} records behind the input topics."
   namespace           = var.metrics_namespace
   metric_name         = "ConsumerLag"
+  dimensions          = var.metric_dimensions
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 10
@@ -109,6 +111,7 @@ resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
   alarm_description   = "More than ${var.quarantine_rate_threshold * 100}% of records quarantined: an upstream producer or schema change."
   namespace           = var.metrics_namespace
   metric_name         = "QuarantineRate"
+  dimensions          = var.metric_dimensions
   statistic           = "Average"
   period              = 300
   evaluation_periods  = 3
@@ -211,7 +214,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           region      = local.region
           stat        = "Maximum"
           period      = 60
-          metrics     = [[var.metrics_namespace, "FreshnessSeconds"]]
+          metrics     = [concat([var.metrics_namespace, "FreshnessSeconds"], flatten([for name, value in var.metric_dimensions : [name, value]]))]
           annotations = { horizontal = [{ label = "page", value = var.freshness_threshold_seconds }] }
         }
       },
@@ -222,7 +225,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           region      = local.region
           stat        = "Maximum"
           period      = 60
-          metrics     = [[var.metrics_namespace, "ConsumerLag"]]
+          metrics     = [concat([var.metrics_namespace, "ConsumerLag"], flatten([for name, value in var.metric_dimensions : [name, value]]))]
           annotations = { horizontal = [{ label = "page", value = var.consumer_lag_threshold }] }
         }
       },
@@ -233,7 +236,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           region      = local.region
           stat        = "Average"
           period      = 300
-          metrics     = [[var.metrics_namespace, "QuarantineRate"]]
+          metrics     = [concat([var.metrics_namespace, "QuarantineRate"], flatten([for name, value in var.metric_dimensions : [name, value]]))]
           annotations = { horizontal = [{ label = "page", value = var.quarantine_rate_threshold }] }
         }
       },

@@ -20,9 +20,15 @@ variable "oncall_email_endpoints" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace the streaming app publishes FreshnessSeconds, ConsumerLag and QuarantineRate to (no dimensions)."
+  description = "CloudWatch namespace the streaming app publishes FreshnessSeconds, ConsumerLag and QuarantineRate to."
   type        = string
   default     = "Payments/Streaming"
+}
+
+variable "metric_dimensions" {
+  description = "Dimensions the streaming app attaches to FreshnessSeconds, ConsumerLag and QuarantineRate (none by default)."
+  type        = map(string)
+  default     = {}
 }
 
 variable "freshness_threshold_seconds" {

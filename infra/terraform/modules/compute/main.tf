@@ -383,7 +383,7 @@ data "aws_iam_policy_document" "job" {
 
   statement {
     sid       = "MskConnect"
-    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:WriteDataIdempotently"]
     resources = [var.msk_cluster_arn]
   }
 
