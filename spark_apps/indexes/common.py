@@ -43,6 +43,11 @@ def filter_event_dates(df: DataFrame, first: dt.date, last: dt.date) -> DataFram
     )
 
 
+def filter_first_seen_on(df: DataFrame, day: dt.date) -> DataFrame:
+    """Transactions that entered the aggregate index on ``day``: each transaction lands in exactly one day."""
+    return df.where(F.col("first_seen_date") == F.lit(day))
+
+
 def money(column: Column) -> Column:
     """An exact amount rounded half-up to cents, as AMOUNT_TYPE (overflow fails under ANSI mode)."""
     return F.round(column, 2).cast(AMOUNT_TYPE)

@@ -7,7 +7,14 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_apps.indexes.common import epoch_seconds, filter_event_dates, select_schema, string_array, with_lineage
+from spark_apps.indexes.common import (
+    epoch_seconds,
+    filter_event_dates,
+    filter_first_seen_on,
+    select_schema,
+    string_array,
+    with_lineage,
+)
 from spark_apps.indexes.config import ComplianceConfig
 from spark_apps.schemas import AMOUNT_TYPE, COMPLIANCE_INDEX_SCHEMA
 
@@ -67,7 +74,7 @@ def build_compliance_index(
     run_id: str,
     indexed_at: dt.datetime,
 ) -> DataFrame:
-    """COMPLIANCE_INDEX_SCHEMA rows for the transactions of ``run_date``.
+    """COMPLIANCE_INDEX_SCHEMA rows for the transactions that entered the aggregate index on ``run_date``.
 
     Structuring looks at the user's just-below amounts within the window on either
     side, so the day before the run date is read too.
@@ -79,7 +86,7 @@ def build_compliance_index(
         .transform(with_user_profile, users_df)
         .transform(with_just_below_threshold, config)
         .transform(with_structuring, config)
-        .transform(filter_event_dates, run_date, run_date)
+        .transform(filter_first_seen_on, run_date)
         .transform(with_aml_flags, config)
         .transform(with_lineage, run_id, indexed_at, "indexed_at")
         .transform(select_schema, COMPLIANCE_INDEX_SCHEMA)

@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_apps.indexes.common import filter_event_dates, select_schema, string_array, with_lineage
+from spark_apps.indexes.common import filter_first_seen_on, select_schema, string_array, with_lineage
 from spark_apps.indexes.config import FraudConfig
 from spark_apps.schemas import FRAUD_INDEX_SCHEMA, RECOMMENDED_ACTIONS, SCORE_TYPE
 
@@ -49,9 +49,13 @@ def with_review_floor(df: DataFrame) -> DataFrame:
 def build_fraud_index(
     aggregate_df: DataFrame, run_date: dt.date, config: FraudConfig, run_id: str, indexed_at: dt.datetime
 ) -> DataFrame:
-    """FRAUD_INDEX_SCHEMA rows for the transactions of ``run_date`` in the aggregate index."""
+    """FRAUD_INDEX_SCHEMA rows for the transactions that entered the aggregate index on ``run_date``.
+
+    Late events (yesterday's event time, today's drop) are included; each transaction is
+    indexed once, on the day it arrived. Later score changes are in the audit trail.
+    """
     return (
-        filter_event_dates(aggregate_df, run_date, run_date)
+        filter_first_seen_on(aggregate_df, run_date)
         .transform(filter_suspicious, config)
         .transform(with_reasons, config)
         .transform(with_review_floor)

@@ -13,14 +13,15 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
-from spark_apps.indexes.common import count_ratio, day_start, select_schema, with_lineage
+from spark_apps.indexes.common import count_ratio, select_schema, with_lineage
 from spark_apps.schemas import OPS_INDEX_SCHEMA, THROUGHPUT_TYPE
 
 STAGE_RUN_SCHEMA = StructType(
     [
         StructField("stage", StringType(), False),
+        StructField("for_date", DateType(), False),  # the run date of a batch run; the UTC day of a micro-batch
         StructField("finished_at", TimestampType(), False),
         StructField("records_in", LongType(), False),
         StructField("records_out", LongType(), False),
@@ -53,8 +54,10 @@ def stage_run_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any] | Non
     records_in = _int(counts.get("read", manifest.get("rows_in", records_out)))
     seconds = manifest.get("seconds")
     duration_ms = int(round(float(seconds) * 1000)) if seconds is not None else 0
+    for_date = manifest.get("date")
     return {
         "stage": str(manifest.get("table") or "unknown"),
+        "for_date": dt.date.fromisoformat(str(for_date)) if for_date else finished.date(),
         "finished_at": finished,
         "records_in": records_in,
         "records_out": records_out,
@@ -86,6 +89,7 @@ def stage_run_from_stream_metric(metric: Mapping[str, Any]) -> dict[str, Any] | 
     latency = metric.get("latency_ms", metric.get("latency_p95_ms"))
     return {
         "stage": str(metric.get("stage") or "stream_index"),
+        "for_date": finished.astimezone(dt.UTC).date(),
         "finished_at": finished,
         "records_in": records_in,
         "records_out": records_out,
@@ -107,11 +111,14 @@ def _percentile(column: str, fraction: float) -> F.Column:
 
 
 def build_ops_index(stage_runs: DataFrame, run_date: dt.date, run_id: str, indexed_at: dt.datetime) -> DataFrame:
-    """OPS_INDEX_SCHEMA rows: one per stage and UTC hour of ``run_date`` with at least one run."""
-    start, end = day_start(run_date), day_start(run_date + dt.timedelta(days=1))
+    """OPS_INDEX_SCHEMA rows: one per stage and UTC hour with at least one run for ``run_date``.
+
+    Micro-batches count on the day they finished; a batch run counts for the date it
+    processed, in the hour it finished (usually the next day).
+    """
     total_seconds = F.sum("duration_ms").cast("decimal(20,3)") / F.lit(1000)
     return (
-        stage_runs.where((F.col("finished_at") >= F.lit(start)) & (F.col("finished_at") < F.lit(end)))
+        stage_runs.where(F.col("for_date") == F.lit(run_date))
         .withColumn("hour_start", F.date_trunc("hour", F.col("finished_at")))
         .groupBy("stage", "hour_start")
         .agg(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -31,8 +32,15 @@ def test_fraud_index_selects_threshold_or_rule_flags_with_reasons_and_actions(sp
         aggregate_row("at_threshold", risk_score=70, fraud_score=Decimal("0.8000"), recommended_action="ALLOW"),
         aggregate_row("below", risk_score=69, fraud_score=Decimal("0.7999")),
         aggregate_row("policy_only", policy_flags=["GEO_BLOCK"], risk_score=45),
-        aggregate_row("yesterday", event_time=ts("2026-11-19 23:59:59"), rule_flags=["GEO_JUMP"], risk_score=90),
-        aggregate_row("tomorrow", event_time=ts("2026-11-21 00:00"), rule_flags=["GEO_JUMP"], risk_score=90),
+        aggregate_row("yesterday", first_seen_date=DAY - dt.timedelta(days=1), rule_flags=["GEO_JUMP"], risk_score=90),
+        # a late event: yesterday's event time, first seen today
+        aggregate_row(
+            "late",
+            event_time=ts("2026-11-19 23:59:59"),
+            rule_flags=["GEO_JUMP"],
+            risk_score=90,
+            recommended_action="MANUAL_REVIEW",
+        ),
         aggregate_row("unscored", rule_flags=["HIGH_AMOUNT"], risk_score=25, fraud_score=None, recommended_action="BLOCK_CARD"),
     ]
     result = build_fraud_index(aggregate_df(spark, rows), DAY, CONFIG.fraud, "run-f", NOW)
@@ -52,6 +60,12 @@ def test_fraud_index_selects_threshold_or_rule_flags_with_reasons_and_actions(sp
                 recommended_action="MANUAL_REVIEW",
                 run_id="run-f",
             ),
+            Row(
+                transaction_id="late",
+                reasons=["RULE_GEO_JUMP", "RISK_SCORE_AT_OR_ABOVE_THRESHOLD"],
+                recommended_action="MANUAL_REVIEW",
+                run_id="run-f",
+            ),
             Row(transaction_id="unscored", reasons=["RULE_HIGH_AMOUNT"], recommended_action="BLOCK_CARD", run_id="run-f"),
         ],
     )
@@ -67,7 +81,13 @@ def test_fraud_threshold_comes_from_config(spark):
 def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(spark):
     rows = [
         # two just-below amounts by u1 within 24 h (one of them the evening before): structuring
-        aggregate_row("s_prev", user_id="u1", event_time=ts("2026-11-19 22:00"), amount_reporting=Decimal("9500.00")),
+        aggregate_row(
+            "s_prev",
+            user_id="u1",
+            event_time=ts("2026-11-19 22:00"),
+            amount_reporting=Decimal("9500.00"),
+            first_seen_date=DAY - dt.timedelta(days=1),
+        ),
         aggregate_row("s1", user_id="u1", event_time=ts("2026-11-20 08:00"), amount_reporting=Decimal("9999.99")),
         # exactly at the threshold is reportable, so not "just below"
         aggregate_row("at", user_id="u2", event_time=ts("2026-11-20 08:00"), amount_reporting=Decimal("10000.00")),

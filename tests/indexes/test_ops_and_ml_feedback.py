@@ -22,12 +22,13 @@ NOW = ts("2026-11-21 04:00")
 def test_stage_runs_from_a_manifest_and_a_stream_metric():
     manifest = {
         "table": "batch_index",
+        "date": "2026-11-19",
         "finished_at": "2026-11-20T02:10:00+00:00",
         "seconds": 61.5,
         "counts": {"read": 1010, "indexed": 1000, "quarantined": 7},
     }
     assert stage_run_from_manifest(manifest) == {
-        "stage": "batch_index", "finished_at": dt.datetime(2026, 11, 20, 2, 10, tzinfo=dt.UTC), "records_in": 1010, "records_out": 1000,
+        "stage": "batch_index", "for_date": dt.date(2026, 11, 19), "finished_at": dt.datetime(2026, 11, 20, 2, 10, tzinfo=dt.UTC), "records_in": 1010, "records_out": 1000,
         "error_count": 0, "quarantine_count": 7, "duration_ms": 61500, "latency_ms": 61500,
     }  # fmt: skip
     metric = {
@@ -38,7 +39,7 @@ def test_stage_runs_from_a_manifest_and_a_stream_metric():
         "latency_ms": 1200,
     }
     assert stage_run_from_stream_metric(metric) == {
-        "stage": "stream_index", "finished_at": dt.datetime(2026, 11, 20, 10, 0, 5, tzinfo=dt.UTC), "records_in": 50, "records_out": 48,
+        "stage": "stream_index", "for_date": dt.date(2026, 11, 20), "finished_at": dt.datetime(2026, 11, 20, 10, 0, 5, tzinfo=dt.UTC), "records_in": 50, "records_out": 48,
         "error_count": 0, "quarantine_count": 2, "duration_ms": 800, "latency_ms": 1200,
     }  # fmt: skip
     assert stage_run_from_manifest({"table": "x"}) is None  # an unfinished run has no finish time
@@ -50,15 +51,17 @@ def test_ops_index_per_stage_and_hour(spark):
                                       "error_rows": 1 if minute == 3 else 0, "duration_ms": 500, "latency_ms": latency})
         for minute, quarantined, latency in [(0, 0, 100), (1, 1, 200), (2, 0, 300), (3, 2, 400)]
     ] + [
-        stage_run_from_manifest({"table": "batch_index", "finished_at": "2026-11-20T02:30:00Z", "seconds": 100, "counts": {"read": 1000, "indexed": 990, "quarantined": 10}}),
-        stage_run_from_manifest({"table": "batch_index", "finished_at": "2026-11-21T02:30:00Z", "seconds": 100, "counts": {"read": 5}}),  # another day
+        # the batch run for the 20th finishes on the 21st; the one for the 19th finishes on the 20th
+        stage_run_from_manifest({"table": "batch_index", "date": "2026-11-20", "finished_at": "2026-11-21T02:30:00Z", "seconds": 100, "counts": {"read": 1000, "indexed": 990, "quarantined": 10}}),
+        stage_run_from_manifest({"table": "batch_index", "date": "2026-11-19", "finished_at": "2026-11-20T02:30:00Z", "seconds": 100, "counts": {"read": 5}}),
+        stage_run_from_stream_metric({"timestamp": "2026-11-21T00:00:00Z", "numInputRows": 9, "duration_ms": 5}),  # the next day
     ]  # fmt: skip
     result = build_ops_index(stage_runs_df(spark, runs), DAY, "r", NOW)
     assert result.schema.fieldNames() == OPS_INDEX_SCHEMA.fieldNames()
     assertDataFrameEqual(
         result.drop("run_id", "indexed_at"),
         [
-            Row(stage="batch_index", hour_start=dt.datetime(2026, 11, 20, 2), run_count=1, records_in=1000, records_out=990, error_count=0,
+            Row(stage="batch_index", hour_start=dt.datetime(2026, 11, 21, 2), run_count=1, records_in=1000, records_out=990, error_count=0,
                 quarantine_count=10, throughput_per_second=Decimal("10.000"), latency_p50_ms=100000, latency_p95_ms=100000, latency_p99_ms=100000,
                 error_rate=Decimal("0.000000"), quarantine_rate=Decimal("0.010000")),
             Row(stage="stream_index", hour_start=dt.datetime(2026, 11, 20, 10), run_count=4, records_in=400, records_out=397, error_count=1,

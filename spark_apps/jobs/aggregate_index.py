@@ -1,0 +1,242 @@
+"""Aggregate index job: stream index + batch index + settlement lines over the previous aggregate version.
+
+    python -m spark_apps.jobs.aggregate_index --date 2026-11-21 --run-id <id> \
+        --index-uri <lake.index_uri> --raw-uri <lake.raw_uri> \
+        --batch-index-location <published batch_index version of the date> \
+        [--previous-aggregate-location <published aggregate_index version>] \
+        [--stream-index-location <folder> ...] [--config include/config/indexes.yaml] \
+        [--master local[2]] [--conf key=value ...]
+
+Writes (DESIGN decision 4, spark_apps.lake), each with a ``_manifest.json``:
+
+* ``<index-uri>/aggregate_index/dt=<date>/run=<run-id>/`` -- AGGREGATE_INDEX_SCHEMA;
+* ``<index-uri>/audit_trail/dt=<date>/run=<run-id>/`` -- AUDIT_TRAIL_SCHEMA.
+
+The previous version is the latest aggregate of an earlier date; when the DAG passes the
+version published for the run date itself (a rerun), its manifest's
+``previous_aggregate_location`` is followed. Stream index input defaults to
+``<index-uri>/stream_index/dt=<date - 1>`` and ``dt=<date>`` (late events; read
+recursively, duplicates across versions are harmless: the merge keeps the latest).
+Prints the aggregate manifest (JSON) as the last stdout line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_apps import lake
+from spark_apps.indexes.config import load_index_config
+from spark_apps.indexes.inputs import read_raw_side, read_table, resolve_previous_aggregate
+from spark_apps.merge import audit_changes, merge_aggregate
+from spark_apps.schemas import (
+    AGGREGATE_INDEX_SCHEMA,
+    AUDIT_TRAIL_SCHEMA,
+    BATCH_INDEX_SCHEMA,
+    SETTLEMENT_LINE_SCHEMA,
+    STREAM_INDEX_SCHEMA,
+)
+
+AGGREGATE_TABLE = "aggregate_index"
+AUDIT_TABLE = "audit_trail"
+
+
+class ConservationError(RuntimeError):
+    """A transaction of an input is missing from the new aggregate version (or one appeared from nowhere)."""
+
+
+def _counts_by(df: DataFrame, column: str) -> dict[str, int]:
+    return {str(row[column]): row["count"] for row in df.groupBy(column).count().collect()}
+
+
+def default_stream_locations(index_uri: str, date: str) -> list[str]:
+    day = dt.date.fromisoformat(date)
+    return [
+        lake.date_location(index_uri, "stream_index", day - dt.timedelta(days=1)),
+        lake.date_location(index_uri, "stream_index", day),
+    ]
+
+
+def run_aggregate_index(
+    spark: SparkSession,
+    date: str,
+    run_id: str,
+    index_uri: str,
+    raw_uri: str,
+    batch_index_location: str | None,
+    previous_aggregate_location: str | None,
+    stream_index_locations: list[str],
+    retention_days: int,
+    started_at: dt.datetime | None = None,
+) -> dict:
+    """Merge, audit, write both versions with manifests; return the aggregate manifest."""
+    date, run_id = lake.check_date(date), lake.check_run_id(run_id)
+    run_date = dt.date.fromisoformat(date)
+    started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    clock = time.monotonic()
+
+    previous_location = resolve_previous_aggregate(previous_aggregate_location, date)
+    previous_manifest = lake.read_manifest(previous_location) if previous_location else None
+    previous_df = read_table(
+        spark, previous_location, AGGREGATE_INDEX_SCHEMA, "previous aggregate", required=bool(previous_location)
+    )
+    batch_df = read_table(spark, batch_index_location, BATCH_INDEX_SCHEMA, "batch index", required=bool(batch_index_location))
+    stream_df = None
+    for location in stream_index_locations:
+        part_df = read_table(spark, location, STREAM_INDEX_SCHEMA, "stream index")
+        stream_df = part_df if stream_df is None else stream_df.unionByName(part_df)
+    stream_df = stream_df if stream_df is not None else spark.createDataFrame([], STREAM_INDEX_SCHEMA)
+    statements_df, rejected_lines_df = read_raw_side(
+        spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, run_id, started_at
+    )
+    statements_df = statements_df.persist(StorageLevel.MEMORY_AND_DISK)
+
+    aggregate_df = merge_aggregate(stream_df, batch_df, statements_df, previous_df, run_date, run_id, started_at, retention_days)
+    aggregate_location = lake.write_versioned(aggregate_df, index_uri, AGGREGATE_TABLE, date, run_id, AGGREGATE_INDEX_SCHEMA)
+    written_df = spark.read.parquet(aggregate_location).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        previous_run_id = previous_manifest.get("run_id") if previous_manifest else None
+        audit_df = audit_changes(previous_df, written_df, run_id, started_at, previous_run_id)
+        audit_location = lake.write_versioned(audit_df, index_uri, AUDIT_TABLE, date, run_id, AUDIT_TRAIL_SCHEMA)
+
+        cutoff = dt.datetime.combine(run_date - dt.timedelta(days=retention_days), dt.time(), tzinfo=dt.UTC)
+        input_ids = (
+            stream_df.select("transaction_id")
+            .unionByName(batch_df.select("transaction_id"))
+            .unionByName(previous_df.where(F.col("event_time") >= F.lit(cutoff)).select("transaction_id"))
+            .distinct()
+        )
+        expected_rows = input_ids.count()
+        rows = written_df.count()
+        known_ids = written_df.select(F.col("transaction_id").alias("transaction_ref"))
+        lines_total = statements_df.count()
+        lines_with_ref = statements_df.where(F.col("transaction_ref").isNotNull())
+        lines_unmatched = lines_with_ref.join(known_ids, "transaction_ref", "left_anti").count()
+        counts = {
+            "rows": rows,
+            "inputs": {
+                "stream_rows": stream_df.count(),
+                "batch_rows": batch_df.count(),
+                "previous_rows": previous_df.count(),
+                "previous_expired": previous_df.where(F.col("event_time") < F.lit(cutoff)).count(),
+                "statement_lines": lines_total,
+                "statement_lines_rejected": rejected_lines_df.count(),
+                "statement_lines_without_transaction": lines_unmatched
+                + statements_df.where(F.col("transaction_ref").isNull()).count(),
+            },
+            "by_record_source": _counts_by(written_df, "record_source"),
+            "by_settlement_status": _counts_by(written_df.fillna({"settlement_status": "UNSETTLED"}), "settlement_status"),
+            "new_transactions": written_df.where(F.col("first_seen_date") == F.lit(run_date)).count(),
+        }
+        audit_written = spark.read.parquet(audit_location)
+        audit_by_field = _counts_by(audit_written, "field")
+    finally:
+        written_df.unpersist()
+        statements_df.unpersist()
+    if rows != expected_rows:
+        raise ConservationError(f"aggregate rows {rows} != distinct input transactions {expected_rows}")
+
+    finished_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    common = {
+        "date": date,
+        "run_id": run_id,
+        "started_at": started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "seconds": round(time.monotonic() - clock, 1),
+        "previous_aggregate_location": previous_location,
+        "previous_run_id": previous_run_id,
+        "batch_index_location": batch_index_location or None,
+        "stream_index_locations": stream_index_locations,
+        "raw_uri": raw_uri,
+        "retention_days": retention_days,
+    }
+    lake.write_manifest(
+        audit_location,
+        {**common, "table": AUDIT_TABLE, "rows": sum(audit_by_field.values()), "counts": {"by_field": audit_by_field}},
+    )
+    manifest = {
+        **common,
+        "table": AGGREGATE_TABLE,
+        "rows": rows,
+        "counts": counts,
+        "audit_location": audit_location,
+        "location": aggregate_location,
+    }
+    lake.write_manifest(aggregate_location, manifest)
+    return manifest
+
+
+def parse_conf(items: list[str]) -> dict[str, str]:
+    conf = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--conf {item!r}: expected KEY=VALUE")
+        conf[name] = value
+    return conf
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="aggregate_index", description="Merge stream + batch + statements into the aggregate index."
+    )
+    parser.add_argument("--date", required=True, help="partition date YYYY-MM-DD")
+    parser.add_argument("--run-id", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
+    parser.add_argument("--index-uri", required=True, help="root of the indexes (lake.index_uri)")
+    parser.add_argument(
+        "--raw-uri", required=True, help="root of the raw drops; statements from <raw-uri>/settlements/dt=<date>/"
+    )
+    parser.add_argument("--batch-index-location", default="", help="the batch_index version to merge ('' = none)")
+    parser.add_argument(
+        "--previous-aggregate-location", default="", help="a published aggregate_index version ('' = start empty)"
+    )
+    parser.add_argument(
+        "--stream-index-location",
+        action="append",
+        default=None,
+        help="stream index folder(s) to merge (repeatable); default: <index-uri>/stream_index/dt=<date-1> and dt=<date>",
+    )
+    parser.add_argument("--config", help="index configuration YAML (default include/config/indexes.yaml)")
+    parser.add_argument("--master", help="Spark master, e.g. local[2] (omit under spark-submit)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark configuration")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from spark_apps.session import build_session
+
+    config = load_index_config(args.config)
+    stream_locations = (
+        args.stream_index_location
+        if args.stream_index_location is not None
+        else default_stream_locations(args.index_uri, args.date)
+    )
+    spark = build_session(f"aggregate-index-{args.date}", args.master, parse_conf(args.conf))
+    try:
+        manifest = run_aggregate_index(
+            spark,
+            args.date,
+            args.run_id,
+            args.index_uri,
+            args.raw_uri,
+            args.batch_index_location or None,
+            args.previous_aggregate_location or None,
+            [location for location in stream_locations if location],
+            config.aggregate.retention_days,
+        )
+    finally:
+        spark.stop()
+    print(json.dumps(manifest, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
