@@ -204,10 +204,11 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
 }
 
 resource "aws_vpc_endpoint" "interface" {
-  for_each = toset(var.interface_endpoint_services)
+  # Keys without dots ("ecr-api"): dotted for_each keys confuse checkov's context lookup.
+  for_each = { for service in var.interface_endpoint_services : replace(service, ".", "-") => service }
 
   vpc_id              = aws_vpc.this.id
-  service_name        = "com.amazonaws.${local.region}.${each.key}"
+  service_name        = "com.amazonaws.${local.region}.${each.value}"
   vpc_endpoint_type   = "Interface"
   private_dns_enabled = true
   subnet_ids          = [for key, subnet in local.private_subnets : aws_subnet.private[key].id if subnet.tier == "eks"]

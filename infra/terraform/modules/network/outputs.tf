@@ -28,8 +28,8 @@ output "endpoint_security_group_id" {
 }
 
 output "interface_endpoint_ids" {
-  description = "Interface VPC endpoint id per service."
-  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id }
+  description = "Interface VPC endpoint id per service name (com.amazonaws.<region>.<service>)."
+  value       = { for key, endpoint in aws_vpc_endpoint.interface : endpoint.service_name => endpoint.id }
 }
 
 output "s3_endpoint_id" {
