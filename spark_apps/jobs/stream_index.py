@@ -1,0 +1,231 @@
+"""Stream index job: Kafka -> Spark Structured Streaming -> stream index + fraud alerts, exactly-once.
+
+    python -m spark_apps.jobs.stream_index [options]          # or spark-submit spark_apps/jobs/stream_index.py
+
+Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, default
+``local``): Kafka from ``kafka.*``, locations from ``lake.*``. Options:
+
+  --bootstrap HOST:PORT[,...]     Kafka bootstrap servers           (kafka.bootstrap_servers)
+  --security plaintext|iam        Kafka auth; iam = MSK IAM         (kafka.security)
+  --region REGION                 AWS region (MSK IAM, secrets, CloudWatch)  (profile region)
+  --transactions-topic / --fraud-signals-topic / --alerts-topic / --dead-letter-topic   (kafka.*_topic)
+  --raw-uri URI                   reference data: <raw>/{fx_rates,merchants,policies}/dt=D/  (lake.raw_uri)
+  --index-uri URI                 stream index root: <index>/stream_index/dt=D/hour=H/  (lake.index_uri)
+  --checkpoint-uri URI            checkpoint root; the query uses <uri>/stream_index/  (lake.checkpoint_uri)
+  --metrics-uri URI               metrics root; records go to <uri>/stream/<query>/    (lake.metrics_uri)
+  --trigger-interval "500 milliseconds"   micro-batch trigger (default 500 milliseconds)
+  --available-now                 process what is in Kafka now, then stop (tests, backfills)
+  --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
+  --max-offsets-per-trigger N     cap records per micro-batch (default: no cap)
+  --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
+  --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900)
+  --signal-window-seconds N       an ML output joins its transaction within +- N s of produce time (300)
+  --rule-buckets N                state groups of the rule operator (8)
+  --reference-refresh-seconds N   reload FX / merchants / policies every N s (300)
+  --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
+  --fraud-rules PATH              rules YAML (include/config/fraud_rules.yaml)
+  --query-name NAME               streaming query name (stream_index)
+  --master local[2]               Spark master (omit under spark-submit / EMR on EKS)
+  --conf KEY=VALUE                extra Spark configuration (repeatable)
+
+The Airflow stream supervisor starts it with spark-submit locally and with
+EmrContainerOperator in the aws profile (entryPoint = this file); in both it runs
+until stopped. The query's checkpoint holds Kafka offsets (per partition), the
+deduplication / join / rule state and the commit log; a restart resumes there.
+See docs/streaming.md for the guarantees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from spark_apps.kafka.source import FORMAT_NAME, KafkaOptions, register
+from spark_apps.streaming.transforms import StreamSettings, build_stream
+
+log = logging.getLogger("stream_index")
+QUERY_NAME = "stream_index"
+
+
+@dataclass(frozen=True)
+class StreamJobOptions:
+    bootstrap: str
+    transactions_topic: str
+    fraud_signals_topic: str
+    alerts_topic: str
+    dead_letter_topic: str
+    raw_uri: str
+    index_uri: str
+    checkpoint_uri: str
+    metrics_uri: str
+    security: str = "plaintext"
+    region: str | None = None
+    trigger_interval: str = "500 milliseconds"
+    available_now: bool = False
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = None
+    settings: StreamSettings = StreamSettings()
+    reference_refresh_seconds: float = 300.0
+    query_name: str = QUERY_NAME
+
+    @property
+    def checkpoint_location(self) -> str:
+        return f"{self.checkpoint_uri.rstrip('/')}/{self.query_name}"
+
+
+def kafka_stream(spark: SparkSession, options: StreamJobOptions, topic: str):
+    register(spark)
+    reader = (
+        spark.readStream.format(FORMAT_NAME)
+        .option("bootstrap.servers", options.bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", options.starting_offsets)
+        .option("security", options.security)
+    )
+    if options.region:
+        reader = reader.option("region", options.region)
+    if options.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(options.max_offsets_per_trigger))
+    return reader.load()
+
+
+def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: bytes, rules, publishers=()):
+    """Start the query (and its metrics listener); return (query, batch writer, listener)."""
+    from spark_apps.kafka.sink import BatchKafkaSink
+    from spark_apps.streaming.metrics import BrokerLag, MetricsListener
+    from spark_apps.streaming.writer import ReferenceData, StreamIndexBatchWriter
+
+    stream_df = build_stream(
+        kafka_stream(spark, options, options.transactions_topic),
+        kafka_stream(spark, options, options.fraud_signals_topic),
+        pan_key,
+        rules,
+        options.settings,
+    )
+    sink = BatchKafkaSink(options.bootstrap, f"{options.checkpoint_location}/_sent", options.security, options.region)
+    writer = StreamIndexBatchWriter(
+        options.index_uri,
+        ReferenceData(spark, options.raw_uri, options.reference_refresh_seconds),
+        rules,
+        sink,
+        options.alerts_topic,
+        options.dead_letter_topic,
+    )
+    lag = BrokerLag(KafkaOptions(options.bootstrap, (), security=options.security, region=options.region))
+    listener = MetricsListener(options.metrics_uri, options.query_name, lag=lag, publishers=publishers)
+    spark.streams.addListener(listener)
+    trigger = {"availableNow": True} if options.available_now else {"processingTime": options.trigger_interval}
+    query = (
+        stream_df.writeStream.queryName(options.query_name)
+        .foreachBatch(writer)
+        .option("checkpointLocation", options.checkpoint_location)
+        .trigger(**trigger)
+        .start()
+    )
+    return query, writer, listener
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(prog="stream_index", description=doc.split("\n\n")[0])
+    add = parser.add_argument
+    for name in (
+        "bootstrap",
+        "security",
+        "region",
+        "transactions-topic",
+        "fraud-signals-topic",
+        "alerts-topic",
+        "dead-letter-topic",
+    ):
+        add(f"--{name}")
+    for name in ("raw-uri", "index-uri", "checkpoint-uri", "metrics-uri"):
+        add(f"--{name}")
+    add("--trigger-interval", default="500 milliseconds")
+    add("--available-now", action="store_true")
+    add("--starting-offsets", default="earliest")
+    add("--max-offsets-per-trigger", type=int)
+    add("--late-bound-seconds", type=int, default=StreamSettings.late_bound_seconds)
+    add("--dedup-horizon-seconds", type=int, default=StreamSettings.dedup_horizon_seconds)
+    add("--signal-window-seconds", type=int, default=StreamSettings.signal_window_seconds)
+    add("--rule-buckets", type=int, default=StreamSettings.rule_buckets)
+    add("--reference-refresh-seconds", type=float, default=300.0)
+    add("--token-key-ref")
+    add("--fraud-rules")
+    add("--query-name", default=QUERY_NAME)
+    add("--master")
+    add("--conf", action="append", default=[], metavar="KEY=VALUE")
+    return parser.parse_args(argv)
+
+
+def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
+    """Arguments over profile defaults."""
+    from payments_platform.profiles import get_profile
+
+    profile = get_profile()
+    kafka, lake_config = profile.kafka, profile.lake
+    return StreamJobOptions(
+        bootstrap=args.bootstrap or kafka.bootstrap_servers,
+        transactions_topic=args.transactions_topic or kafka.transactions_topic,
+        fraud_signals_topic=args.fraud_signals_topic or kafka.fraud_signals_topic,
+        alerts_topic=args.alerts_topic or kafka.fraud_alerts_topic,
+        dead_letter_topic=args.dead_letter_topic or kafka.dead_letter_topic,
+        raw_uri=args.raw_uri or lake_config.raw_uri,
+        index_uri=args.index_uri or lake_config.index_uri,
+        checkpoint_uri=args.checkpoint_uri or lake_config.checkpoint_uri,
+        metrics_uri=args.metrics_uri or lake_config.metrics_uri,
+        security=args.security or kafka.security,
+        region=args.region or profile.region,
+        trigger_interval=args.trigger_interval,
+        available_now=args.available_now,
+        starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        settings=StreamSettings(
+            args.late_bound_seconds, args.dedup_horizon_seconds, args.signal_window_seconds, args.rule_buckets
+        ),
+        reference_refresh_seconds=args.reference_refresh_seconds,
+        query_name=args.query_name,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from payments_platform.profiles import get_profile
+    from spark_apps.fraud_rules import load_rules
+    from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
+    from spark_apps.session import build_session
+
+    options = options_from_args(args)
+    profile = get_profile()
+    conf = dict(profile.spark.conf) if profile.spark.launcher == "local" else {}
+    for item in args.conf:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--conf {item!r}: expected KEY=VALUE")
+        conf[name] = value
+    key_ref = args.token_key_ref or profile.secrets.get("pan_token_key") or DEFAULT_PAN_TOKEN_KEY_REF
+    pan_key = pan_token_key(key_ref, options.region)
+    rules = load_rules(args.fraud_rules)
+    master = args.master or (profile.spark.master if profile.spark.launcher == "local" else None)
+    spark = build_session(f"stream-index-{options.query_name}", master, conf)
+    publishers = []
+    if profile.name == "aws" and options.region:
+        from spark_apps.streaming.metrics import CloudWatchPublisher
+
+        publishers.append(CloudWatchPublisher(options.region))
+    query, _writer, _listener = start_stream_index(spark, options, pan_key, rules, publishers)
+    log.info("query %s started: checkpoint %s, index %s", options.query_name, options.checkpoint_location, options.index_uri)
+    try:
+        query.awaitTermination()
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

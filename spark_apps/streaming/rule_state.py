@@ -1,0 +1,199 @@
+"""Stateful fraud-rule signals for the stream: ``applyInPandasWithState`` keyed by a user bucket.
+
+The batch job computes the rule signals with trailing windows over a whole day
+(:func:`spark_apps.fraud_rules.with_rule_signals`); the stream computes the same
+numbers incrementally from state, so both flag the same transactions:
+
+* ``velocity_count`` / ``card_count_1m`` / ``card_count_5m``: the card's transactions
+  in the trailing velocity window / 60 s / 5 min ending at this event, itself included;
+* ``card_window_amounts``: (amount, currency, event_time) of the card's transactions in
+  the card-testing window; the micro-batch converts them with the current FX rates
+  and counts the small ones (``small_count``), so FX stays refreshable reference data;
+* ``prev_country_minutes``: minutes since the user's previous transaction (by event
+  time) if it was in another country, else null;
+* ``distinct_devices``: the user's distinct devices first seen on this UTC day at or
+  before this event.
+
+Keys: rows are grouped by ``rule_bucket`` = a hash of user_id modulo the configured
+bucket count, so each micro-batch calls the function a handful of times instead of
+once per user (per-group pandas overhead dominates otherwise). Card state lives in
+the user's bucket, which is exact when a card belongs to one user (card tokens are
+issued per account; transactions without a card count per user, as in the batch).
+
+Input row kinds: ``txn`` (a deduplicated, on-time transaction: signals are computed
+and the event joins the state) and ``signal`` (an ML output matched to a
+transaction: the signals are recomputed from state for that transaction, which is
+already part of it, so a late-arriving model score can be combined with the rules).
+
+State is one pickled blob per bucket; entries older than the watermark minus the
+longest window are evicted, so state size follows the event rate, not the run time.
+Outputs are a deterministic function of (state, input), which makes a replayed
+micro-batch produce the same rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+
+import spark_apps.streaming.compat  # noqa: F401 - fixes applyInPandasWithState in the Python workers
+
+RULE_STATE_SCHEMA = "blob binary"
+RULE_SIGNAL_COLUMNS = (
+    ("velocity_count", "int"),
+    ("card_count_1m", "int"),
+    ("card_count_5m", "int"),
+    ("card_window_amounts", "array<struct<amount:decimal(18,2),currency:string,event_time:timestamp>>"),
+    ("prev_country_minutes", "double"),
+    ("distinct_devices", "int"),
+)
+_MS_PER_DAY = 86_400_000
+
+
+@dataclass(frozen=True)
+class RuleWindows:
+    velocity_ms: int
+    card_testing_ms: int
+    geo_jump_ms: int
+
+    @classmethod
+    def from_rules(cls, rules) -> RuleWindows:
+        return cls(
+            rules.velocity_window_seconds * 1000, rules.card_testing_window_seconds * 1000, rules.geo_jump_max_minutes * 60_000
+        )
+
+    @property
+    def card_retention_ms(self) -> int:
+        return max(self.velocity_ms, self.card_testing_ms, 300_000)
+
+
+def _ms(value) -> int:
+    return int(pd.Timestamp(value).value // 1_000_000)
+
+
+class BucketState:
+    """Per-bucket history: cards -> sorted [(t_ms, txn_id, amount, currency)], users -> sorted
+    [(t_ms, txn_id, country)] and users -> {day: {device: first t_ms}}."""
+
+    def __init__(self, cards=None, users=None, devices=None) -> None:
+        self.cards: dict[str, list[tuple]] = cards or {}
+        self.users: dict[str, list[tuple]] = users or {}
+        self.devices: dict[str, dict[int, dict[str, int]]] = devices or {}
+
+    @classmethod
+    def load(cls, blob: bytes | None) -> BucketState:
+        return cls(*pickle.loads(blob)) if blob else cls()
+
+    def dump(self) -> bytes:
+        return pickle.dumps((self.cards, self.users, self.devices), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def add(self, t_ms: int, txn_id: str, card: str, user: str, country, device, amount, currency) -> None:
+        entries = self.cards.setdefault(card, [])
+        if not any(e[1] == txn_id for e in entries):
+            bisect.insort(entries, (t_ms, txn_id, amount, currency))
+        history = self.users.setdefault(user, [])
+        if not any(e[1] == txn_id for e in history):
+            bisect.insort(history, (t_ms, txn_id, country or ""))
+        if device:
+            day = self.devices.setdefault(user, {}).setdefault(t_ms // _MS_PER_DAY, {})
+            day[device] = min(day.get(device, t_ms), t_ms)
+
+    def signals(self, t_ms: int, txn_id: str, card: str, user: str, country, windows: RuleWindows) -> dict:
+        entries = self.cards.get(card, [])
+
+        def card_count(window_ms: int) -> int:
+            return sum(1 for e in entries if t_ms - window_ms < e[0] <= t_ms)
+
+        amounts = [
+            {"amount": e[2], "currency": e[3], "event_time": pd.Timestamp(e[0], unit="ms")}
+            for e in entries
+            if t_ms - windows.card_testing_ms < e[0] <= t_ms
+        ]
+        previous = None
+        for entry in self.users.get(user, []):
+            if entry[0] > t_ms or (entry[0] == t_ms and entry[1] >= txn_id):
+                break
+            previous = entry
+        prev_minutes = None
+        if previous is not None and previous[2] and country and previous[2] != country:
+            prev_minutes = (t_ms - previous[0]) / 60_000
+        day = self.devices.get(user, {}).get(t_ms // _MS_PER_DAY, {})
+        return {
+            "velocity_count": card_count(windows.velocity_ms),
+            "card_count_1m": card_count(60_000),
+            "card_count_5m": card_count(300_000),
+            "card_window_amounts": amounts,
+            "prev_country_minutes": prev_minutes,
+            "distinct_devices": sum(1 for first in day.values() if first <= t_ms),
+        }
+
+    def evict(self, watermark_ms: int, windows: RuleWindows) -> None:
+        if watermark_ms <= 0:
+            return
+        card_floor = watermark_ms - windows.card_retention_ms
+        user_floor = watermark_ms - windows.geo_jump_ms
+        day_floor = (watermark_ms // _MS_PER_DAY) - 1
+        for store, floor in ((self.cards, card_floor), (self.users, user_floor)):
+            for key in list(store):
+                kept = [e for e in store[key] if e[0] >= floor]
+                if kept:
+                    store[key] = kept
+                else:
+                    del store[key]
+        for user in list(self.devices):
+            days = {d: v for d, v in self.devices[user].items() if d >= day_floor}
+            if days:
+                self.devices[user] = days
+            else:
+                del self.devices[user]
+
+    def size(self) -> int:
+        return sum(map(len, self.cards.values())) + sum(map(len, self.users.values()))
+
+
+def card_key(card_token, user_id: str) -> str:
+    """Same grouping as fraud_rules.card_key_col: the card, else the user."""
+    return card_token if isinstance(card_token, str) and card_token else f"user:{user_id}"
+
+
+def make_rule_state_function(windows: RuleWindows):
+    """The ``applyInPandasWithState`` function: input rows (row_kind, ...) -> the same rows + RULE_SIGNAL_COLUMNS."""
+
+    def update(key: tuple, frames: Iterator[pd.DataFrame], state) -> Iterator[pd.DataFrame]:
+        bucket = BucketState.load(state.get[0] if state.exists else None)
+        batch = pd.concat(list(frames), ignore_index=True)
+        if batch.empty:
+            return
+        batch["t_ms__"] = batch["event_time"].map(_ms)
+        # Transactions join the state in event-time order before any signal is scored.
+        batch["order__"] = (batch["row_kind"] != "txn").astype(int)
+        batch = batch.sort_values(["order__", "t_ms__", "transaction_id", "kafka_partition", "kafka_offset"], kind="mergesort")
+        rows = []
+        txns = batch[batch["row_kind"] == "txn"]
+        for rec in txns.itertuples(index=False):
+            bucket.add(
+                rec.t_ms__,
+                rec.transaction_id,
+                card_key(rec.card_token, rec.user_id),
+                rec.user_id,
+                rec.country,
+                rec.device_id,
+                rec.amount,
+                rec.currency,
+            )
+        for rec in batch.itertuples(index=False):
+            rows.append(
+                bucket.signals(
+                    rec.t_ms__, rec.transaction_id, card_key(rec.card_token, rec.user_id), rec.user_id, rec.country, windows
+                )
+            )
+        bucket.evict(state.getCurrentWatermarkMs(), windows)
+        state.update((bucket.dump(),))
+        signals = pd.DataFrame(rows, index=batch.index)
+        yield pd.concat([batch.drop(columns=["t_ms__", "order__"]), signals], axis=1)
+
+    return update

@@ -1,0 +1,253 @@
+"""The stream index pipeline as DataFrame -> DataFrame steps (streaming plan and micro-batch).
+
+Streaming plan (:func:`build_stream`), one query, every record accounted for::
+
+    transactions topic -> parse + validate (spark_apps.validation)
+        invalid                    -> dead letter (reason from validation)
+        valid -> mask (spark_apps.masking)
+            late: produced_at - event_time > late bound    -> dead letter (reason ``late``)
+            on time -> watermark on produced_at -> dropDuplicatesWithinWatermark(transaction_id)
+    fraud-signals topic -> parse  (invalid -> dead letter)
+        -> watermark on produced_at, stream-stream inner join with the deduplicated
+           transactions within +- the signal window (signal before or after its transaction)
+    deduplicated transactions (row_kind txn) + matched signals (row_kind signal)
+        -> rule state (spark_apps.streaming.rule_state), keyed by a user bucket
+    -> foreachBatch (spark_apps.streaming.writer): enrich with refreshed reference
+       data, rule flags + risk (spark_apps.fraud_rules), write the index, send alerts.
+
+Lateness is judged per record from its Kafka produce timestamp (deterministic, so a
+replayed batch classifies it the same way, and a backlog read after an outage is not
+mistaken for late data). Deduplication state is kept for ``dedup_horizon`` of
+produce time (at least the late bound), so every duplicate of an on-time event is
+caught. Duplicates are counted by Spark (``numDroppedDuplicateRows`` in the metrics).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+from pyspark.sql.types import StringType, StructField, StructType
+
+from spark_apps.masking import mask_payload_text_col, with_masked_card_fields
+from spark_apps.schemas import FRAUD_MODEL_OUTPUT_SCHEMA, MAX_FIELD_LENGTH, QUARANTINE_SCHEMA, SCORE_TYPE, Reason
+from spark_apps.streaming.rule_state import RULE_SIGNAL_COLUMNS, RULE_STATE_SCHEMA, RuleWindows, make_rule_state_function
+from spark_apps.validation import validate_json_events
+
+ROW_TXN = "txn"
+ROW_SIGNAL = "signal"
+ROW_DEAD_LETTER = "dead_letter"
+KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "produced_at")
+SIGNAL_COLUMNS = ("fraud_score", "model_version", "fraud_explanations", "inference_time")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Bounds of the streaming semantics (job arguments; see docs/streaming.md)."""
+
+    late_bound_seconds: int = 600
+    dedup_horizon_seconds: int = 900
+    signal_window_seconds: int = 300
+    rule_buckets: int = 8
+
+    def __post_init__(self) -> None:
+        if self.dedup_horizon_seconds < self.late_bound_seconds:
+            raise ValueError("dedup_horizon_seconds must be at least late_bound_seconds (or on-time duplicates escape)")
+        if min(self.late_bound_seconds, self.signal_window_seconds, self.rule_buckets) <= 0:
+            raise ValueError("late bound, signal window and rule buckets must be positive")
+
+
+# --- column helpers ---------------------------------------------------------------------
+
+
+def source_location_col() -> Column:
+    """``topic/partition/offset`` of the Kafka record."""
+    return F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string"))
+
+
+def with_kafka_columns(kafka_df: DataFrame) -> DataFrame:
+    """Kafka record -> value text + kafka_topic / kafka_partition / kafka_offset / produced_at."""
+    return kafka_df.select(
+        F.col("value").cast("string").alias("value"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("produced_at"),
+        source_location_col().alias("source_location"),
+    )
+
+
+def dead_letter_row_col() -> Column:
+    """The dead-letter message (QUARANTINE_SCHEMA fields) as one struct column."""
+    return F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
+
+
+# --- transactions ----------------------------------------------------------------------
+
+
+def split_transactions(kafka_df: DataFrame, pan_key: bytes) -> tuple[DataFrame, DataFrame]:
+    """(masked valid transactions + Kafka columns, dead-letter rows) from the transactions topic."""
+    records_df = with_kafka_columns(kafka_df).drop("source_location")
+    location = F.concat_ws(
+        "/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"), F.col("kafka_offset").cast("string")
+    )
+    valid_df, rejected_df = validate_json_events(
+        records_df, value_col="value", run_id="stream", source_name="kafka", source_format="kafka", source_location=location
+    )
+    return with_masked_card_fields(valid_df, pan_key), rejected_df
+
+
+def late_col(late_bound_seconds: int) -> Column:
+    """The event reached Kafka more than the late bound after it happened."""
+    return F.col("produced_at") > F.col("event_time") + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
+
+
+def late_dead_letters(masked_df: DataFrame, late_bound_seconds: int) -> DataFrame:
+    """QUARANTINE_SCHEMA rows (reason ``late``) for transactions later than the bound; payload masked."""
+    payload = F.to_json(F.struct(*[F.col(c) for c in masked_df.columns if c not in (*KAFKA_COLUMNS, "source_location")]))
+    values = {
+        "reason_code": F.lit(Reason.LATE),
+        "reason_detail": F.concat(
+            F.lit(f"produced more than {int(late_bound_seconds)}s after event_time: "),
+            F.date_format("event_time", "yyyy-MM-dd'T'HH:mm:ss'Z'"),
+        ),
+        "source_name": F.col("source_name"),
+        "source_format": F.col("source_format"),
+        "source_location": F.col("source_location"),
+        "transaction_id": F.col("transaction_id"),
+        "payload_masked": payload,
+        "run_id": F.lit("stream"),
+        "quarantined_at": F.current_timestamp(),
+    }
+    return masked_df.filter(late_col(late_bound_seconds)).select(
+        *[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
+    )
+
+
+def filter_on_time(masked_df: DataFrame, late_bound_seconds: int) -> DataFrame:
+    return masked_df.filter(~late_col(late_bound_seconds))
+
+
+def deduplicated(on_time_df: DataFrame, dedup_horizon_seconds: int) -> DataFrame:
+    """Exactly one row per transaction_id within the horizon (the first produced)."""
+    return on_time_df.withWatermark("produced_at", f"{int(dedup_horizon_seconds)} seconds").dropDuplicatesWithinWatermark(
+        ["transaction_id"]
+    )
+
+
+# --- fraud signals ---------------------------------------------------------------------
+
+_SIGNAL_TEXT_SCHEMA = StructType([StructField(f.name, StringType(), True) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields])
+
+
+def split_signals(kafka_df: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(typed ML outputs + Kafka columns, dead-letter rows) from the fraud-signals topic."""
+    records_df = with_kafka_columns(kafka_df)
+    parsed = F.from_json(F.col("value"), _SIGNAL_TEXT_SCHEMA)
+    text = {f.name: F.trim(F.col(f"_s.{f.name}")) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
+    score = text["fraud_score"].try_cast(SCORE_TYPE)
+    inference = F.when(
+        text["inference_time"].rlike(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]"), text["inference_time"].try_cast("timestamp")
+    )
+    required = ("model_version", "transaction_id", "fraud_score", "inference_time")
+    missing = F.greatest(F.lit(False), *[text[n].isNull() | (text[n] == "") for n in required])
+    reason = (
+        F.when(F.col("_s").isNull(), F.lit(Reason.UNPARSEABLE))
+        .when(missing, F.lit(Reason.MISSING_REQUIRED_FIELD))
+        .when(F.greatest(*[F.length(text[n]) > MAX_FIELD_LENGTH for n in required]), F.lit(Reason.OVERSIZE_FIELD))
+        .when(score.isNull() | inference.isNull(), F.lit(Reason.WRONG_TYPE))
+        .when((score < 0) | (score > 1), F.lit(Reason.INVALID_VALUE))
+    )
+    tagged_df = records_df.withColumn("_s", parsed).withColumn("reason_code", reason)
+    signals_df = tagged_df.filter(F.col("reason_code").isNull()).select(
+        text["transaction_id"].alias("signal_transaction_id"),
+        score.alias("fraud_score"),
+        text["model_version"].alias("model_version"),
+        F.col("_s.explanations").alias("fraud_explanations"),
+        inference.alias("inference_time"),
+        F.col("produced_at").alias("signal_produced_at"),
+    )
+    dead_df = tagged_df.filter(F.col("reason_code").isNotNull()).select(
+        F.col("reason_code"),
+        F.concat(F.lit("fraud signal: "), F.col("reason_code")).alias("reason_detail"),
+        F.lit("kafka").alias("source_name"),
+        F.lit("kafka").alias("source_format"),
+        F.col("source_location"),
+        F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]).alias("transaction_id"),
+        mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))).alias("payload_masked"),
+        F.lit("stream").alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"),
+    )
+    return signals_df, dead_df
+
+
+def matched_signals(txn_df: DataFrame, signals_df: DataFrame, settings: StreamSettings) -> DataFrame:
+    """Deduplicated transactions joined with their ML outputs produced within +- the signal window."""
+    window = int(settings.signal_window_seconds)
+    watermarked = signals_df.withWatermark("signal_produced_at", f"{int(settings.dedup_horizon_seconds)} seconds")
+    condition = (F.col("transaction_id") == F.col("signal_transaction_id")) & F.col("signal_produced_at").between(
+        F.col("produced_at") - F.expr(f"INTERVAL {window} SECONDS"), F.col("produced_at") + F.expr(f"INTERVAL {window} SECONDS")
+    )
+    return txn_df.drop(*SIGNAL_COLUMNS).join(watermarked, condition, "inner").drop("signal_transaction_id", "signal_produced_at")
+
+
+# --- rule state -------------------------------------------------------------------------
+
+
+def with_rule_bucket(df: DataFrame, buckets: int) -> DataFrame:
+    return df.withColumn("rule_bucket", F.pmod(F.xxhash64("user_id"), F.lit(buckets)).cast("int"))
+
+
+def with_rule_signals_from_state(rows_df: DataFrame, rules, settings: StreamSettings) -> DataFrame:
+    """Run the stateful rule function over txn + signal rows (see spark_apps.streaming.rule_state)."""
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in rows_df.schema.fields)
+    signals = ", ".join(f"{name} {dtype}" for name, dtype in RULE_SIGNAL_COLUMNS)
+    return rows_df.groupBy("rule_bucket").applyInPandasWithState(
+        make_rule_state_function(RuleWindows.from_rules(rules)),
+        f"{columns}, {signals}",
+        RULE_STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.NoTimeout,
+    )
+
+
+def build_stream(
+    transactions_df: DataFrame, signals_kafka_df: DataFrame, pan_key: bytes, rules, settings: StreamSettings
+) -> DataFrame:
+    """The whole streaming plan: one DataFrame of ``row_kind`` txn / signal / dead_letter rows."""
+    masked_df, rejected_df = split_transactions(transactions_df, pan_key)
+    late_df = late_dead_letters(masked_df, settings.late_bound_seconds)
+    null_signals = [F.lit(None).cast(f.dataType).alias(n) for n, f in zip(SIGNAL_COLUMNS, _signal_fields(), strict=True)]
+    txn_df = deduplicated(filter_on_time(masked_df, settings.late_bound_seconds), settings.dedup_horizon_seconds).select(
+        "*", *null_signals
+    )
+    signals_df, bad_signals_df = split_signals(signals_kafka_df)
+    signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
+    rule_input_df = with_rule_bucket(
+        txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df), settings.rule_buckets
+    )
+    ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
+    dead_df = rejected_df.unionByName(late_df).unionByName(bad_signals_df)
+    dead_rows_df = dead_df.select(
+        F.lit(ROW_DEAD_LETTER).alias("row_kind"),
+        F.col("transaction_id"),
+        dead_letter_row_col().alias("dead_letter"),
+    )
+    return ruled_df.unionByName(dead_rows_df, allowMissingColumns=True)
+
+
+def _signal_fields():
+    by_name = {f.name: f for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
+    return [
+        by_name["fraud_score"],
+        by_name["model_version"],
+        StructField("fraud_explanations", StringType()),
+        by_name["inference_time"],
+    ]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,284 @@
+"""The micro-batch step (``foreachBatch``): enrich, score, write the stream index, send alerts.
+
+For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
+
+1. ``txn`` rows get the batch's latest matched ML output, FX / merchant risk / policy
+   (reference data refreshed every ``refresh_seconds`` without restarting), the rule
+   flags and the 0-100 risk score with the shared code (spark_apps.enrichment,
+   spark_apps.fraud_rules) and become STREAM_INDEX_SCHEMA rows;
+2. ``signal`` rows whose transaction was indexed in an earlier batch (the model output
+   arrived after it) are scored the same way; they produce an updated alert only;
+3. the index rows are committed under ``<index>/stream_index/dt=D/hour=H/`` with file
+   names ``part-b<batch>-<n>.parquet``: written to a staging folder, then every file of
+   an earlier attempt of the same batch is deleted and the new files are renamed in.
+   A replayed batch (same offsets, same state version, so the same rows) therefore
+   replaces its own files and never duplicates a transaction;
+4. alerts (every transaction with a rule flag, a policy flag or an action other than
+   ALLOW) and dead letters are sent with :class:`spark_apps.kafka.sink.BatchKafkaSink`.
+
+Only after all of that returns does Spark commit the batch, so a crash anywhere in
+between replays the whole batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_apps import lake
+from spark_apps.enrichment import with_fx_conversion, with_merchant_risk, with_policy, with_policy_flags
+from spark_apps.fraud_rules import FraudRules, with_risk, with_rule_flags
+from spark_apps.readers import read_side_source
+from spark_apps.schemas import (
+    FRAUD_ALERT_SCHEMA,
+    FX_RATE_SCHEMA,
+    MERCHANT_SCHEMA,
+    POLICY_SCHEMA,
+    QUARANTINE_SCHEMA,
+    STREAM_INDEX_SCHEMA,
+)
+from spark_apps.sources import source_location
+from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_SIGNAL, ROW_TXN, SIGNAL_COLUMNS
+
+log = logging.getLogger(__name__)
+INDEX_TABLE = "stream_index"
+REFERENCE_SOURCES = {"fx_rates": FX_RATE_SCHEMA, "merchants": MERCHANT_SCHEMA, "policies": POLICY_SCHEMA}
+
+
+# --- reference data ------------------------------------------------------------------------
+
+
+def latest_reference_date(raw_uri: str, source: str, today: dt.date) -> str | None:
+    """The newest ``dt=`` folder of a reference source at or before ``today``."""
+    filesystem, path = lake._filesystem(f"{raw_uri.rstrip('/')}/{source}")
+    from pyarrow import fs as pafs
+
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return None
+    dates = sorted(
+        info.base_name.removeprefix("dt=")
+        for info in infos
+        if info.base_name.startswith("dt=") and info.base_name[3:] <= today.isoformat()
+    )
+    return dates[-1] if dates else None
+
+
+@dataclass
+class ReferenceData:
+    """Broadcast-sized reference tables, reloaded from the lake every ``refresh_seconds``."""
+
+    spark: SparkSession
+    raw_uri: str
+    refresh_seconds: float = 300.0
+    tables: dict[str, DataFrame] = field(default_factory=dict)
+    loaded_at: float = float("-inf")
+    dates: dict[str, str | None] = field(default_factory=dict)
+
+    def get(self) -> dict[str, DataFrame]:
+        if time.monotonic() - self.loaded_at >= self.refresh_seconds:
+            self.reload()
+        return self.tables
+
+    def reload(self) -> None:
+        today = dt.datetime.now(dt.UTC).date()
+        tables = {}
+        for name, schema in REFERENCE_SOURCES.items():
+            date = latest_reference_date(self.raw_uri, name, today)
+            if date is None:
+                tables[name] = self.spark.createDataFrame([], schema)
+            else:
+                good_df, _bad = read_side_source(
+                    self.spark, source_location(self.raw_uri, name, date), name, schema, "stream", dt.datetime.now(dt.UTC)
+                )
+                tables[name] = good_df.localCheckpoint()  # materialized once per refresh
+            self.dates[name] = date
+        for old in self.tables.values():
+            old.unpersist()
+        self.tables = tables
+        self.loaded_at = time.monotonic()
+        log.info("reference data loaded: %s", self.dates)
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def with_small_count(df: DataFrame, fx_df: DataFrame, rules: FraudRules) -> DataFrame:
+    """``small_count``: the card-testing window's charges at or below the small amount, in reporting currency."""
+    entries_df = (
+        df.select("transaction_id", F.explode("card_window_amounts").alias("_e"))
+        .select(
+            "transaction_id",
+            F.col("_e.amount").alias("amount"),
+            F.col("_e.currency").alias("currency"),
+            F.col("_e.event_time").alias("event_time"),
+        )
+        .transform(with_fx_conversion, fx_df)
+        .groupBy("transaction_id")
+        .agg(F.sum((F.col("amount_reporting") <= F.lit(rules.card_testing_small_amount)).cast("int")).alias("small_count"))
+    )
+    return df.join(entries_df, "transaction_id", "left").withColumn("small_count", F.coalesce("small_count", F.lit(0)))
+
+
+def with_scoring(rows_df: DataFrame, reference: dict[str, DataFrame], rules: FraudRules) -> DataFrame:
+    """Enrichment, rule flags and risk, in the batch index job's order."""
+    return (
+        rows_df.transform(with_fx_conversion, reference["fx_rates"])
+        .transform(with_merchant_risk, reference["merchants"])
+        .transform(with_small_count, reference["fx_rates"], rules)
+        .transform(with_policy, reference["policies"])
+        .transform(with_policy_flags)
+        .transform(with_rule_flags, rules)
+        .transform(with_risk, rules)
+    )
+
+
+def latest_signal_per_transaction(signal_df: DataFrame) -> DataFrame:
+    order = F.struct("inference_time", "model_version", "fraud_score")
+    latest = F.max_by(F.struct(*SIGNAL_COLUMNS), order)
+    return (
+        signal_df.groupBy("transaction_id")
+        .agg(latest.alias("_s"))
+        .select("transaction_id", *[F.col(f"_s.{c}").alias(c) for c in SIGNAL_COLUMNS])
+    )
+
+
+def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: dt.datetime) -> DataFrame:
+    """STREAM_INDEX_SCHEMA columns (+ dt/hour partition columns)."""
+    out = scored_df.withColumn("run_id", F.lit(f"stream-b{batch_id}")).withColumn(
+        "ingested_at", F.lit(ingested_at).cast("timestamp")
+    )
+    return lake.conform_to_schema(out.select(*STREAM_INDEX_SCHEMA.fieldNames()), STREAM_INDEX_SCHEMA).withColumns(
+        {"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")}
+    )
+
+
+def flagged_col() -> F.Column:
+    return (F.size("rule_flags") > 0) | (F.size("policy_flags") > 0) | (F.col("recommended_action") != F.lit("ALLOW"))
+
+
+def alert_rows(scored_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
+    """FRAUD_ALERT_SCHEMA rows for the flagged transactions; reasons = rule flags + POLICY_<flag> + ML score."""
+    reasons = F.concat(
+        F.col("rule_flags"),
+        F.transform(F.col("policy_flags"), lambda f: F.concat(F.lit("POLICY_"), f)),
+        F.when(
+            F.col("fraud_score").isNotNull(), F.array(F.concat(F.lit("ML_SCORE_"), F.col("fraud_score").cast("string")))
+        ).otherwise(F.array().cast("array<string>")),
+    )
+    values = {"reasons": reasons, "alert_time": F.lit(alert_time).cast("timestamp")}
+    return scored_df.filter(flagged_col()).select(
+        *[_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
+    )
+
+
+def _cast_scalar(column, data_type):
+    """Cast to the schema type; arrays keep their element nullability (ANSI refuses that cast)."""
+    from pyspark.sql.types import ArrayType
+
+    return column if isinstance(data_type, ArrayType) else column.cast(data_type)
+
+
+# --- index commit ------------------------------------------------------------------------------
+
+
+def commit_index_batch(index_df: DataFrame, index_uri: str, batch_id: int) -> int:
+    """Write the batch's rows as ``part-b<batch>-<n>.parquet`` files, replacing any earlier attempt's; return files."""
+    from pyarrow import fs as pafs
+
+    table_uri = lake.table_location(index_uri, INDEX_TABLE)
+    staging_uri = f"{table_uri}/_staging/batch={batch_id}-{uuid.uuid4().hex[:8]}"
+    index_df.write.mode("overwrite").partitionBy("dt", "hour").parquet(staging_uri)
+    filesystem, staging = lake._filesystem(staging_uri)
+    _fs, table_path = lake._filesystem(table_uri)
+    prefix = f"part-b{int(batch_id):012d}-"
+    staged = [
+        info
+        for info in filesystem.get_file_info(pafs.FileSelector(staging, recursive=True))
+        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+    ]
+    partitions = sorted({info.path[len(staging) + 1 :].rsplit("/", 1)[0] for info in staged})
+    for partition in partitions:  # remove what an earlier attempt of this batch left
+        target = f"{table_path}/{partition}"
+        for info in filesystem.get_file_info(pafs.FileSelector(target, allow_not_found=True)):
+            if info.base_name.startswith(prefix):
+                filesystem.delete_file(info.path)
+    for n, info in enumerate(sorted(staged, key=lambda i: i.path)):
+        partition = info.path[len(staging) + 1 :].rsplit("/", 1)[0]
+        filesystem.create_dir(f"{table_path}/{partition}", recursive=True)
+        filesystem.move(info.path, f"{table_path}/{partition}/{prefix}{n:05d}.parquet")
+    filesystem.delete_dir(staging)
+    return len(staged)
+
+
+# --- the foreachBatch function -------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    indexed: int
+    signal_updates: int
+    alerts_sent: int
+    dead_letters_sent: int
+
+
+class StreamIndexBatchWriter:
+    """Callable for ``writeStream.foreachBatch``; see the module docstring."""
+
+    def __init__(
+        self, index_uri: str, reference: ReferenceData, rules: FraudRules, sink, alerts_topic: str, dead_letter_topic: str
+    ) -> None:
+        self.index_uri = index_uri
+        self.reference = reference
+        self.rules = rules
+        self.sink = sink
+        self.alerts_topic = alerts_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.last_outcome: BatchOutcome | None = None
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        now = dt.datetime.now(dt.UTC)
+        batch_df = batch_df.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            reference = self.reference.get()
+            txn_df = batch_df.filter(F.col("row_kind") == ROW_TXN)
+            signal_df = batch_df.filter(F.col("row_kind") == ROW_SIGNAL)
+            indexed_df = txn_df.drop(*SIGNAL_COLUMNS).join(latest_signal_per_transaction(signal_df), "transaction_id", "left")
+            scored_df = with_scoring(indexed_df, reference, self.rules).persist(StorageLevel.MEMORY_AND_DISK)
+            # Model outputs for transactions indexed in an earlier batch: an updated alert only.
+            updates_df = signal_df.join(txn_df.select("transaction_id"), "transaction_id", "left_anti")
+            updated_df = with_scoring(
+                latest_signal_per_transaction(updates_df).join(
+                    updates_df.drop(*SIGNAL_COLUMNS).dropDuplicates(["transaction_id"]), "transaction_id"
+                ),
+                reference,
+                self.rules,
+            )
+            commit_index_batch(index_rows(scored_df, batch_id, now), self.index_uri, batch_id)
+            alerts = alert_rows(scored_df, now).unionByName(alert_rows(updated_df, now))
+            alert_messages = [
+                (r.transaction_id, r.json)
+                for r in alerts.select("transaction_id", F.to_json(F.struct("*")).alias("json")).collect()
+            ]
+            dead_df = batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER).select("dead_letter.*")
+            dead_messages = [
+                (r.transaction_id or r.source_location or "unknown", r.json)
+                for r in dead_df.select(
+                    "transaction_id", "source_location", F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames())).alias("json")
+                ).collect()
+            ]
+            alerts_sent = self.sink.send(self.alerts_topic, batch_id, sorted(alert_messages))
+            dead_sent = self.sink.send(self.dead_letter_topic, batch_id, sorted(dead_messages))
+            self.last_outcome = BatchOutcome(batch_id, scored_df.count(), updates_df.count(), alerts_sent, dead_sent)
+            scored_df.unpersist()
+        finally:
+            batch_df.unpersist()
