@@ -152,10 +152,7 @@ def recommended_action_col(risk_score: Column, velocity_count: Column, rules: Fr
 
 def flags_col(conditions: dict[str, Column]) -> Column:
     """Array of the names whose condition is true, in the given order (nulls count as false)."""
-    return F.filter(
-        F.array(*[F.when(F.coalesce(cond, F.lit(False)), F.lit(name)) for name, cond in conditions.items()]),
-        lambda x: x.isNotNull(),
-    )
+    return F.array_compact(F.array(*[F.when(F.coalesce(cond, F.lit(False)), F.lit(name)) for name, cond in conditions.items()]))
 
 
 # --- batch-time detection over one day's transactions ------------------------------------

@@ -171,23 +171,24 @@ def conform_to_schema(df: DataFrame, schema: StructType) -> DataFrame:
     wrong = sorted(
         f"{name}: {actual[name].simpleString()} != {dtype.simpleString()}"
         for name, dtype in expected.items()
-        if name in actual and _strip_nullability(actual[name]) != _strip_nullability(dtype)
+        if name in actual and without_nullability(actual[name]) != without_nullability(dtype)
     )
     if missing or extra or wrong:
         raise LakeError(f"schema mismatch: missing={missing} extra={extra} wrong_type={wrong}")
     return df.select([_required(f).alias(f.name) for f in schema.fields])
 
 
-def _strip_nullability(dtype):
-    """Compare types ignoring nullability of nested elements (arrays built by Spark are often nullable)."""
+def without_nullability(dtype):
+    """``dtype`` with every nested element/field nullable: Parquet does not keep element nullability,
+    so written and read-back types compare equal only this way."""
     from pyspark.sql.types import ArrayType, MapType
 
     if isinstance(dtype, ArrayType):
-        return ArrayType(_strip_nullability(dtype.elementType), True)
+        return ArrayType(without_nullability(dtype.elementType), True)
     if isinstance(dtype, MapType):
-        return MapType(_strip_nullability(dtype.keyType), _strip_nullability(dtype.valueType), True)
+        return MapType(without_nullability(dtype.keyType), without_nullability(dtype.valueType), True)
     if isinstance(dtype, StructType):
-        return StructType([StructField(f.name, _strip_nullability(f.dataType), True) for f in dtype.fields])
+        return StructType([StructField(f.name, without_nullability(f.dataType), True) for f in dtype.fields])
     return dtype
 
 

@@ -1,0 +1,94 @@
+"""Readers: every format of a source folder into raw events; side sources typed or quarantined."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from spark_apps.readers import list_files_by_format, read_raw_events, read_side_source
+from spark_apps.schemas import FX_RATE_SCHEMA, RAW_TRANSACTION_FIELDS, Reason
+from spark_apps.validation import CORRUPT_COLUMN
+
+pytestmark = pytest.mark.spark
+NOW = dt.datetime(2026, 11, 22, 1, 0)
+
+
+def record(tid: str, **overrides) -> dict:
+    base = dict.fromkeys(RAW_TRANSACTION_FIELDS, "x")
+    base.update(transaction_id=tid, amount="1.00", pan="4111111111111111")
+    return {**base, **overrides}
+
+
+def test_one_folder_with_all_three_formats(spark, tmp_path):
+    folder = tmp_path / "gateway_x" / "dt=2026-11-21"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text(json.dumps(record("j1")) + "\n" + '{"transaction_id":"j2","pan":"4111111111111111"' + "\n")
+    header = ",".join(RAW_TRANSACTION_FIELDS)
+    good = ",".join(
+        record("c1", device_id="has,comma").get(f) if f != "device_id" else '"has,comma"' for f in RAW_TRANSACTION_FIELDS
+    )
+    (folder / "b.csv").write_text(f"{header}\n{good}\nc2,only,three\n")
+    typed = pa.table(
+        {
+            "transaction_id": ["p1"],
+            "amount": pa.array([Decimal("2.50")], pa.decimal128(18, 2)),
+            "timestamp": pa.array([dt.datetime(2026, 11, 21, 10)], pa.timestamp("us")),
+        }
+    )
+    pq.write_table(typed, folder / "c.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / "notes.txt").write_text("ignored")
+    assert {k: [p.rsplit("/", 1)[-1] for p in v] for k, v in list_files_by_format(str(folder)).items()} == {
+        "jsonl": ["a.jsonl"],
+        "csv": ["b.csv"],
+        "parquet": ["c.parquet"],
+    }
+    events_df = read_raw_events(spark, str(folder), "gateway_x")
+    assert events_df.columns == [*RAW_TRANSACTION_FIELDS, CORRUPT_COLUMN, "source_name", "source_format", "source_location"]
+    rows = {(r.source_format, r.transaction_id or "", r[CORRUPT_COLUMN]): r for r in events_df.collect()}
+    truncated = '{"transaction_id":"j2","pan":"4111111111111111"'
+    assert sorted(rows) == [
+        ("csv", "c1", None),
+        ("csv", "c2", "c2,only,three"),
+        ("jsonl", "", truncated),
+        ("jsonl", "j1", None),
+        ("parquet", "p1", None),
+    ]
+    rows = {(fmt, tid): row for (fmt, tid, _), row in rows.items()}
+    assert rows[("csv", "c1")].device_id == "has,comma" and rows[("csv", "c1")][CORRUPT_COLUMN] is None
+    assert rows[("parquet", "p1")].amount == "2.50" and rows[("parquet", "p1")].timestamp == "2026-11-21 10:00:00"
+    assert rows[("parquet", "p1")].pan is None  # a column the file lacks reads as null
+    assert rows[("jsonl", "j1")].source_location.endswith("/a.jsonl") and rows[("jsonl", "j1")].source_name == "gateway_x"
+
+
+def test_absent_folder_reads_as_none(spark, tmp_path):
+    assert read_raw_events(spark, str(tmp_path / "missing"), "gateway_x") is None
+    good_df, bad_df = read_side_source(spark, str(tmp_path / "missing"), "fx_rates", FX_RATE_SCHEMA, "r1", NOW)
+    assert good_df.count() == 0 and bad_df.count() == 0
+
+
+def test_side_source_rows_are_typed_or_quarantined(spark, tmp_path):
+    folder = tmp_path / "fx_rates"
+    folder.mkdir()
+    (folder / "part.csv").write_text(
+        "rate_date,currency,rate_to_reporting\n2026-11-21,EUR,1.08000000\n2026-11-21,,1.1\n2026-11-21,GBP,abc\nbroken,line\n"
+    )
+    good_df, bad_df = read_side_source(spark, str(folder), "fx_rates", FX_RATE_SCHEMA, "r1", NOW)
+    assertDataFrameEqual(good_df, [(dt.date(2026, 11, 21), "EUR", Decimal("1.08000000"))])
+    assert good_df.schema == FX_RATE_SCHEMA or [f.dataType for f in good_df.schema.fields] == [
+        f.dataType for f in FX_RATE_SCHEMA.fields
+    ]
+    assertDataFrameEqual(
+        bad_df.select("reason_code", "source_name", "run_id"),
+        [
+            (Reason.MISSING_REQUIRED_FIELD, "fx_rates", "r1"),
+            (Reason.WRONG_TYPE, "fx_rates", "r1"),
+            (Reason.UNPARSEABLE, "fx_rates", "r1"),
+        ],
+    )
