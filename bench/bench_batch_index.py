@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (imports follow the sys.path setup for running as a script)
 """Benchmark the batch index job against a DuckDB SQL reference of the same semantics.
 
     source scripts/env.sh
@@ -31,35 +32,25 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from spark_apps.fraud_rules import FraudRules, load_rules  # noqa: E402
-from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth  # noqa: E402
-from spark_apps.masking import _hmac_pads  # noqa: E402
+from spark_apps.fraud_rules import FraudRules, load_rules
+from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
+from spark_apps.masking import _hmac_pads
 from spark_apps.schemas import (
     BATCH_INDEX_SCHEMA,
     CHANNELS,
     CURRENCY_MINOR_UNITS,
     MAX_FIELD_LENGTH,
+    RAW_TRANSACTION_FIELDS,
     REPORTING_CURRENCY,
+    REQUIRED_TRANSACTION_FIELDS,
     TRANSACTION_STATUSES,
-)  # noqa: E402
-from spark_apps.sources import TRANSACTION_SOURCES, source_location  # noqa: E402
-from spark_apps.validation import _AMOUNT_TEXT, _TIMESTAMP_TEXT  # noqa: E402
+)
+from spark_apps.sources import TRANSACTION_SOURCES, source_location
+from spark_apps.validation import _AMOUNT_TEXT, _TIMESTAMP_TEXT
 
 DATE = "2026-11-21"
-FIELDS = (
-    "transaction_id user_id merchant_id timestamp amount currency transaction_status channel country device_id ip updated_at pan cvv expiry"
-).split()
-REQUIRED = (
-    "transaction_id",
-    "user_id",
-    "merchant_id",
-    "timestamp",
-    "amount",
-    "currency",
-    "transaction_status",
-    "channel",
-    "updated_at",
-)
+FIELDS = RAW_TRANSACTION_FIELDS
+REQUIRED = REQUIRED_TRANSACTION_FIELDS
 COMPARED = [f.name for f in BATCH_INDEX_SCHEMA.fields if f.name not in ("run_id", "ingested_at")]
 
 
@@ -111,9 +102,10 @@ def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) 
     )
     missing = " OR ".join(f"({f} IS NULL OR trim({f}) = '')" for f in REQUIRED)
     oversize = " OR ".join(f"coalesce(length({f}) > {MAX_FIELD_LENGTH}, false)" for f in FIELDS)
-    ts = lambda c: (
-        f"CASE WHEN regexp_full_match(trim({c}), '{_TIMESTAMP_TEXT}') THEN try_cast(trim({c}) AS TIMESTAMPTZ)::TIMESTAMP END"
-    )  # noqa: E731
+
+    def ts(column: str) -> str:
+        return f"CASE WHEN regexp_full_match(trim({column}), '{_TIMESTAMP_TEXT}') THEN try_cast(trim({column}) AS TIMESTAMPTZ)::TIMESTAMP END"
+
     connection.execute(f"""
         CREATE OR REPLACE TEMP TABLE checked AS
         WITH typed AS (
