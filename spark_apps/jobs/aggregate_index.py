@@ -159,7 +159,13 @@ def run_aggregate_index(
     }
     lake.write_manifest(
         audit_location,
-        {**common, "table": AUDIT_TABLE, "rows": sum(audit_by_field.values()), "counts": {"by_field": audit_by_field}},
+        {
+            **common,
+            "table": AUDIT_TABLE,
+            "rows": sum(audit_by_field.values()),
+            "counts": {"by_field": audit_by_field},
+            "location": audit_location,
+        },
     )
     manifest = {
         **common,
