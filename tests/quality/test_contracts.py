@@ -103,3 +103,13 @@ def test_referenced_tables_are_read_from_the_contract_sql():
     text = contract_path("reconciliation_index").read_text()
     assert quality.referenced_tables(text, "reconciliation_index") == ["aggregate_index"]
     assert quality.referenced_tables(contract_path("batch_index").read_text(), "batch_index") == []
+
+
+def test_importing_the_gate_needs_neither_spark_nor_soda():
+    # The Airflow side imports spark_apps.quality (GateResult) where neither is installed (MWAA).
+    import subprocess
+    import sys
+
+    code = "import sys, spark_apps.quality; print(sorted(m for m in ('pyspark', 'soda_core', 'duckdb') if m in sys.modules))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
