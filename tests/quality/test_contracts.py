@@ -107,9 +107,13 @@ def test_referenced_tables_are_read_from_the_contract_sql():
 
 def test_importing_the_gate_needs_neither_spark_nor_soda():
     # The Airflow side imports spark_apps.quality (GateResult) where neither is installed (MWAA).
+    import os
     import subprocess
     import sys
 
     code = "import sys, spark_apps.quality; print(sorted(m for m in ('pyspark', 'soda_core', 'duckdb') if m in sys.modules))"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "PYTHONPATH": str(quality.PROJECT_ROOT)}
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=quality.PROJECT_ROOT
+    ).stdout
     assert output.strip() == "[]"
