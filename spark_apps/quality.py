@@ -52,6 +52,7 @@ DATA_SOURCE_NAME = "quality_gate"
 VIEW_SCHEMA = "global_temp"
 MANIFEST_FILE = "_manifest.json"  # the same name as spark_apps.lake.MANIFEST_FILE
 MANIFEST_ROWS_KEY = "rows"  # the manifest field holding the number of rows the job wrote
+MANIFEST_INPUTS_KEY = "inputs"  # optional manifest field: {table: location} of the versions the job read
 
 GENERATED_BEGIN = "# >>> generated from spark_apps/schemas.py by `python -m spark_apps.quality write-contracts`: do not edit"
 GENERATED_END = "# <<< end of generated block"
@@ -421,20 +422,22 @@ def referenced_tables(contract_text: str, table: str) -> list[str]:
     return sorted({name for name in _REFERENCED_VIEW.findall(contract_text) if name != table})
 
 
-def _read_manifest_rows(location: str) -> tuple[int | None, str]:
-    """(rows, problem): the manifest's row count, or None and why it is unusable."""
+def _read_manifest(location: str) -> tuple[dict[str, Any], int | None, str]:
+    """(manifest, rows, problem): the run manifest ({} if unreadable), its row count, or None and why not."""
     from spark_apps.lake import read_manifest
 
     try:
         manifest = read_manifest(location)
     except FileNotFoundError:
-        return None, f"{MANIFEST_FILE} is missing: the job did not finish writing this version"
+        return {}, None, f"{MANIFEST_FILE} is missing: the job did not finish writing this version"
     except (OSError, ValueError) as exc:
-        return None, f"{MANIFEST_FILE} is unreadable: {exc}"
-    rows = manifest.get(MANIFEST_ROWS_KEY) if isinstance(manifest, dict) else None
+        return {}, None, f"{MANIFEST_FILE} is unreadable: {exc}"
+    if not isinstance(manifest, dict):
+        return {}, None, f"{MANIFEST_FILE} is not a JSON object"
+    rows = manifest.get(MANIFEST_ROWS_KEY)
     if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
-        return None, f"{MANIFEST_FILE} has no non-negative integer {MANIFEST_ROWS_KEY!r} (got {rows!r})"
-    return rows, ""
+        return manifest, None, f"{MANIFEST_FILE} has no non-negative integer {MANIFEST_ROWS_KEY!r} (got {rows!r})"
+    return manifest, rows, ""
 
 
 def gate_variables(
@@ -474,19 +477,27 @@ def verify_staged_version(
 ) -> GateResult:
     """Verify the staged Parquet version at ``location`` against ``include/contracts/<table>.yaml``.
 
-    ``references`` maps other table names the contract queries to their (published or
-    staged) version locations. ``now`` fixes the freshness reference time (default: now).
+    ``references`` maps other table names the contract queries (``global_temp.<name>``) to
+    the version locations to compare with; by default they come from the manifest's
+    ``inputs`` ({table: location} of the versions the job read). ``now`` fixes the
+    freshness reference time (default: now).
     Caller mistakes raise :class:`GateError`; anything wrong with the data is a failed result.
     """
     if engine not in ENGINES:
         raise GateError(f"engine must be one of {ENGINES}, not {engine!r}")
     contract_text = read_contract(table, contracts_dir)
-    references = dict(references or {})
-    missing = [name for name in referenced_tables(contract_text, table) if name not in references]
-    if missing:
-        raise GateError(f"contract {table}.yaml reads {', '.join(missing)}: pass their locations as references")
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    manifest_rows, manifest_problem = _read_manifest_rows(location)
+    manifest, manifest_rows, manifest_problem = _read_manifest(location)
+    # The job records the versions it read as manifest "inputs"; explicit references win.
+    inputs = manifest.get(MANIFEST_INPUTS_KEY)
+    references = {**(inputs if isinstance(inputs, dict) else {}), **(references or {})}
+    missing = [name for name in referenced_tables(contract_text, table) if not references.get(name)]
+    if missing:
+        raise GateError(
+            f"contract {table}.yaml reads {', '.join(missing)}: pass their locations as references "
+            f"or record them in the manifest's {MANIFEST_INPUTS_KEY!r}"
+        )
+    references = {name: references[name] for name in referenced_tables(contract_text, table)}
     contract_variables = gate_variables(engine, location, manifest_rows, now, variables)
     datasets = {table: location, **references}
 

@@ -330,6 +330,24 @@ def test_reconciliation_matched_row_with_break_reason_fails(lake, aggregate):
     assert_fails_with(result, {"MATCHED rows have no break reason"})
 
 
+def test_reconciliation_reads_its_aggregate_from_the_manifest_inputs(lake, aggregate):
+    rows = reconciliation_rows()
+    manifest = {"rows": len(rows), "inputs": {"aggregate_index": aggregate}}
+    assert verify("reconciliation_index", write_version(lake, "reconciliation_index", rows, manifest=manifest)).passed
+    # An explicit reference wins over the manifest's record.
+    other = write_version(lake, "aggregate_index", [clean_row("aggregate_index", transaction_id="t-1")], run_id="agg-2")
+    rerun = [dict(row, run_id="r3") for row in rows]
+    location = write_version(lake, "reconciliation_index", rerun, manifest=manifest, run_id="r3")
+    result = verify("reconciliation_index", location, references={"aggregate_index": other})
+    assert_fails_with(
+        result,
+        {
+            "every reconciled transaction is in the aggregate index with the same currency",
+            "reconciliation internal totals per currency equal the aggregate index totals",
+        },
+    )
+
+
 def test_reconciliation_needs_its_aggregate_reference(lake):
     location = write_version(lake, "reconciliation_index", reconciliation_rows())
     with pytest.raises(GateError, match="aggregate_index"):
