@@ -403,9 +403,15 @@ def parse_versioned_location(location: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def default_contracts_dir() -> Path:
+    """The repository's contracts; in the Spark image (spark_apps may be imported from a zip) under $PAYMENTS_PROJECT_ROOT."""
+    root = os.environ.get("PAYMENTS_PROJECT_ROOT")
+    return Path(root) / "include" / "contracts" if root else CONTRACTS_DIR
+
+
 def read_contract(table: str, contracts_dir: str | None = None) -> str:
     """The contract text from a local folder or an ``s3://`` prefix (EMR reads it from the artifacts bucket)."""
-    contracts_dir = contracts_dir or os.environ.get(CONTRACTS_DIR_ENV_VAR) or str(CONTRACTS_DIR)
+    contracts_dir = contracts_dir or os.environ.get(CONTRACTS_DIR_ENV_VAR) or str(default_contracts_dir())
     uri = f"{contracts_dir.rstrip('/')}/{table}.yaml"
     try:
         if "://" in uri:

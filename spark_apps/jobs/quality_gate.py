@@ -9,7 +9,8 @@ check summary to the driver log and exits 1 when the contract failed (0 when it 
 2 when the gate was called wrongly), always after writing the result JSON.
 The contracts are read from ``--contracts-dir`` (the profile's ``quality.contracts_dir``,
 for example ``s3://<artifacts>/include/contracts``), else ``$PAYMENTS_CONTRACTS_DIR``,
-else the repository's ``include/contracts``.
+else ``$PAYMENTS_PROJECT_ROOT/include/contracts`` (the Spark image copies them to
+``/opt/payments``), else the repository's ``include/contracts``.
 """
 
 from __future__ import annotations

@@ -117,3 +117,15 @@ def test_importing_the_gate_needs_neither_spark_nor_soda():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=quality.PROJECT_ROOT
     ).stdout
     assert output.strip() == "[]"
+
+
+def test_contracts_dir_precedence(monkeypatch, tmp_path):
+    (tmp_path / "include" / "contracts").mkdir(parents=True)
+    (tmp_path / "include" / "contracts" / "batch_index.yaml").write_text("from the image\n")
+    (tmp_path / "batch_index.yaml").write_text("from the variable\n")
+    assert quality.read_contract("batch_index") == contract_path("batch_index").read_text()
+    monkeypatch.setenv("PAYMENTS_PROJECT_ROOT", str(tmp_path))
+    assert quality.read_contract("batch_index") == "from the image\n"
+    monkeypatch.setenv(quality.CONTRACTS_DIR_ENV_VAR, str(tmp_path))
+    assert quality.read_contract("batch_index") == "from the variable\n"
+    assert quality.read_contract("batch_index", str(quality.CONTRACTS_DIR)) == contract_path("batch_index").read_text()
