@@ -123,6 +123,8 @@ def test_contracts_dir_precedence(monkeypatch, tmp_path):
     (tmp_path / "include" / "contracts").mkdir(parents=True)
     (tmp_path / "include" / "contracts" / "batch_index.yaml").write_text("from the image\n")
     (tmp_path / "batch_index.yaml").write_text("from the variable\n")
+    monkeypatch.delenv("PAYMENTS_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv(quality.CONTRACTS_DIR_ENV_VAR, raising=False)
     assert quality.read_contract("batch_index") == contract_path("batch_index").read_text()
     monkeypatch.setenv("PAYMENTS_PROJECT_ROOT", str(tmp_path))
     assert quality.read_contract("batch_index") == "from the image\n"
