@@ -15,7 +15,7 @@ Fields of one record (format_version 1)::
     duration_ms             {addBatch, getBatch, latestOffset, queryPlanning, triggerExecution, walCommit}
     watermark               ISO-8601 event-time watermark (produce time of the stream)
     state_rows_total, state_memory_bytes, state_rows_dropped_by_watermark,
-    duplicates_dropped      numDroppedDuplicateRows summed over the dedup operators
+    duplicates_dropped      transaction duplicates removed (numDroppedDuplicateRows of the dedup operator)
     state_operators         [{name, rows_total, memory_bytes, rows_dropped_by_watermark}]
     sources                 [{description, start_offset, end_offset, input_rows}]
     lag                     {"<topic>": {"<partition>": records behind the broker's end}}
@@ -73,7 +73,9 @@ def progress_record(progress: dict, lag: dict[str, dict[str, int]] | None = None
         "state_rows_total": sum(op.get("numRowsTotal", 0) for op in operators),
         "state_memory_bytes": sum(op.get("memoryUsedBytes", 0) for op in operators),
         "state_rows_dropped_by_watermark": sum(op.get("numRowsDroppedByWatermark", 0) for op in operators),
-        "duplicates_dropped": sum((op.get("customMetrics") or {}).get("numDroppedDuplicateRows", 0) for op in operators),
+        # The plan holds one copy of the transaction dedup per branch (index and signal join);
+        # each sees the same rows, so the largest count is the number of duplicates.
+        "duplicates_dropped": max([(op.get("customMetrics") or {}).get("numDroppedDuplicateRows", 0) for op in operators] or [0]),
         "state_operators": [
             {
                 "name": op.get("operatorName"),

@@ -225,10 +225,39 @@ def commit_index_batch(index_df: DataFrame, index_uri: str, batch_id: int) -> in
 @dataclass
 class BatchOutcome:
     batch_id: int
-    indexed: int
-    signal_updates: int
+    index_files: int
     alerts_sent: int
     dead_letters_sent: int
+
+
+def rows_to_score(batch_df: DataFrame) -> DataFrame:
+    """This batch's transactions with their latest matched ML output (``is_update`` false), plus one
+    row per transaction indexed earlier whose ML output arrived now (``is_update`` true)."""
+    txn_df = batch_df.filter(F.col("row_kind") == ROW_TXN)
+    signal_df = batch_df.filter(F.col("row_kind") == ROW_SIGNAL)
+    latest_df = latest_signal_per_transaction(signal_df)
+    indexed_df = txn_df.drop(*SIGNAL_COLUMNS).join(latest_df, "transaction_id", "left").withColumn("is_update", F.lit(False))
+    late_signal_df = signal_df.join(txn_df.select("transaction_id"), "transaction_id", "left_anti")
+    updates_df = (
+        late_signal_df.drop(*SIGNAL_COLUMNS)
+        .dropDuplicates(["transaction_id"])
+        .join(latest_df, "transaction_id")
+        .withColumn("is_update", F.lit(True))
+    )
+    return indexed_df.unionByName(updates_df.select(*indexed_df.columns))
+
+
+def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
+    """(kind, key, json) of every alert and dead letter of the batch, in one frame (one Spark job)."""
+    alerts = alert_rows(scored_df, alert_time).select(
+        F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*")).alias("json")
+    )
+    dead = dead_df.select(
+        F.lit("dead_letter").alias("kind"),
+        F.coalesce("transaction_id", "source_location", F.lit("unknown")).alias("key"),
+        F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames())).alias("json"),
+    )
+    return alerts.unionByName(dead)
 
 
 class StreamIndexBatchWriter:
@@ -248,37 +277,20 @@ class StreamIndexBatchWriter:
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         now = dt.datetime.now(dt.UTC)
         batch_df = batch_df.persist(StorageLevel.MEMORY_AND_DISK)
+        scored_df = None
         try:
-            reference = self.reference.get()
-            txn_df = batch_df.filter(F.col("row_kind") == ROW_TXN)
-            signal_df = batch_df.filter(F.col("row_kind") == ROW_SIGNAL)
-            indexed_df = txn_df.drop(*SIGNAL_COLUMNS).join(latest_signal_per_transaction(signal_df), "transaction_id", "left")
-            scored_df = with_scoring(indexed_df, reference, self.rules).persist(StorageLevel.MEMORY_AND_DISK)
-            # Model outputs for transactions indexed in an earlier batch: an updated alert only.
-            updates_df = signal_df.join(txn_df.select("transaction_id"), "transaction_id", "left_anti")
-            updated_df = with_scoring(
-                latest_signal_per_transaction(updates_df).join(
-                    updates_df.drop(*SIGNAL_COLUMNS).dropDuplicates(["transaction_id"]), "transaction_id"
-                ),
-                reference,
-                self.rules,
+            scored_df = with_scoring(rows_to_score(batch_df), self.reference.get(), self.rules).persist(
+                StorageLevel.MEMORY_AND_DISK
             )
-            commit_index_batch(index_rows(scored_df, batch_id, now), self.index_uri, batch_id)
-            alerts = alert_rows(scored_df, now).unionByName(alert_rows(updated_df, now))
-            alert_messages = [
-                (r.transaction_id, r.json)
-                for r in alerts.select("transaction_id", F.to_json(F.struct("*")).alias("json")).collect()
-            ]
+            files = commit_index_batch(index_rows(scored_df.filter(~F.col("is_update")), batch_id, now), self.index_uri, batch_id)
             dead_df = batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER).select("dead_letter.*")
-            dead_messages = [
-                (r.transaction_id or r.source_location or "unknown", r.json)
-                for r in dead_df.select(
-                    "transaction_id", "source_location", F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames())).alias("json")
-                ).collect()
-            ]
-            alerts_sent = self.sink.send(self.alerts_topic, batch_id, sorted(alert_messages))
-            dead_sent = self.sink.send(self.dead_letter_topic, batch_id, sorted(dead_messages))
-            self.last_outcome = BatchOutcome(batch_id, scored_df.count(), updates_df.count(), alerts_sent, dead_sent)
-            scored_df.unpersist()
+            messages = outgoing_messages(scored_df, dead_df, now).collect()
+            alerts = sorted((m.key, m.json) for m in messages if m.kind == "alert")
+            dead = sorted((m.key, m.json) for m in messages if m.kind == "dead_letter")
+            alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
+            dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
+            self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
         finally:
+            if scored_df is not None:
+                scored_df.unpersist()
             batch_df.unpersist()

@@ -1,0 +1,211 @@
+"""Stream index latency and throughput at fixed produce rates (issue 4).
+
+    python bench/bench_stream.py [--rates 1000 5000 10000] [--seconds 60] [--trigger "200 milliseconds"]
+
+For each rate: an embedded broker, generated transactions (and their ML outputs)
+produced at that rate for ``--seconds`` while the stream index job runs as a
+separate spark-submit-like process (local[2]); then it waits for the job to drain.
+
+Per-event latency starts at the Kafka produce timestamp and ends
+(a) when the alert is read from the alerts topic by a consumer, and
+(b) when the micro-batch that wrote the event's index row committed (the batch's
+    ``committed_at`` in the metrics records; the row's ``run_id`` names its batch).
+Prints p50 / p95 / p99 of both, the achieved input and processing rates, the lag
+(max during the run, after draining) and the state memory at the start and the end
+of the run; writes everything as JSON to bench/out/stream_<rate>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
+
+TOPICS = {"transactions": 2, "fraud_signals": 2, "fraud_alerts": 1, "dead_letter": 1}
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": round(ordered[-1], 1)}
+
+
+class AlertReader(threading.Thread):
+    """Reads the alerts topic from the start; records (transaction_id, receive time ms)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic = bootstrap, topic
+        self.received: dict[str, float] = {}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.wait.max.ms": 10}
+        )
+        partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])
+        while not self.stop_event.is_set():
+            for message in consumer.consume(1000, timeout=0.1):
+                if message.error() is None:
+                    self.received.setdefault(message.key().decode(), time.time() * 1000)
+        consumer.close()
+
+
+def metrics_records(metrics_uri: Path) -> list[dict]:
+    folder = metrics_uri / "stream" / "stream_index" / "batches"
+    return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])
+
+
+def run_rate(rate: int, seconds: int, trigger: str, work: Path) -> dict:
+    from spark_apps.generator.drops import write_drops
+    from spark_apps.generator.kafka_stream import stream_to_kafka
+    from spark_apps.generator.workload import WorkloadConfig, generate_day
+    from spark_apps.kafka.broker import EmbeddedBroker
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    # More fraud patterns than the default mix, so there are enough alerts to measure.
+    config = WorkloadConfig(
+        date=today, transactions=rate * seconds, seed=7, high_amount_rate=0.01, geo_jump_rate=0.002, card_testing_rate=0.0005
+    )
+    workload = generate_day(config)
+    raw = work / "raw"
+    write_drops(workload, str(raw))
+    names = {kind: f"bench.{kind}" for kind in TOPICS}
+    with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
+        command = [
+            sys.executable, "-m", "spark_apps.jobs.stream_index",
+            "--bootstrap", broker.bootstrap,
+            "--transactions-topic", names["transactions"], "--fraud-signals-topic", names["fraud_signals"],
+            "--alerts-topic", names["fraud_alerts"], "--dead-letter-topic", names["dead_letter"],
+            "--raw-uri", str(raw), "--index-uri", str(work / "indexes"),
+            "--checkpoint-uri", str(work / "checkpoints"), "--metrics-uri", str(work / "metrics"),
+            "--trigger-interval", trigger, "--rule-buckets", "4", "--late-bound-seconds", "600",
+            "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
+        ]  # fmt: skip
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
+            "PAYMENTS_PAN_TOKEN_KEY": "bench-only-key",
+        }
+        log = open(work / "job.log", "wb")  # noqa: SIM115 - lives as long as the job
+        job = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        alerts = AlertReader(broker.bootstrap, names["fraud_alerts"])
+        alerts.start()
+        try:
+            # Warm up: the first micro-batch (JVM, Python workers, state stores) before measuring.
+            deadline = time.time() + 300
+            while not metrics_records(work / "metrics"):
+                if job.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"stream job did not start: see {work / 'job.log'}")
+                time.sleep(1)
+            warm_batches = len(metrics_records(work / "metrics"))
+            produced = stream_to_kafka(
+                workload,
+                broker.bootstrap,
+                names["transactions"],
+                rate_per_second=rate,
+                duration_s=seconds,
+                fraud_topic=names["fraud_signals"],
+            )
+            produce_end = time.time()
+            drained_at = None
+            while time.time() - produce_end < 180:
+                records = metrics_records(work / "metrics")
+                if records and records[-1]["lag_total"] == 0 and records[-1]["input_rows"] == 0 and len(records) > warm_batches:
+                    drained_at = time.time()
+                    break
+                time.sleep(1)
+        finally:
+            time.sleep(2)
+            alerts.stop_event.set()
+            os.killpg(job.pid, signal.SIGTERM)
+            try:
+                job.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(job.pid, signal.SIGKILL)
+            log.close()
+    records = metrics_records(work / "metrics")
+    measured = [r for r in records[warm_batches:]]
+    committed = {
+        f"stream-b{r['batch_id']}": dt.datetime.fromisoformat(r["committed_at"].replace("Z", "+00:00")).timestamp() * 1000
+        for r in records
+    }
+
+    import pyarrow.dataset as ds
+
+    index = ds.dataset(str(work / "indexes" / "stream_index"), format="parquet", partitioning="hive").to_table(
+        columns=["transaction_id", "produced_at", "run_id"]
+    )
+    produced_ms = [t.timestamp() * 1000 for t in index.column("produced_at").to_pylist()]
+    run_ids = index.column("run_id").to_pylist()
+    index_latency = [committed[run] - p for run, p in zip(run_ids, produced_ms, strict=True) if run in committed]
+    by_id = dict(zip(index.column("transaction_id").to_pylist(), produced_ms, strict=True))
+    alert_latency = [received - by_id[tid] for tid, received in alerts.received.items() if tid in by_id]
+    data_batches = [r for r in measured if r["input_rows"] > 0]
+    result = {
+        "rate_target": rate,
+        "seconds": seconds,
+        "trigger": trigger,
+        "produced": produced,
+        "indexed_rows": index.num_rows,
+        "alerts_received": len(alerts.received),
+        "index_commit_latency_ms": percentiles(index_latency),
+        "alert_latency_ms": percentiles(alert_latency),
+        "batches": len(data_batches),
+        "batch_duration_ms": percentiles([r["batch_duration_ms"] for r in data_batches]),
+        "processed_rows_per_second": percentiles([r["processed_rows_per_second"] for r in data_batches]),
+        "lag_max": max((r["lag_total"] for r in measured), default=None),
+        "drained_seconds_after_produce": None if drained_at is None else round(drained_at - produce_end, 1),
+        "state_memory_bytes_first_last": [measured[0]["state_memory_bytes"], measured[-1]["state_memory_bytes"]]
+        if measured
+        else None,
+        "state_rows_first_last": [measured[0]["state_rows_total"], measured[-1]["state_rows_total"]] if measured else None,
+        "load_average": os.getloadavg(),
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 10000])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--trigger", default="200 milliseconds")
+    args = parser.parse_args(argv)
+    out = PROJECT_ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    for rate in args.rates:
+        with tempfile.TemporaryDirectory(prefix=f"bench-stream-{rate}-") as work:
+            result = run_rate(rate, args.seconds, args.trigger, Path(work))
+        (out / f"stream_{rate}.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result))
+        a, i = result["alert_latency_ms"], result["index_commit_latency_ms"]
+        print(
+            f"rate {rate}/s: produced {result['produced']['rate_per_second']}/s, indexed {result['indexed_rows']}, "
+            f"alert p50/p95/p99 {a.get('p50')}/{a.get('p95')}/{a.get('p99')} ms, index p50/p95/p99 {i.get('p50')}/{i.get('p95')}/{i.get('p99')} ms, "
+            f"lag max {result['lag_max']}, drained after {result['drained_seconds_after_produce']} s, state bytes {result['state_memory_bytes_first_last']}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

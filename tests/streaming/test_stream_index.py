@@ -1,0 +1,206 @@
+"""The stream index job end to end against the real embedded broker: events in, index rows and alerts out."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from spark_apps.fraud_rules import load_rules
+from spark_apps.schemas import STREAM_INDEX_SCHEMA, Reason
+from spark_apps.streaming.metrics import read_latest
+from tests.streaming.helpers import consume_all, epoch_ms, job_options, produce, run_available_now, txn
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark]
+
+T0 = "2026-11-21T10:00:00Z"
+
+
+def at(seconds: float) -> str:
+    return (dt.datetime(2026, 11, 21, 10, 0, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def signal(transaction_id: str, score: str, seconds: float) -> dict:
+    return {
+        "model_version": "m-7",
+        "transaction_id": transaction_id,
+        "fraud_score": score,
+        "explanations": "{}",
+        "inference_time": at(seconds),
+    }
+
+
+def read_index(spark, index_uri: str):
+    return spark.read.parquet(f"{index_uri}/stream_index")
+
+
+def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, kafka_topics, tmp_path):
+    base = epoch_ms(T0)
+    # ML output for t-sig arrives before its transaction.
+    produce(kafka_broker.bootstrap, kafka_topics["fraud_signals"], [("t-sig", signal("t-sig", "0.9500", 0), base)])
+    burst_pan = "4000000000000002"
+    produce(
+        kafka_broker.bootstrap,
+        kafka_topics["transactions"],
+        [
+            ("t-sig", txn("t-sig", at(0), user="u-sig"), base + 100),
+            ("t-high", txn("t-high", at(1), user="u-high", amount="6000.00", pan="5500000000000004"), base + 200),
+            ("t-high", txn("t-high", at(1), user="u-high", amount="6000.00", pan="5500000000000004"), base + 300),  # resend
+            *[
+                (f"t-v{i}", txn(f"t-v{i}", at(10 + 10 * i), user="u-burst", amount="20.00", pan=burst_pan), base + 400 + i)
+                for i in range(4)
+            ],
+            ("bad", '{"transaction_id": "bad", "pan": "4111111111111111", ', base + 500),  # cut off: unparseable
+            ("t-nouser", {**txn("t-nouser", at(2)), "user_id": ""}, base + 600),
+            ("t-late", txn("t-late", "2026-11-21T08:00:00Z", user="u-late"), base + 700),  # 2 h before produce
+        ],
+    )
+    options = job_options(kafka_broker, kafka_topics, tmp_path)
+    run_available_now(spark, options, load_rules())
+
+    index_df = read_index(spark, options.index_uri)
+    # Parquet reads every column back as nullable: compare names and types.
+    assert [(f.name, f.dataType.simpleString()) for f in index_df.drop("dt", "hour").schema] == [
+        (f.name, f.dataType.simpleString()) for f in STREAM_INDEX_SCHEMA
+    ]
+    expected_index = [
+        Row(
+            transaction_id="t-high",
+            fraud_score=None,
+            rule_flags=["HIGH_AMOUNT"],
+            policy_flags=[],
+            risk_score=25,
+            recommended_action="ALLOW",
+            card_last4="0004",
+            dt="2026-11-21",
+            hour=10,
+        ),
+        Row(
+            transaction_id="t-sig",
+            fraud_score=Decimal("0.9500"),
+            rule_flags=[],
+            policy_flags=[],
+            risk_score=57,
+            recommended_action="ALLOW",
+            card_last4="1111",
+            dt="2026-11-21",
+            hour=10,
+        ),
+        Row(
+            transaction_id="t-v0",
+            fraud_score=None,
+            rule_flags=[],
+            policy_flags=[],
+            risk_score=0,
+            recommended_action="ALLOW",
+            card_last4="0002",
+            dt="2026-11-21",
+            hour=10,
+        ),
+        Row(
+            transaction_id="t-v1",
+            fraud_score=None,
+            rule_flags=[],
+            policy_flags=[],
+            risk_score=0,
+            recommended_action="ALLOW",
+            card_last4="0002",
+            dt="2026-11-21",
+            hour=10,
+        ),
+        Row(
+            transaction_id="t-v2",
+            fraud_score=None,
+            rule_flags=[],
+            policy_flags=[],
+            risk_score=0,
+            recommended_action="ALLOW",
+            card_last4="0002",
+            dt="2026-11-21",
+            hour=10,
+        ),
+        Row(
+            transaction_id="t-v3",
+            fraud_score=None,
+            rule_flags=["VELOCITY"],
+            policy_flags=[],
+            risk_score=25,
+            recommended_action="REQUIRE_3DS",
+            card_last4="0002",
+            dt="2026-11-21",
+            hour=10,
+        ),
+    ]
+    columns = [
+        "transaction_id",
+        "fraud_score",
+        "rule_flags",
+        "policy_flags",
+        "risk_score",
+        "recommended_action",
+        "card_last4",
+        "dt",
+        "hour",
+    ]
+    assertDataFrameEqual(index_df.select(*columns), spark.createDataFrame(expected_index, index_df.select(*columns).schema))
+
+    alerts = {m["key"]: m["value"] for m in consume_all(kafka_broker.bootstrap, kafka_topics["fraud_alerts"])}
+    assert sorted(alerts) == ["t-high", "t-v3"]
+    assert alerts["t-v3"]["recommended_action"] == "REQUIRE_3DS" and alerts["t-v3"]["reasons"] == ["VELOCITY"]
+    assert alerts["t-high"]["reasons"] == ["HIGH_AMOUNT"] and alerts["t-high"]["risk_score"] == 25
+
+    dead = consume_all(kafka_broker.bootstrap, kafka_topics["dead_letter"])
+    assert sorted((m["value"]["transaction_id"], m["value"]["reason_code"]) for m in dead) == [
+        (None, Reason.UNPARSEABLE),
+        ("t-late", Reason.LATE),
+        ("t-nouser", Reason.MISSING_REQUIRED_FIELD),
+    ]
+    payloads = " ".join(m["value"]["payload_masked"] for m in dead)
+    assert "4111111111111111" not in payloads and '"cvv":"123"' not in payloads and "[pan ****1111]" in payloads
+
+    # Conservation: 10 records in = 6 indexed + 3 dead letters + 1 duplicate.
+    metrics = read_latest(options.metrics_uri, options.query_name)
+    assert metrics["duplicates_dropped"] == 1
+    assert metrics["lag_total"] == 0
+    assert index_df.count() + len(dead) + metrics["duplicates_dropped"] == 10
+
+
+def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_once(spark, kafka_broker, kafka_topics, tmp_path):
+    base = epoch_ms(T0)
+    options = job_options(kafka_broker, kafka_topics, tmp_path)
+    rules = load_rules()
+    produce(
+        kafka_broker.bootstrap,
+        kafka_topics["transactions"],
+        [
+            ("t-a", txn("t-a", at(0), user="u-a", amount="7000.00"), base),
+            ("t-b", txn("t-b", at(1), user="u-b", pan="5500000000000004"), base + 10),
+        ],
+    )
+    run_available_now(spark, options, rules)
+    # After the restart: t-a's ML output (after its transaction) and a resend of t-b.
+    produce(kafka_broker.bootstrap, kafka_topics["fraud_signals"], [("t-a", signal("t-a", "0.9900", 5), base + 5000)])
+    produce(
+        kafka_broker.bootstrap,
+        kafka_topics["transactions"],
+        [("t-b", txn("t-b", at(1), user="u-b", pan="5500000000000004"), base + 6000)],
+    )
+    run_available_now(spark, options, rules)
+
+    index_df = read_index(spark, options.index_uri)
+    assertDataFrameEqual(
+        index_df.select("transaction_id", "fraud_score", "run_id"),
+        [
+            Row(transaction_id="t-a", fraud_score=None, run_id="stream-b0"),
+            Row(transaction_id="t-b", fraud_score=None, run_id="stream-b0"),
+        ],
+    )
+    alerts = consume_all(kafka_broker.bootstrap, kafka_topics["fraud_alerts"])
+    # First the rules alone (HIGH_AMOUNT: 25 points), then re-scored with the ML output (+ 0.99 * 60).
+    assert [(a["key"], a["value"]["risk_score"], a["value"]["recommended_action"], a["value"]["reasons"]) for a in alerts] == [
+        ("t-a", 25, "ALLOW", ["HIGH_AMOUNT"]),
+        ("t-a", 84, "MANUAL_REVIEW", ["HIGH_AMOUNT", "ML_SCORE_0.9900"]),
+    ]

@@ -1,0 +1,82 @@
+"""Unit-level checks of the stream's parts: metrics records, the producer's retiming, settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spark_apps.generator.kafka_stream import retime_value
+from spark_apps.streaming.metrics import consumed_offsets, progress_record
+from spark_apps.streaming.transforms import StreamSettings
+
+PROGRESS = {
+    "id": "q-1",
+    "runId": "r-1",
+    "name": "stream_index",
+    "timestamp": "2026-11-21T10:00:00.000Z",
+    "batchId": 7,
+    "numInputRows": 30,
+    "inputRowsPerSecond": 60.0,
+    "processedRowsPerSecond": 40.0,
+    "durationMs": {"triggerExecution": 750, "addBatch": 500},
+    "eventTime": {"watermark": "2026-11-21T09:45:00.000Z"},
+    "stateOperators": [
+        {
+            "operatorName": "dedupeWithinWatermark",
+            "numRowsTotal": 10,
+            "memoryUsedBytes": 1000,
+            "numRowsDroppedByWatermark": 0,
+            "customMetrics": {"numDroppedDuplicateRows": 2},
+        },
+        {
+            "operatorName": "dedupeWithinWatermark",
+            "numRowsTotal": 10,
+            "memoryUsedBytes": 1000,
+            "numRowsDroppedByWatermark": 0,
+            "customMetrics": {"numDroppedDuplicateRows": 2},
+        },
+        {"operatorName": "applyInPandasWithState", "numRowsTotal": 2, "memoryUsedBytes": 500, "numRowsDroppedByWatermark": 0},
+    ],
+    "sources": [
+        {
+            "description": "payments_kafka",
+            "startOffset": '{"tx": {"0": 5}}',
+            "endOffset": '{"tx": {"0": 9, "1": 3}}',
+            "numInputRows": 7,
+        }
+    ],
+}
+
+
+def test_progress_record_fields():
+    record = progress_record(PROGRESS, {"tx": {"0": 1, "1": 0}})
+    assert record["committed_at"] == "2026-11-21T10:00:00.750000Z"
+    assert (record["batch_id"], record["input_rows"], record["batch_duration_ms"]) == (7, 30, 750)
+    assert (record["state_rows_total"], record["state_memory_bytes"], record["duplicates_dropped"]) == (22, 2500, 2)
+    assert record["lag_total"] == 1 and record["watermark"] == "2026-11-21T09:45:00.000Z"
+    assert record["sources"][0]["end_offset"] == {"tx": {"0": 9, "1": 3}}
+    json.dumps(record)  # serializable as written
+
+
+def test_progress_record_without_state_or_sources():
+    record = progress_record({**PROGRESS, "stateOperators": [], "sources": []})
+    assert (record["state_rows_total"], record["duplicates_dropped"], record["lag"], record["lag_total"]) == (0, 0, {}, 0)
+
+
+def test_consumed_offsets_per_partition():
+    assert consumed_offsets(PROGRESS) == {("tx", 0): 9, ("tx", 1): 3}
+
+
+def test_retime_shifts_time_fields_and_keeps_broken_values():
+    moved = json.loads(
+        retime_value(b'{"timestamp":"2026-11-21T10:00:00Z","updated_at":"2026-11-21T10:00:01Z","amount":"5"}', 3_600_000)
+    )
+    assert moved == {"timestamp": "2026-11-21T11:00:00.000Z", "updated_at": "2026-11-21T11:00:01.000Z", "amount": "5"}
+    assert retime_value(b"{broken", 1000) == b"{broken"
+    assert json.loads(retime_value(b'{"timestamp":"not a time"}', 1000)) == {"timestamp": "not a time"}
+
+
+def test_settings_reject_a_dedup_horizon_shorter_than_the_late_bound():
+    with pytest.raises(ValueError, match="dedup_horizon_seconds"):
+        StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=60)
