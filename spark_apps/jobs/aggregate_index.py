@@ -121,7 +121,7 @@ def run_aggregate_index(
         lines_unmatched = lines_with_ref.join(known_ids, "transaction_ref", "left_anti").count()
         counts = {
             "rows": rows,
-            "inputs": {
+            "input_rows": {
                 "stream_rows": stream_df.count(),
                 "batch_rows": batch_df.count(),
                 "previous_rows": previous_df.count(),
@@ -156,6 +156,9 @@ def run_aggregate_index(
         "stream_index_locations": stream_index_locations,
         "raw_uri": raw_uri,
         "retention_days": retention_days,
+        # {table: location} of the versions read, for the quality gate's contract references (the
+        # previous aggregate stays out: it would shadow the version under test)
+        "inputs": {"batch_index": batch_index_location} if batch_index_location else {},
     }
     lake.write_manifest(
         audit_location,

@@ -224,6 +224,8 @@ def run_business_index(run: IndexRun, index: str) -> dict:
         "rows": written.count(),
         "counts": count(written),
         "aggregate_location": run.aggregate_location,
+        # {table: location} of the versions read (the quality gate resolves contract references from it)
+        "inputs": {"aggregate_index": run.aggregate_location} if run.aggregate_location else {},
         "location": location,
         "raw_uri": run.raw_uri,
         "rejected_side_rows": dict(run.rejected),
