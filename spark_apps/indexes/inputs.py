@@ -118,3 +118,21 @@ def read_json_lines(uri: str) -> tuple[list[dict[str, Any]], int]:
                 else:
                     bad += 1
     return records, bad
+
+
+def stream_metric_records(metrics_uri: str, date: str) -> tuple[list[dict[str, Any]], int]:
+    """The streaming micro-batch records of ``date``: ``<metrics-uri>/stream/<query>/batches/dt=<date>/``."""
+    from pyarrow import fs as pafs
+
+    root = f"{metrics_uri.rstrip('/')}/stream"
+    filesystem, path = lake._filesystem(root)
+    if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+        return [], 0
+    records, bad = [], 0
+    for info in filesystem.get_file_info(pafs.FileSelector(path)):
+        if info.type == pafs.FileType.Directory:
+            query = info.path.rstrip("/").rsplit("/", 1)[-1]
+            found, unreadable = read_json_lines(f"{root}/{query}/batches/dt={date}")
+            records += found
+            bad += unreadable
+    return records, bad

@@ -69,26 +69,29 @@ def stage_run_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any] | Non
 
 
 def stage_run_from_stream_metric(metric: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A stage run from one streaming metrics JSON line (one micro-batch).
+    """A stage run from one streaming metrics record (one micro-batch; spark_apps.streaming.metrics).
 
-    Accepted keys (the stream app's metrics; Spark's StreamingQueryProgress names too):
-    ``stage`` (default ``stream_index``), ``timestamp``/``finished_at``,
-    ``input_rows``/``numInputRows``, ``output_rows``/``indexed_rows``, ``dead_letter_rows``
-    /``quarantined_rows``, ``error_rows``, ``duration_ms``/``durationMs.triggerExecution``,
-    ``latency_ms``/``latency_p95_ms`` (event time to indexed).
+    Uses ``query_name`` (the stage; default ``stream_index``), ``committed_at``,
+    ``input_rows``, ``duplicates_dropped``, ``batch_duration_ms`` and, when present,
+    ``dead_letter_rows``, ``error_rows`` and ``latency_ms`` (event time to indexed;
+    the batch duration otherwise). Spark's own progress names (``timestamp``,
+    ``numInputRows``, ``durationMs.triggerExecution``) are accepted too.
     """
-    finished = _timestamp(metric.get("finished_at") or metric.get("timestamp"))
+    finished = _timestamp(metric.get("committed_at") or metric.get("finished_at") or metric.get("timestamp"))
     if finished is None:
         return None
-    duration = metric.get("duration_ms")
+    durations = metric.get("duration_ms") if isinstance(metric.get("duration_ms"), Mapping) else metric.get("durationMs") or {}
+    duration = metric.get("batch_duration_ms")
     if duration is None:
-        duration = (metric.get("durationMs") or {}).get("triggerExecution")
+        duration = metric.get("duration_ms") if not isinstance(metric.get("duration_ms"), Mapping) else None
+    if duration is None:
+        duration = durations.get("triggerExecution")
     records_in = _int(metric.get("input_rows", metric.get("numInputRows")))
-    quarantined = _int(metric.get("dead_letter_rows", metric.get("quarantined_rows")))
-    records_out = _int(metric.get("output_rows", metric.get("indexed_rows", records_in - quarantined)))
-    latency = metric.get("latency_ms", metric.get("latency_p95_ms"))
+    quarantined = _int(metric.get("dead_letter_rows"))
+    records_out = _int(metric.get("output_rows", records_in - quarantined - _int(metric.get("duplicates_dropped"))))
+    latency = metric.get("latency_ms")
     return {
-        "stage": str(metric.get("stage") or "stream_index"),
+        "stage": str(metric.get("stage") or metric.get("query_name") or "stream_index"),
         "for_date": finished.astimezone(dt.UTC).date(),
         "finished_at": finished,
         "records_in": records_in,

@@ -34,7 +34,7 @@ from spark_apps import lake
 from spark_apps.indexes.compliance import build_compliance_index
 from spark_apps.indexes.config import IndexConfig, load_index_config
 from spark_apps.indexes.fraud import build_fraud_index
-from spark_apps.indexes.inputs import exists, list_manifests, read_json_lines, read_raw_side, read_table
+from spark_apps.indexes.inputs import exists, list_manifests, read_raw_side, read_table, stream_metric_records
 from spark_apps.indexes.merchant_performance import build_merchant_performance_index
 from spark_apps.indexes.ml_feedback import build_ml_feedback
 from spark_apps.indexes.ops import build_ops_index, stage_run_from_manifest, stage_run_from_stream_metric, stage_runs_df
@@ -105,7 +105,7 @@ class IndexRun:
         )
 
     def stage_runs(self) -> tuple[DataFrame, dict[str, int]]:
-        metrics, bad_lines = read_json_lines(f"{self.metrics_uri.rstrip('/')}/stream")
+        metrics, bad_lines = stream_metric_records(self.metrics_uri, self.date)
         manifests = list_manifests(self.index_uri, OPS_MANIFEST_TABLES, self.date)
         runs = [stage_run_from_stream_metric(m) for m in metrics] + [stage_run_from_manifest(m) for m in manifests]
         info = {"stream_metric_lines": len(metrics), "stream_metric_lines_unreadable": bad_lines, "run_manifests": len(manifests)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -104,3 +106,25 @@ def test_every_business_index_the_dag_maps_has_a_builder():
     from spark_apps.jobs.business_indexes import BUILDERS
 
     assert set(BUSINESS_INDEXES) == set(BUILDERS)
+
+
+def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
+    from spark_apps.indexes.inputs import stream_metric_records
+    from spark_apps.indexes.ops import stage_run_from_stream_metric
+    from spark_apps.streaming.metrics import progress_record
+
+    progress = {"name": "stream_index", "timestamp": "2026-11-20T10:00:00.000Z", "batchId": 7, "numInputRows": 120,
+                "durationMs": {"triggerExecution": 1500}, "stateOperators": [{"customMetrics": {"numDroppedDuplicateRows": 4}}]}  # fmt: skip
+    record = progress_record(progress)
+    query = tmp_path / "stream" / "stream_index"
+    (query / "batches" / "dt=2026-11-20" / "hour=10").mkdir(parents=True)
+    (query / "batches" / "dt=2026-11-20" / "hour=10" / "batch-000000000007.json").write_text(json.dumps(record) + "\n")
+    (query / "batches" / "dt=2026-11-19" / "hour=23").mkdir(parents=True)
+    (query / "batches" / "dt=2026-11-19" / "hour=23" / "batch-000000000006.json").write_text(json.dumps(record) + "\n")
+    (query / "latest.json").write_text(json.dumps(record) + "\n")  # the supervisor's copy: not read again
+    records, unreadable = stream_metric_records(str(tmp_path), "2026-11-20")
+    assert (len(records), unreadable) == (1, 0)
+    assert stage_run_from_stream_metric(records[0]) == {
+        "stage": "stream_index", "for_date": dt.date(2026, 11, 20), "finished_at": dt.datetime(2026, 11, 20, 10, 0, 1, 500000, tzinfo=dt.UTC),
+        "records_in": 120, "records_out": 116, "error_count": 0, "quarantine_count": 0, "duration_ms": 1500, "latency_ms": 1500,
+    }  # fmt: skip

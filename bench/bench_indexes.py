@@ -1,0 +1,137 @@
+# ruff: noqa: E402  (imports follow the sys.path setup for running as a script)
+"""Benchmark the aggregate index job and the business index jobs, run exactly as Airflow runs them.
+
+    source scripts/env.sh
+    python bench/bench_indexes.py                    # 10,000 and 100,000 transactions per day
+    python bench/bench_indexes.py --sizes 50000
+
+For each size: generate two consecutive days, build both batch indexes
+(``python -m spark_apps.jobs.batch_index``), then time ``python -m
+spark_apps.jobs.aggregate_index`` for day 1 (empty previous version) and day 2 (over
+day 1: carry-forward + audit), and ``python -m spark_apps.jobs.business_indexes --index
+all`` for day 2 (JVM start included; per-index seconds from the manifests). Day 2's
+reconciliation status counts are compared with the generator's ground truth, and the
+fraud index's precision/recall against the injected fraud patterns is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from spark_apps import lake
+from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
+
+DAY1, DAY2 = "2026-11-19", "2026-11-20"
+
+
+def run_job(module: str, args: list[str]) -> tuple[float, list[dict]]:
+    started = time.monotonic()
+    env = {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", module, *args, "--master", "local[2]", "--conf", "spark.ui.showConsoleProgress=false"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr[-4000:])
+        raise SystemExit(f"{module} failed")
+    manifests = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return time.monotonic() - started, manifests
+
+
+def bench(size: int, root: Path) -> dict:
+    raw, index, quarantine, metrics = (str(root / name) for name in ("raw", "indexes", "quarantine", "metrics"))
+    for seed, date in ((1, DAY1), (2, DAY2)):
+        workload = generate_day(WorkloadConfig(date=date, transactions=size, seed=seed))
+        write_ground_truth(workload, raw, write_drops(workload, raw))
+        run_job(
+            "spark_apps.jobs.batch_index",
+            ["--date", date, "--run-id", "b1", "--raw-uri", raw, "--index-uri", index, "--quarantine-uri", quarantine],
+        )
+    batch = {date: lake.versioned_location(index, "batch_index", date, "b1") for date in (DAY1, DAY2)}
+    common = ["--index-uri", index, "--raw-uri", raw]
+    seconds_day1, (agg1,) = run_job(
+        "spark_apps.jobs.aggregate_index", ["--date", DAY1, "--run-id", "a1", *common, "--batch-index-location", batch[DAY1]]
+    )
+    seconds_day2, (agg2,) = run_job(
+        "spark_apps.jobs.aggregate_index",
+        [
+            "--date",
+            DAY2,
+            "--run-id",
+            "a2",
+            *common,
+            "--batch-index-location",
+            batch[DAY2],
+            "--previous-aggregate-location",
+            agg1["location"],
+        ],
+    )
+    seconds_business, manifests = run_job(
+        "spark_apps.jobs.business_indexes",
+        [
+            "--index",
+            "all",
+            "--date",
+            DAY2,
+            "--run-id",
+            "i2",
+            *common,
+            "--metrics-uri",
+            metrics,
+            "--aggregate-location",
+            agg2["location"],
+        ],
+    )
+    by_index = {m["table"]: m for m in manifests}
+    truth = read_ground_truth(raw, DAY2)
+    expected = {k: v for k, v in truth["reconciliation"]["status_counts"].items() if v}
+    expected["DUPLICATE_SETTLEMENT"] = expected.get("DUPLICATE_SETTLEMENT", 0) * 2  # + the second lines
+    recon = by_index["reconciliation_index"]["counts"]["by_match_status"]
+
+    import pyarrow.parquet as pq
+
+    flagged = set(pq.read_table(by_index["fraud_index"]["location"], columns=["transaction_id"]).column(0).to_pylist())
+    patterns = [p for p in truth["fraud_patterns"].values() if isinstance(p, dict)]
+    injected = set().union(*(set(p["transaction_ids"]) for p in patterns))
+    hits = flagged & injected
+    return {
+        "transactions_per_day": size,
+        "aggregate_day1_s": round(seconds_day1, 1),
+        "aggregate_day2_s": round(seconds_day2, 1),
+        "aggregate_day2_rows": agg2["rows"],
+        "audit_rows_day2": sum(
+            json.loads(Path(agg2["audit_location"], "_manifest.json").read_text())["counts"]["by_field"].values()
+        ),
+        "business_all_s": round(seconds_business, 1),
+        "per_index_s": {name: m["seconds"] for name, m in by_index.items()},
+        "reconciliation_equals_truth": recon == expected,
+        "fraud_precision": round(len(hits) / len(flagged), 3) if flagged else None,
+        "fraud_recall_vs_all_injected": round(len(hits) / len(injected), 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-indexes-") as folder:
+            print(json.dumps(bench(size, Path(folder)), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
