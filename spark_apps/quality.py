@@ -113,16 +113,14 @@ class GateResult:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
+    def failure(cls, table: str, location: str, engine: str, name: str, diagnostic: str) -> GateResult:
+        """A result for a version the contract could not even run on (fail closed), naming why."""
+        return cls(table, location, engine, False, 1, [{"name": name, "path": "gate", "diagnostic": diagnostic}], diagnostic)
+
+    @classmethod
     def from_json(cls, text: str) -> GateResult:
         data = json.loads(text)
         return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data})
-
-
-def _failed(table: str, location: str, engine: str, name: str, diagnostic: str, log: str = "") -> GateResult:
-    """A result for a staged version the contract could not even run on (fail closed)."""
-    return GateResult(
-        table, location, engine, False, 1, [{"name": name, "path": "gate", "diagnostic": diagnostic}], log or diagnostic
-    )
 
 
 # --- contract generation from spark_apps/schemas.py ----------------------------------------
@@ -535,7 +533,7 @@ def _run_on_duckdb(table, datasets, contract_text, variables, now, spark) -> Gat
         connection.execute(f"CREATE SCHEMA {VIEW_SCHEMA}")
         for name, location in datasets.items():
             if "://" in location:
-                return _failed(
+                return GateResult.failure(
                     table,
                     datasets[table],
                     "duckdb",
@@ -550,7 +548,9 @@ def _run_on_duckdb(table, datasets, contract_text, variables, now, spark) -> Gat
                 )
                 connection.execute(f"SELECT * FROM {VIEW_SCHEMA}.{name} LIMIT 0")
             except duckdb.Error as exc:
-                return _failed(table, datasets[table], "duckdb", f"{name} version is readable Parquet", f"{location}: {exc}")
+                return GateResult.failure(
+                    table, datasets[table], "duckdb", f"{name} version is readable Parquet", f"{location}: {exc}"
+                )
         data_source = DuckDBDataSource.from_existing_cursor(connection, name=DATA_SOURCE_NAME)
         return _verify(table, datasets[table], "duckdb", data_source, contract_text, variables, now)
     finally:
@@ -573,7 +573,9 @@ def _run_on_spark(table, datasets, contract_text, variables, now, spark) -> Gate
             try:
                 spark.read.parquet(location).createOrReplaceGlobalTempView(name)
             except AnalysisException as exc:
-                return _failed(table, datasets[table], "spark", f"{name} version is readable Parquet", f"{location}: {exc}")
+                return GateResult.failure(
+                    table, datasets[table], "spark", f"{name} version is readable Parquet", f"{location}: {exc}"
+                )
             registered.append(name)
         data_source = SparkDataFrameDataSource.from_existing_session(spark, name=DATA_SOURCE_NAME)
         return _verify(table, datasets[table], "spark", data_source, contract_text, variables, now)

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     from spark_apps.quality import GateError, GateResult, verify_staged_version
 
     args = parse_args(argv)
-    if spark is None:
+    owns_session = spark is None
+    if owns_session:
         from spark_apps.session import build_session
 
         spark = build_session(f"quality-gate-{args.table}")
@@ -54,18 +55,13 @@ def main(argv: list[str] | None = None, spark=None) -> int:
         )
     except GateError as exc:
         # Still leave a (failed) result, so the Airflow side reports why instead of a missing file.
-        failed = GateResult(
-            args.table,
-            args.location,
-            "spark",
-            False,
-            1,
-            [{"name": "quality gate could run", "path": "gate", "diagnostic": str(exc)}],
-            str(exc),
-        )
+        failed = GateResult.failure(args.table, args.location, "spark", "quality gate could run", str(exc))
         write_text(args.result_uri, failed.to_json() + "\n")
         print(f"quality gate not run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if owns_session:
+            spark.stop()
     write_text(args.result_uri, result.to_json() + "\n")
     print(result.log)
     print(result.summary())
