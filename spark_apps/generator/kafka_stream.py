@@ -67,8 +67,8 @@ def merged_messages(
 
 def stream_to_kafka(
     events,
-    bootstrap_servers: str = "127.0.0.1:19092",
-    topic: str = "payments.transactions",
+    bootstrap_servers: str | None = None,
+    topic: str | None = None,
     rate_per_second: float = 1000.0,
     duration_s: float | None = None,
     limit: int | None = None,
@@ -78,12 +78,19 @@ def stream_to_kafka(
 ) -> dict:
     """Send the workload's messages at ``rate_per_second`` until exhausted, ``limit`` messages or ``duration_s``.
 
+    ``bootstrap_servers`` and ``topic`` default to the selected profile's kafka section.
     ``events`` is a ``Workload`` (transactions, plus signals when ``fraud_topic`` is given)
     or an iterable of (key, value, timestamp_ms). Returns a summary with the counts, the
     achieved rate and the first/last produce times (epoch ms).
     """
     from confluent_kafka import Producer
 
+    if bootstrap_servers is None or topic is None:
+        from payments_platform.profiles import get_profile
+
+        kafka = get_profile().kafka
+        bootstrap_servers = bootstrap_servers or kafka.bootstrap_servers
+        topic = topic or kafka.transactions_topic
     if rate_per_second <= 0:
         raise ValueError("rate_per_second must be positive")
     if hasattr(events, "kafka_messages"):

@@ -4,7 +4,7 @@ Guarantee: **at-least-once, deduplicated per micro-batch; never lost.**
 
 * Every message is keyed deterministically (the transaction id, or the record's
   ``topic/partition/offset`` when it has none) and its value is a pure function of the
-  batch's input, so a replayed batch sends byte-identical messages.
+  batch's input (except ``alert_time``), so a replayed batch sends the same messages.
 * :meth:`BatchKafkaSink.send` produces with the idempotent producer (``acks=all``,
   no duplicates from internal retries) and waits until the broker acknowledged every
   message; any failure raises, the micro-batch fails and is not committed, and Spark
@@ -14,7 +14,9 @@ Guarantee: **at-least-once, deduplicated per micro-batch; never lost.**
   before Spark committed the batch) finds it and does not resend. Only a crash between
   the broker's acknowledgement and the marker write can duplicate a batch's messages;
   consumers that need exactly-once keep the latest message per key (the alerts topic
-  is naturally compacted by transaction id).
+  is naturally compacted by transaction id). Alert values carry ``alert_time`` (when the
+  batch ran), so a resent alert differs only in that field. Markers older than
+  ``MARKERS_KEPT`` batches are deleted.
 
 Kafka transactions would close that last window, but the embedded broker does not
 honour aborts (see spark_apps.kafka.broker), so the design does not depend on them.
@@ -25,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from spark_apps import lake
+
+MARKERS_KEPT = 1000
 
 
 class DeliveryError(RuntimeError):
@@ -94,4 +98,15 @@ class BatchKafkaSink:
         if remaining or errors:
             raise DeliveryError(f"{topic} batch {batch_id}: {remaining} unacknowledged, errors: {errors[:3]}")
         lake.write_text(self.marker_uri(topic, batch_id), str(sent))
+        self._forget(topic, batch_id - MARKERS_KEPT)
         return sent
+
+    def _forget(self, topic: str, batch_id: int) -> None:
+        """Drop an old marker: Spark never replays a batch that far back (it keeps ~100 batches)."""
+        if batch_id < 0:
+            return
+        filesystem, path = lake._filesystem(self.marker_uri(topic, batch_id))
+        try:
+            filesystem.delete_file(path)
+        except (FileNotFoundError, OSError):
+            pass

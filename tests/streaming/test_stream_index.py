@@ -75,7 +75,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=25,
             recommended_action="ALLOW",
             card_last4="0004",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
         Row(
@@ -86,7 +86,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=57,
             recommended_action="ALLOW",
             card_last4="1111",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
         Row(
@@ -97,7 +97,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=0,
             recommended_action="ALLOW",
             card_last4="0002",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
         Row(
@@ -108,7 +108,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=0,
             recommended_action="ALLOW",
             card_last4="0002",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
         Row(
@@ -119,7 +119,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=0,
             recommended_action="ALLOW",
             card_last4="0002",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
         Row(
@@ -130,7 +130,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             risk_score=25,
             recommended_action="REQUIRE_3DS",
             card_last4="0002",
-            dt="2026-11-21",
+            dt=dt.date(2026, 11, 21),
             hour=10,
         ),
     ]

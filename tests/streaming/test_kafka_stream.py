@@ -1,0 +1,37 @@
+"""stream_to_kafka: the generator's records reach Kafka keyed by transaction id, retimed to now."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from spark_apps.generator.kafka_stream import stream_to_kafka
+from tests.streaming.helpers import consume_all, epoch_ms
+
+pytestmark = [pytest.mark.kafka]
+
+
+def test_records_are_keyed_retimed_and_rate_limited(kafka_broker, kafka_topics):
+    generated = epoch_ms("2026-11-21T10:00:00Z")
+    events = [
+        (f"t{i}".encode(), f'{{"transaction_id":"t{i}","timestamp":"2026-11-21T09:59:0{i}Z"}}'.encode(), generated + i * 1000)
+        for i in range(5)
+    ]
+    started_ms = time.time() * 1000
+    summary = stream_to_kafka(events, kafka_broker.bootstrap, kafka_topics["transactions"], rate_per_second=20)
+    assert summary["total"] == 5 and summary["seconds"] >= 0.2  # 5 records at 20/s take at least 4 intervals
+    received = sorted(consume_all(kafka_broker.bootstrap, kafka_topics["transactions"]), key=lambda m: m["key"])
+    assert [m["key"] for m in received] == ["t0", "t1", "t2", "t3", "t4"]
+    for i, message in enumerate(received):
+        assert message["timestamp_ms"] >= started_ms - 5
+        # event time keeps its distance to the produce time: 1 s before it, as generated (within the ms rounding).
+        event_ms = epoch_ms(message["value"]["timestamp"])
+        assert abs((message["timestamp_ms"] - event_ms) - (generated + i * 1000 - epoch_ms(f"2026-11-21T09:59:0{i}Z"))) <= 1
+
+
+def test_limit_stops_early(kafka_broker, kafka_topics):
+    events = [(b"k", b"{}", 0)] * 10
+    assert (
+        stream_to_kafka(events, kafka_broker.bootstrap, kafka_topics["dead_letter"], rate_per_second=1000, limit=3)["total"] == 3
+    )
