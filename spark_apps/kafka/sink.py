@@ -24,6 +24,7 @@ honour aborts (see spark_apps.kafka.broker), so the design does not depend on th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from spark_apps import lake
@@ -106,7 +107,5 @@ class BatchKafkaSink:
         if batch_id < 0:
             return
         filesystem, path = lake._filesystem(self.marker_uri(topic, batch_id))
-        try:
+        with contextlib.suppress(FileNotFoundError, OSError):
             filesystem.delete_file(path)
-        except (FileNotFoundError, OSError):
-            pass
