@@ -66,7 +66,7 @@ with DAG(
     default_args={
         "owner": "payments-data-platform",
         "retries": 2,
-        "retry_delay": timedelta(minutes=5),
+        "retry_delay": timedelta(seconds=profile.orchestration.retry_delay_seconds),
         "retry_exponential_backoff": True,
     },
     params={

@@ -15,6 +15,10 @@ export AIRFLOW__LOGGING__BASE_LOG_FOLDER="$AIRFLOW_HOME/logs"
 export PYTHONPATH="$PROJECT_ROOT:$PROJECT_ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}"
 export PYSPARK_PYTHON="$PROJECT_ROOT/.venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$PROJECT_ROOT/.venv/bin/python"
+if [ -z "${PAYMENTS_PAN_TOKEN_KEY:-}" ] && [ -s "$PROJECT_ROOT/.local/secrets/pan_token_key" ]; then
+  PAYMENTS_PAN_TOKEN_KEY="$(cat "$PROJECT_ROOT/.local/secrets/pan_token_key")"
+  export PAYMENTS_PAN_TOKEN_KEY
+fi
 if [ -f "$PROJECT_ROOT/.venv/bin/activate" ]; then
   # shellcheck disable=SC1091
   VIRTUAL_ENV_DISABLE_PROMPT=1 source "$PROJECT_ROOT/.venv/bin/activate"

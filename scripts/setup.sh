@@ -65,6 +65,13 @@ else
   say ".venv-tools is up to date"
 fi
 
+# The local PAN tokenization key (the aws profile reads Secrets Manager instead).
+mkdir -p "$ROOT/.local/secrets"
+if [ ! -s "$ROOT/.local/secrets/pan_token_key" ]; then
+  (umask 077 && "$PYTHON_BIN" -c 'import secrets; print(secrets.token_hex(32))' > "$ROOT/.local/secrets/pan_token_key")
+  say "created a local PAN tokenization key in .local/secrets/"
+fi
+
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 mkdir -p "$AIRFLOW_HOME"

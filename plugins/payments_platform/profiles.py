@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 PROFILE_ENV_VAR = "PAYMENTS_PROFILE"
 DEFAULT_PROFILE = "local"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PROFILES_DIR = PROJECT_ROOT / "include" / "profiles"
+# MWAA syncs only dags/ and plugins.zip: the startup script points this at the deployed copy.
+PROFILES_DIR = Path(os.environ.get("PAYMENTS_PROFILES_DIR") or PROJECT_ROOT / "include" / "profiles")
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -123,6 +124,13 @@ class NotifierConfig(_Section):
         return self
 
 
+class OrchestrationConfig(_Section):
+    """How Airflow retries tasks here: minutes on AWS, seconds on a laptop."""
+
+    retry_delay_seconds: int = Field(ge=1)
+    sensor_poke_seconds: int = Field(ge=1)
+
+
 class Profile(_Section):
     name: Literal["local", "aws"]
     aws_conn_id: str | None = None
@@ -133,6 +141,7 @@ class Profile(_Section):
     catalog: CatalogConfig
     quality: QualityConfig
     notifier: NotifierConfig
+    orchestration: OrchestrationConfig
     secrets: dict[str, str] = Field(default_factory=dict)
 
 

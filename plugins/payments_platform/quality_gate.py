@@ -27,18 +27,24 @@ def failed_check_names(result: dict[str, Any]) -> list[str]:
     return [check.get("name", "?") for check in result.get("checks_failed", [])]
 
 
-def _verify_locally(table: str, location: str, variables: dict[str, str]) -> dict[str, Any]:
+def _verify_locally(table: str, location: str, variables: dict[str, str], references: dict[str, str]) -> dict[str, Any]:
     from spark_apps.quality import verify_staged_version
 
-    return json.loads(verify_staged_version(table, location, engine="duckdb", variables=variables).to_json())
+    return json.loads(
+        verify_staged_version(table, location, engine="duckdb", variables=variables, references=references).to_json()
+    )
 
 
-def _verify_on_emr(table: str, location: str, profile: Profile, token_parts: tuple[str, str, str, int]) -> dict[str, Any]:
+def _verify_on_emr(
+    table: str, location: str, references: dict[str, str], profile: Profile, token_parts: tuple[str, str, str, int]
+) -> dict[str, Any]:
     from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
 
     result_uri = lake_io.join(location, QUALITY_RESULT_FILE)
     job = SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py")
     arguments = ["--table", table, "--location", location, "--result-uri", result_uri]
+    for name, reference in sorted(references.items()):
+        arguments += ["--reference", f"{name}={reference}"]
     hook = EmrContainerHook(
         aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
     )
@@ -58,16 +64,26 @@ def _verify_on_emr(table: str, location: str, profile: Profile, token_parts: tup
 
 
 def run_quality_gate(
-    table: str, location: str, dt: str, *, profile: Profile | None = None, context: dict[str, Any] | None = None
+    table: str,
+    location: str,
+    dt: str,
+    *,
+    references: dict[str, str] | None = None,
+    profile: Profile | None = None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Verify one staged version; returns the gate result or raises (no retry) when it failed."""
+    """Verify one staged version; returns the gate result or raises (no retry) when it failed.
+
+    ``references`` are the versions of other tables a contract's balance checks compare
+    with (for example the aggregate index the reconciliation index was built from).
+    """
     profile = profile or get_profile()
     if profile.quality.engine == "spark":
         ti = (context or {}).get("ti")
         token_parts = (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1)) if ti else ("manual", dt, table, -1)
-        result = _verify_on_emr(table, location, profile, token_parts)
+        result = _verify_on_emr(table, location, references or {}, profile, token_parts)
     else:
-        result = _verify_locally(table, location, {"dt": dt})
+        result = _verify_locally(table, location, {"dt": dt}, references or {})
         lake_io.write_json(lake_io.join(location, QUALITY_RESULT_FILE), result)
     if not result.get("passed"):
         names = failed_check_names(result)

@@ -37,7 +37,7 @@ def raw_drop_sensor(profile: Profile, *, task_id: str, **kwargs: Any) -> BaseOpe
             bucket_key=marker,
             aws_conn_id=profile.aws_conn_id,
             deferrable=True,
-            poke_interval=300,
+            poke_interval=profile.orchestration.sensor_poke_seconds,
             timeout=WAIT_TIMEOUT.total_seconds(),
             **kwargs,
         )
@@ -48,7 +48,7 @@ def raw_drop_sensor(profile: Profile, *, task_id: str, **kwargs: Any) -> BaseOpe
         python_callable=_local_marker_exists,
         op_kwargs={"raw_uri": profile.lake.raw_uri, "ds": "{{ ds }}"},
         mode="reschedule",
-        poke_interval=30,
+        poke_interval=profile.orchestration.sensor_poke_seconds,
         timeout=WAIT_TIMEOUT.total_seconds(),
         **kwargs,
     )

@@ -22,6 +22,7 @@ from payments_platform.publishing import get_publisher
 from payments_platform.quality_gate import run_quality_gate
 
 PLAN_TASK_ID = "plan_run"
+UPSTREAM_TABLES = ("batch_index", "aggregate_index")
 
 
 def version_id(airflow_run_id: str, unique: str | None = None) -> str:
@@ -79,7 +80,12 @@ def verify_version(table: str) -> dict[str, Any]:
     context = get_current_context()
     plan = _plan(context)
     location = staged_location(table, plan)
-    result = run_quality_gate(table, location, plan["dt"], context=context)
+    # Balance checks compare with the upstream versions this run built from: those published for the day.
+    publisher = get_publisher()
+    references = {
+        upstream: current["location"] for upstream in UPSTREAM_TABLES if (current := publisher.current(upstream, plan["dt"]))
+    }
+    result = run_quality_gate(table, location, plan["dt"], references=references, context=context)
     return {"table": table, "location": location, "passed": result["passed"], "checks_total": result.get("checks_total")}
 
 
