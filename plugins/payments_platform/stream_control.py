@@ -14,7 +14,6 @@ in a small state file in the lake, so every supervisor run sees the same history
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -37,6 +36,7 @@ from payments_platform.spark_jobs import (
 )
 
 STREAM_JOB_NAME = "payments-stream-index"
+STREAM_QUERY_NAME = "stream_index"  # the job's metrics live under <metrics_uri>/stream/<query name>/
 ACTIVE_EMR_STATES = ["PENDING", "SUBMITTED", "RUNNING"]
 
 
@@ -47,7 +47,7 @@ def stream_job(profile: Profile) -> SparkJob:
         entrypoint="stream_index.py",
         streaming=True,
         arguments=[
-            "--bootstrap-servers", kafka.bootstrap_servers,
+            "--bootstrap", kafka.bootstrap_servers,
             "--security", kafka.security,
             "--transactions-topic", kafka.transactions_topic,
             "--fraud-signals-topic", kafka.fraud_signals_topic,
@@ -56,6 +56,9 @@ def stream_job(profile: Profile) -> SparkJob:
             "--index-uri", lake.index_uri,
             "--checkpoint-uri", lake.checkpoint_uri,
             "--metrics-uri", lake.metrics_uri,
+            "--raw-uri", lake.raw_uri,
+            "--token-key-ref", profile.secrets.get("pan_token_key", ""),
+            "--query-name", STREAM_QUERY_NAME,
         ],
     )  # fmt: skip
 
@@ -222,15 +225,8 @@ class StreamHealth:
 
 
 def latest_metrics(metrics_uri: str) -> dict[str, Any] | None:
-    """The newest micro-batch metrics record the streaming job wrote, if any."""
-    folder = Path(lake_io.join(metrics_uri, "stream"))
-    if lake_io.is_s3(metrics_uri):
-        text = lake_io.read_text(lake_io.join(metrics_uri, "stream", "latest.json"))
-        return json.loads(text) if text else None
-    latest = folder / "latest.json"
-    if latest.is_file():
-        return json.loads(latest.read_text())
-    return None
+    """The newest micro-batch metrics record the streaming job wrote, if any (docs/streaming.md)."""
+    return lake_io.read_json(lake_io.join(metrics_uri, "stream", STREAM_QUERY_NAME, "latest.json"))
 
 
 def assess_health(metrics: dict[str, Any] | None, now: datetime, max_staleness_s: float, max_lag: int) -> StreamHealth:
@@ -238,8 +234,7 @@ def assess_health(metrics: dict[str, Any] | None, now: datetime, max_staleness_s
         return StreamHealth(False, None, None, ["no micro-batch metrics yet"])
     committed = datetime.fromisoformat(str(metrics["committed_at"]).replace("Z", "+00:00"))
     freshness = (now - committed).total_seconds()
-    lag_by_partition = metrics.get("lag_by_partition") or {}
-    total_lag = int(sum(lag_by_partition.values())) if lag_by_partition else int(metrics.get("total_lag", 0))
+    total_lag = int(metrics.get("lag_total") or 0)
     problems = []
     if freshness > max_staleness_s:
         problems.append(f"last micro-batch committed {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")

@@ -11,14 +11,28 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 def test_fresh_metrics_are_healthy():
     health = assess_health(
-        {"committed_at": (NOW - timedelta(seconds=20)).isoformat(), "lag_by_partition": {"0": 10, "1": 5}}, NOW, 120, 1000
+        {
+            "committed_at": (NOW - timedelta(seconds=20)).isoformat(),
+            "lag": {"payments.transactions": {"0": 10, "1": 5}},
+            "lag_total": 15,
+        },
+        NOW,
+        120,
+        1000,
     )
     assert health.healthy and health.freshness_s == 20 and health.total_lag == 15
 
 
 def test_stale_and_lagging_metrics_name_both_problems():
     health = assess_health(
-        {"committed_at": (NOW - timedelta(minutes=10)).isoformat(), "lag_by_partition": {"0": 5000}}, NOW, 120, 1000
+        {
+            "committed_at": (NOW - timedelta(minutes=10)).isoformat(),
+            "lag": {"payments.transactions": {"0": 5000}},
+            "lag_total": 5000,
+        },
+        NOW,
+        120,
+        1000,
     )
     assert not health.healthy
     assert health.problems == ["last micro-batch committed 600s ago (limit 120s)", "consumer lag 5000 records (limit 1000)"]
