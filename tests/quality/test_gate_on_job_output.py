@@ -1,11 +1,17 @@
-"""The contracts accept what the real batch job stages from a generated day (no false alarms).
+"""The contracts accept what the real jobs stage from a generated day (no false alarms).
 
-A gate that blocks good data is as harmful as one that lets bad data through: this runs
-the batch index job on a generated day (every anomaly class present) and verifies both
-versions it stages, the batch index and the quarantine, on DuckDB.
+A gate that blocks good data is as harmful as one that lets bad data through. This runs
+the batch index, aggregate index and business index jobs (their ``run_*`` functions, in
+the shared session) on a generated day with every anomaly class present, then verifies
+every version they staged on DuckDB, as the local profile does. The reconciliation index
+is balanced against the aggregate version its manifest records as input.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
@@ -13,28 +19,60 @@ from spark_apps.quality import verify_staged_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
+DATE = "2026-11-21"
+RUN_ID = "gate-run-1"
+TABLES = [
+    "batch_index",
+    "quarantine",
+    "aggregate_index",
+    "audit_trail",
+    "fraud_index",
+    "reconciliation_index",
+    "merchant_performance_index",
+    "user_spend_index",
+    "compliance_index",
+    "settlement_schedule_index",
+    "ops_index",
+    "ml_feedback",
+]
+# Versions that must hold rows for the day to be a meaningful test of their contract.
+MUST_HAVE_ROWS = set(TABLES) - {"ml_feedback"}  # labels mature after the export delay
 
-def test_batch_job_output_passes_its_contracts(spark, tmp_path):
+
+@pytest.fixture(scope="module")
+def staged(spark, tmp_path_factory) -> dict[str, str]:
     from spark_apps.fraud_rules import load_rules
     from spark_apps.generator.drops import write_drops
     from spark_apps.generator.workload import WorkloadConfig, generate_day
+    from spark_apps.indexes.config import load_index_config
+    from spark_apps.jobs.aggregate_index import run_aggregate_index
     from spark_apps.jobs.batch_index import run_batch_index
+    from spark_apps.jobs.business_indexes import BUILDERS, IndexRun, run_business_index
 
-    raw_uri = str(tmp_path / "raw")
-    write_drops(generate_day(WorkloadConfig(date="2026-11-21", transactions=1000)), raw_uri)
-    manifest = run_batch_index(
-        spark,
-        "2026-11-21",
-        "gate-run-1",
-        raw_uri,
-        str(tmp_path / "indexes"),
-        str(tmp_path / "quarantine"),
-        b"test-only-key",
-        load_rules(),
-    )
-    assert manifest["counts"]["indexed"] > 0 and manifest["counts"]["quarantined"] > 0
+    base = tmp_path_factory.mktemp("lake")
+    raw, indexes, quarantine, metrics = (str(base / name) for name in ("raw", "indexes", "quarantine", "metrics"))
+    write_drops(generate_day(WorkloadConfig(date=DATE, transactions=1000)), raw)
+    batch = run_batch_index(spark, DATE, RUN_ID, raw, indexes, quarantine, b"test-only-key", load_rules())
+    aggregate = run_aggregate_index(spark, DATE, RUN_ID, indexes, raw, batch["index_location"], None, [], 30)
+    locations = {
+        "batch_index": batch["index_location"],
+        "quarantine": batch["quarantine_location"],
+        "aggregate_index": aggregate["location"],
+        "audit_trail": aggregate["audit_location"],
+    }
+    started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    run = IndexRun(spark, DATE, RUN_ID, indexes, raw, metrics, aggregate["location"], None, load_index_config(), started_at)
+    for index in BUILDERS:
+        locations[index] = run_business_index(run, index)["location"]
+    return locations
 
-    for table, location in (("batch_index", manifest["index_location"]), ("quarantine", manifest["quarantine_location"])):
-        result = verify_staged_version(table, location, engine="duckdb")
-        assert result.passed, result.log
-        assert result.checks_total > 10
+
+@pytest.mark.parametrize("table", TABLES)
+def test_job_output_passes_its_contract(staged, table):
+    location = staged[table]
+    rows = json.loads((Path(location) / "_manifest.json").read_text())["rows"]
+    if table in MUST_HAVE_ROWS:
+        assert rows > 0
+    result = verify_staged_version(table, location, engine="duckdb")
+    assert result.passed, result.log
+    assert result.checks_total > 10
