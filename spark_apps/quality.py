@@ -69,7 +69,8 @@ GATE_VARIABLES = ("TIMESTAMP_TYPE", "STRING_ARRAY_TYPE", "DT", "RUN_ID", "MANIFE
 # Tables whose run_id column is not the run of the staged location (the streaming app's run).
 RUN_ID_CHECK_EXEMPT = frozenset({"stream_index"})
 
-_VERSIONED_LOCATION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/run=([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})/?$")
+# .../dt=<date>[/hour=<h>]/run=<run_id>: the stream index is partitioned by hour as well.
+_VERSIONED_LOCATION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})(?:/hour=\d{1,2})?/run=([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})/?$")
 _REFERENCED_VIEW = re.compile(rf"\b{VIEW_SCHEMA}\.([A-Za-z_][A-Za-z0-9_]*)\b")
 
 
@@ -394,7 +395,7 @@ def write_contracts(contracts_dir: str | Path | None = None) -> list[Path]:
 
 
 def parse_versioned_location(location: str) -> tuple[str, str]:
-    """(dt, run_id) of ``.../dt=<YYYY-MM-DD>/run=<run_id>``; raises GateError for any other location."""
+    """(dt, run_id) of ``.../dt=<YYYY-MM-DD>[/hour=<h>]/run=<run_id>``; raises GateError for any other location."""
     match = _VERSIONED_LOCATION.search(location)
     if not match:
         raise GateError(f"location {location!r} is not a staged version (.../<table>/dt=<YYYY-MM-DD>/run=<run_id>)")

@@ -131,3 +131,22 @@ def test_contracts_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv(quality.CONTRACTS_DIR_ENV_VAR, str(tmp_path))
     assert quality.read_contract("batch_index") == "from the variable\n"
     assert quality.read_contract("batch_index", str(quality.CONTRACTS_DIR)) == contract_path("batch_index").read_text()
+
+
+@pytest.mark.parametrize(
+    "location, expected",
+    [
+        ("/lake/batch_index/dt=2026-11-22/run=20261122T050000Z-ab12cd34", ("2026-11-22", "20261122T050000Z-ab12cd34")),
+        ("s3://bucket/indexes/stream_index/dt=2026-11-22/hour=7/run=r1/", ("2026-11-22", "r1")),
+    ],
+)
+def test_versioned_locations_give_date_and_run(location, expected):
+    assert quality.parse_versioned_location(location) == expected
+
+
+@pytest.mark.parametrize(
+    "location", ["/lake/batch_index/dt=2026-11-22", "/lake/batch_index/run=r1", "/lake/dt=22-11-2026/run=r1"]
+)
+def test_other_locations_are_rejected(location):
+    with pytest.raises(GateError, match="not a staged version"):
+        quality.parse_versioned_location(location)
