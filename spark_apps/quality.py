@@ -14,8 +14,8 @@ BEFORE the catalog partition is pointed at it, with one of two engines:
 Both engines see the dataset as ``global_temp.<table>`` (Spark's schema for global temp
 views; the DuckDB path creates a schema of that name), so contract SQL is written once.
 Other datasets a contract queries (``global_temp.<other>``, for balance checks such as
-reconciliation totals against the aggregate index) are registered the same way from the
-``references`` locations the caller passes.
+reconciliation totals against the aggregate index) are registered the same way, from the
+version's manifest ``inputs`` or the ``references`` the caller passes.
 
 Each contract has a hand-written part (dataset-level checks) and a block generated from
 ``spark_apps/schemas.py`` (column names, types, not-null, enum and range checks):
