@@ -48,6 +48,7 @@ from spark_apps.sources import source_location
 from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_SIGNAL, ROW_TXN, SIGNAL_COLUMNS
 
 log = logging.getLogger(__name__)
+_ALL_FIELDS = {"ignoreNullFields": "false"}  # messages carry every schema field, nulls included
 INDEX_TABLE = "stream_index"
 REFERENCE_SOURCES = {"fx_rates": FX_RATE_SCHEMA, "merchants": MERCHANT_SCHEMA, "policies": POLICY_SCHEMA}
 
@@ -250,12 +251,12 @@ def rows_to_score(batch_df: DataFrame) -> DataFrame:
 def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
     """(kind, key, json) of every alert and dead letter of the batch, in one frame (one Spark job)."""
     alerts = alert_rows(scored_df, alert_time).select(
-        F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*")).alias("json")
+        F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*"), _ALL_FIELDS).alias("json")
     )
     dead = dead_df.select(
         F.lit("dead_letter").alias("kind"),
         F.coalesce("transaction_id", "source_location", F.lit("unknown")).alias("key"),
-        F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames())).alias("json"),
+        F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames()), _ALL_FIELDS).alias("json"),
     )
     return alerts.unionByName(dead)
 
