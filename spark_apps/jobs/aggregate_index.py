@@ -93,6 +93,8 @@ def run_aggregate_index(
         part_df = read_table(spark, location, STREAM_INDEX_SCHEMA, "stream index")
         stream_df = part_df if stream_df is None else stream_df.unionByName(part_df)
     stream_df = stream_df if stream_df is not None else spark.createDataFrame([], STREAM_INDEX_SCHEMA)
+    # Inputs are read by the merge, the audit and the conservation counts: read them once.
+    stream_df, batch_df, previous_df = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (stream_df, batch_df, previous_df))
     statements_df, rejected_lines_df = read_raw_side(
         spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, run_id, started_at
     )
@@ -114,32 +116,44 @@ def run_aggregate_index(
             .distinct()
         )
         expected_rows = input_ids.count()
-        rows = written_df.count()
-        known_ids = written_df.select(F.col("transaction_id").alias("transaction_ref"))
-        lines_total = statements_df.count()
-        lines_with_ref = statements_df.where(F.col("transaction_ref").isNotNull())
-        lines_unmatched = lines_with_ref.join(known_ids, "transaction_ref", "left_anti").count()
+        is_new = F.col("first_seen_date") == F.lit(run_date)
+        summary = written_df.groupBy("record_source", "settlement_status", is_new.alias("is_new")).count().collect()
+        rows = sum(row["count"] for row in summary)
+        by_record_source: dict[str, int] = {}
+        by_settlement_status: dict[str, int] = {}
+        for row in summary:
+            by_record_source[row.record_source] = by_record_source.get(row.record_source, 0) + row["count"]
+            status = row.settlement_status or "UNSETTLED"
+            by_settlement_status[status] = by_settlement_status.get(status, 0) + row["count"]
+        previous_totals = previous_df.agg(
+            F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("event_time") < F.lit(cutoff), 1)).alias("expired")
+        ).first()
+        known_ids = written_df.select(F.col("transaction_id").alias("transaction_ref"), F.lit(True).alias("known"))
+        line_totals = (
+            statements_df.join(known_ids, "transaction_ref", "left")
+            .agg(F.count(F.lit(1)).alias("lines"), F.count(F.when(F.col("known").isNull(), 1)).alias("without_transaction"))
+            .first()
+        )
         counts = {
             "rows": rows,
             "input_rows": {
                 "stream_rows": stream_df.count(),
                 "batch_rows": batch_df.count(),
-                "previous_rows": previous_df.count(),
-                "previous_expired": previous_df.where(F.col("event_time") < F.lit(cutoff)).count(),
-                "statement_lines": lines_total,
+                "previous_rows": previous_totals["rows"],
+                "previous_expired": previous_totals["expired"],
+                "statement_lines": line_totals["lines"],
                 "statement_lines_rejected": rejected_lines_df.count(),
-                "statement_lines_without_transaction": lines_unmatched
-                + statements_df.where(F.col("transaction_ref").isNull()).count(),
+                "statement_lines_without_transaction": line_totals["without_transaction"],
             },
-            "by_record_source": _counts_by(written_df, "record_source"),
-            "by_settlement_status": _counts_by(written_df.fillna({"settlement_status": "UNSETTLED"}), "settlement_status"),
-            "new_transactions": written_df.where(F.col("first_seen_date") == F.lit(run_date)).count(),
+            "by_record_source": by_record_source,
+            "by_settlement_status": by_settlement_status,
+            "new_transactions": sum(row["count"] for row in summary if row.is_new),
         }
         audit_written = spark.read.parquet(audit_location)
         audit_by_field = _counts_by(audit_written, "field")
     finally:
-        written_df.unpersist()
-        statements_df.unpersist()
+        for df in (written_df, statements_df, stream_df, batch_df, previous_df):
+            df.unpersist()
     if rows != expected_rows:
         raise ConservationError(f"aggregate rows {rows} != distinct input transactions {expected_rows}")
 

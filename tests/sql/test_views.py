@@ -22,17 +22,20 @@ def view_sql(name: str) -> str:
 
 
 def test_the_dashboard_views_exist():
-    assert sorted(
-        [
-            "active_high_risk_accounts",
-            "daily_fraud_summary",
-            "deduplication_effectiveness",
-            "merchant_leaderboard",
-            "reconciliation_breaks",
-            "settlement_forecast",
-            "velocity_fraud_analysis",
-        ]
-    ) == VIEWS
+    assert (
+        sorted(
+            [
+                "active_high_risk_accounts",
+                "daily_fraud_summary",
+                "deduplication_effectiveness",
+                "merchant_leaderboard",
+                "reconciliation_breaks",
+                "settlement_forecast",
+                "velocity_fraud_analysis",
+            ]
+        )
+        == VIEWS
+    )
 
 
 @pytest.mark.parametrize("name", VIEWS)
