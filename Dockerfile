@@ -8,6 +8,7 @@ FROM ${EMR_BASE_REGISTRY}/spark/emr-spark-8.0.0:20260421
 USER root
 COPY requirements-spark.txt /tmp/requirements-spark.txt
 RUN python3 -m pip install --no-cache-dir -r /tmp/requirements-spark.txt \
+    && python3 -m pip install --no-cache-dir --no-deps soda-sparkdf==4.28.0 \
     && rm /tmp/requirements-spark.txt
 COPY spark_apps /opt/payments/spark_apps
 COPY include/contracts /opt/payments/include/contracts

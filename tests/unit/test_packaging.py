@@ -55,3 +55,6 @@ def test_dockerfile_installs_the_spark_requirements_and_the_package():
     assert "pip install --no-cache-dir -r /tmp/requirements-spark.txt" in dockerfile
     assert "COPY spark_apps /opt/payments/spark_apps" in dockerfile
     assert "pyspark" not in pins(ROOT / "requirements-spark.txt"), "the EMR image provides Spark"
+    # soda-sparkdf depends on pyspark: installed without dependencies, at the locked version.
+    no_deps = re.search(r"pip install --no-cache-dir --no-deps soda-sparkdf==(\S+)", dockerfile)
+    assert no_deps and no_deps.group(1) == LOCK["soda-sparkdf"]
