@@ -13,8 +13,12 @@ RUN python3 -m pip install --no-cache-dir -r /tmp/requirements-spark.txt \
 COPY spark_apps /opt/payments/spark_apps
 COPY include/contracts /opt/payments/include/contracts
 COPY include/config /opt/payments/include/config
+# Jobs fall back to the runtime profile for options not passed explicitly.
+COPY include/profiles /opt/payments/include/profiles
+COPY plugins/payments_platform/__init__.py plugins/payments_platform/profiles.py /opt/payments/payments_platform/
 ENV PYTHONPATH=/opt/payments \
-    PAYMENTS_PROJECT_ROOT=/opt/payments
+    PAYMENTS_PROJECT_ROOT=/opt/payments \
+    PAYMENTS_PROFILES_DIR=/opt/payments/include/profiles
 
 # EMR on EKS runs Spark as the hadoop user.
 USER hadoop:hadoop
