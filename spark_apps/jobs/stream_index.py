@@ -14,7 +14,7 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --checkpoint-uri URI            checkpoint root; the query uses <uri>/stream_index/  (lake.checkpoint_uri)
   --metrics-uri URI               metrics root; records go to <uri>/stream/<query>/    (lake.metrics_uri)
   --trigger-interval "500 milliseconds"   micro-batch trigger (default 500 milliseconds)
-  --available-now                 process what is in Kafka now, then stop (tests, backfills)
+  --available-now                 process what is in Kafka at start (the brokers' end offsets), then stop
   --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
   --max-offsets-per-trigger N     cap records per micro-batch (default: no cap)
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
@@ -118,15 +119,57 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
     lag = BrokerLag(KafkaOptions(options.bootstrap, (), security=options.security, region=options.region))
     listener = MetricsListener(options.metrics_uri, options.query_name, lag=lag, publishers=publishers)
     spark.streams.addListener(listener)
-    trigger = {"availableNow": True} if options.available_now else {"processingTime": options.trigger_interval}
     query = (
         stream_df.writeStream.queryName(options.query_name)
         .foreachBatch(writer)
         .option("checkpointLocation", options.checkpoint_location)
-        .trigger(**trigger)
+        .trigger(processingTime=options.trigger_interval)
         .start()
     )
     return query, writer, listener
+
+
+def topic_end_offsets(options: StreamJobOptions) -> dict[tuple[str, int], int]:
+    """The brokers' end offsets of both input topics, now."""
+    from spark_apps.kafka.source import EndOffsetProbe, topic_partitions
+
+    kafka = KafkaOptions(
+        options.bootstrap,
+        (options.transactions_topic, options.fraud_signals_topic),
+        security=options.security,
+        region=options.region,
+    )
+    consumer = kafka.consumer()
+    try:
+        return EndOffsetProbe(consumer).end_offsets(topic_partitions(consumer, kafka.topics))
+    finally:
+        consumer.close()
+
+
+def drain_and_stop(query, options: StreamJobOptions, timeout_s: float = 1800.0, poll_s: float = 0.5) -> None:
+    """``--available-now``: process everything in Kafka now, then stop the query.
+
+    Spark's Trigger.AvailableNow falls back to a single batch for Python data sources,
+    which after a crash would only replay the uncommitted batch; this waits instead
+    until a committed batch has consumed the end offsets read at the start.
+    """
+    from spark_apps.streaming.metrics import consumed_offsets
+
+    targets = topic_end_offsets(options)
+    deadline = time.monotonic() + timeout_s
+    consumed: dict[tuple[str, int], int] = {}
+    while query.isActive:
+        for progress in query.recentProgress:
+            consumed.update(consumed_offsets(progress))
+        if all(consumed.get(tp, 0) >= end for tp, end in targets.items() if end > 0):
+            query.stop()
+            break
+        if time.monotonic() > deadline:
+            query.stop()
+            raise TimeoutError(f"stream did not reach {targets} within {timeout_s:.0f}s (consumed {consumed})")
+        time.sleep(poll_s)
+    if query.exception() is not None:
+        raise query.exception()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -221,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     query, _writer, _listener = start_stream_index(spark, options, pan_key, rules, publishers)
     log.info("query %s started: checkpoint %s, index %s", options.query_name, options.checkpoint_location, options.index_uri)
     try:
-        query.awaitTermination()
+        if options.available_now:
+            drain_and_stop(query, options)
+        else:
+            query.awaitTermination()
     finally:
         spark.stop()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from spark_apps.jobs.stream_index import StreamJobOptions, start_stream_index
+from spark_apps.jobs.stream_index import StreamJobOptions, drain_and_stop, start_stream_index
 from spark_apps.streaming.transforms import StreamSettings
 
 PAN_KEY = b"test-only-pan-token-key"
@@ -109,10 +109,7 @@ def job_options(kafka_broker, topics: dict, tmp_path, **overrides) -> StreamJobO
 def run_available_now(spark, options: StreamJobOptions, rules):
     query, writer, listener = start_stream_index(spark, options, PAN_KEY, rules)
     try:
-        query.awaitTermination(240)
-        if query.exception() is not None:
-            raise AssertionError(f"stream failed: {query.exception()}")
-        assert not query.isActive, "availableNow query did not finish in time"
+        drain_and_stop(query, options, timeout_s=600)
     finally:
         spark.streams.removeListener(listener)
     return writer, listener
