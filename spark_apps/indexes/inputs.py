@@ -82,6 +82,29 @@ def resolve_previous_aggregate(location: str | None, run_date: str) -> str | Non
     return None
 
 
+QUALITY_RESULT_FILE = "_quality.json"  # written next to the manifest by the quality gate
+
+
+def latest_verified_version(base_uri: str, table: str, before: str, max_days: int) -> str | None:
+    """The newest version (by manifest ``finished_at``) that passed the quality gate, of the latest
+    date before ``before`` that has one, looking back at most ``max_days`` days; None if there is none."""
+    day = dt.date.fromisoformat(before)
+    for back in range(1, max_days + 1):
+        date = (day - dt.timedelta(days=back)).isoformat()
+        verified = []
+        for run_id in lake.list_runs(base_uri, table, date):
+            location = lake.versioned_location(base_uri, table, date, run_id)
+            try:
+                passed = json.loads(lake.read_text(f"{location}/{QUALITY_RESULT_FILE}")).get("passed") is True
+            except (FileNotFoundError, OSError, ValueError):
+                passed = False
+            if passed:
+                verified.append((str(lake.read_manifest(location).get("finished_at", "")), run_id, location))
+        if verified:
+            return max(verified)[2]
+    return None
+
+
 def list_manifests(base_uri: str, tables: list[str], date: str) -> list[dict[str, Any]]:
     """Every finished run's manifest of ``tables`` for ``date`` (all versions, failed gates included)."""
     manifests = []

@@ -14,7 +14,9 @@ Writes (DESIGN decision 4, spark_apps.lake), each with a ``_manifest.json``:
 
 The previous version is the latest aggregate of an earlier date; when the DAG passes the
 version published for the run date itself (a rerun), its manifest's
-``previous_aggregate_location`` is followed. Stream index input defaults to
+``previous_aggregate_location`` is followed. When none is passed, the newest version that
+passed the quality gate (``_quality.json``) of the latest earlier date within the
+retention window is used (none: start empty). Stream index input defaults to
 ``<index-uri>/stream_index/dt=<date - 1>`` and ``dt=<date>`` (late events; read
 recursively, duplicates across versions are harmless: the merge keeps the latest).
 Prints the aggregate manifest (JSON) as the last stdout line.
@@ -34,7 +36,7 @@ from pyspark.sql import functions as F
 
 from spark_apps import lake
 from spark_apps.indexes.config import load_index_config
-from spark_apps.indexes.inputs import read_raw_side, read_table, resolve_previous_aggregate
+from spark_apps.indexes.inputs import latest_verified_version, read_raw_side, read_table, resolve_previous_aggregate
 from spark_apps.merge import audit_changes, merge_aggregate
 from spark_apps.schemas import (
     AGGREGATE_INDEX_SCHEMA,
@@ -82,7 +84,11 @@ def run_aggregate_index(
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     clock = time.monotonic()
 
-    previous_location = resolve_previous_aggregate(previous_aggregate_location, date)
+    if previous_aggregate_location:
+        previous_location = resolve_previous_aggregate(previous_aggregate_location, date)
+    else:
+        # Nothing named: the newest verified version of the latest earlier date (within retention).
+        previous_location = latest_verified_version(index_uri, AGGREGATE_TABLE, date, retention_days)
     previous_manifest = lake.read_manifest(previous_location) if previous_location else None
     previous_df = read_table(
         spark, previous_location, AGGREGATE_INDEX_SCHEMA, "previous aggregate", required=bool(previous_location)
@@ -218,7 +224,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-index-location", default="", help="the batch_index version to merge ('' = none)")
     parser.add_argument(
-        "--previous-aggregate-location", default="", help="a published aggregate_index version ('' = start empty)"
+        "--previous-aggregate-location",
+        default="",
+        help="a published aggregate_index version ('' = newest verified version of an earlier date, if any)",
     )
     parser.add_argument(
         "--stream-index-location",

@@ -128,3 +128,25 @@ def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
         "stage": "stream_index", "for_date": dt.date(2026, 11, 20), "finished_at": dt.datetime(2026, 11, 20, 10, 0, 1, 500000, tzinfo=dt.UTC),
         "records_in": 120, "records_out": 116, "error_count": 0, "quarantine_count": 0, "duration_ms": 1500, "latency_ms": 1500,
     }  # fmt: skip
+
+
+def test_latest_verified_version_of_an_earlier_date(tmp_path):
+    from spark_apps.indexes.inputs import latest_verified_version
+
+    def version(date, run_id, finished, passed):
+        location = lake.versioned_location(str(tmp_path), "aggregate_index", date, run_id)
+        lake.write_manifest(location, {"date": date, "run_id": run_id, "finished_at": finished})
+        if passed is not None:
+            lake.write_text(f"{location}/_quality.json", json.dumps({"passed": passed}))
+        return location
+
+    older = version("2026-11-17", "z", "2026-11-18T02:00:00+00:00", True)
+    assert latest_verified_version(str(tmp_path), "aggregate_index", "2026-11-20", 120) == older
+    version("2026-11-19", "a-failed", "2026-11-20T03:00:00+00:00", False)
+    version("2026-11-19", "b-unverified", "2026-11-20T04:00:00+00:00", None)
+    good = version("2026-11-19", "c-good", "2026-11-20T02:00:00+00:00", True)
+    assert latest_verified_version(str(tmp_path), "aggregate_index", "2026-11-20", 120) == good
+    version("2026-11-20", "same-day", "2026-11-21T02:00:00+00:00", True)  # never the run date itself
+    assert latest_verified_version(str(tmp_path), "aggregate_index", "2026-11-20", 120) == good
+    assert latest_verified_version(str(tmp_path), "aggregate_index", "2026-11-20", 2) == good
+    assert latest_verified_version(str(tmp_path), "aggregate_index", "2026-11-17", 120) is None
