@@ -189,12 +189,11 @@ def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) 
                     OVER (PARTITION BY card_key ORDER BY t_us RANGE BETWEEN {rules.card_testing_window_seconds * 1_000_000 - 1} PRECEDING AND CURRENT ROW) AS small_count,
                 lag(country) OVER (PARTITION BY user_id ORDER BY event_time, transaction_id) AS prev_country,
                 lag(t_us) OVER (PARTITION BY user_id ORDER BY event_time, transaction_id) AS prev_us,
-                min(event_time) OVER (PARTITION BY user_id, device_id) AS device_first_seen
+                count(DISTINCT device_id) OVER (PARTITION BY user_id ORDER BY event_time, transaction_id
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS distinct_devices
             FROM signals
         ), devices AS (
-            SELECT *, sum(CASE WHEN device_id IS NOT NULL AND event_time = device_first_seen THEN 1 ELSE 0 END)
-                      OVER (PARTITION BY user_id ORDER BY event_time RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS distinct_devices
-            FROM windows
+            SELECT * FROM windows
         ), flagged AS (
             SELECT d.*, p.policy_id,
                 list_filter([

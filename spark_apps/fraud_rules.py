@@ -158,10 +158,6 @@ def flags_col(conditions: dict[str, Column]) -> Column:
 # --- batch-time detection over one day's transactions ------------------------------------
 
 
-def _seconds(column: str) -> Column:
-    return F.unix_micros(F.col(column)).cast("double") / 1_000_000
-
-
 def card_key_col() -> Column:
     """The card a transaction used; transactions without a card are grouped per user."""
     return F.coalesce(F.col("card_token"), F.concat(F.lit("user:"), F.col("user_id")))
@@ -170,44 +166,48 @@ def card_key_col() -> Column:
 def with_rule_signals(df: DataFrame, rules: FraudRules) -> DataFrame:
     """Add the trailing-window counts the rules need.
 
-    Needs event_time, user_id, card_token, device_id, country, amount_reporting. Adds
-    ``velocity_count`` (card transactions in the velocity window ending now, this one
-    included), ``card_count_1m`` / ``card_count_5m`` (card transactions in the last 60 s / 5 min, for
-    the policy velocity limits), ``small_count`` (small charges in the card-testing window),
-    ``prev_country_minutes`` (minutes since the user's previous transaction if it was in
-    another country, else null) and ``distinct_devices`` (the user's distinct devices so far).
+    Needs transaction_id, event_time, user_id, card_token, device_id, country,
+    amount_reporting. Adds ``velocity_count`` (card transactions in the velocity window
+    ending now, this one included), ``card_count_1m`` / ``card_count_5m`` (card transactions
+    in the last 60 s / 5 min, for the policy velocity limits), ``small_count`` (small charges
+    in the card-testing window), ``prev_country_minutes`` (minutes since the user's previous
+    transaction if it was in another country, else null) and ``distinct_devices`` (the
+    user's distinct devices so far). "Previous" and "so far" follow (event_time,
+    transaction_id) order.
+
+    Two shuffles only: every card window shares one partitioning/ordering and is added in
+    one select, likewise every user window.
     """
-    by_card = Window.partitionBy(card_key_col()).orderBy(F.unix_micros(F.col("event_time")))  # range frames in microseconds
+    card_micros = "_card_micros"
+    by_card = Window.partitionBy("_card_key").orderBy(card_micros)  # range frames in microseconds
     by_user = Window.partitionBy("user_id").orderBy("event_time", "transaction_id")
-    by_user_device = Window.partitionBy("user_id", "device_id")
-    by_user_range = Window.partitionBy("user_id").orderBy("event_time").rangeBetween(Window.unboundedPreceding, Window.currentRow)
+    user_so_far = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+
+    def card_frame(seconds: int):
+        return by_card.rangeBetween(-(seconds * 1_000_000 - 1), 0)
+
     is_small = (
         F.col("amount_reporting").isNotNull() & (F.col("amount_reporting") <= F.lit(rules.card_testing_small_amount))
     ).cast("int")
     prev_country = F.lag("country").over(by_user)
-    prev_time = F.lag("event_time").over(by_user)
-    minutes_since = (_seconds("event_time") - F.unix_micros(prev_time).cast("double") / 1_000_000) / 60
-    first_seen = F.min("event_time").over(by_user_device)
-    new_device = (F.col("device_id").isNotNull() & (F.col("event_time") == F.col("_device_first_seen"))).cast("int")
-    return (
-        df.withColumn(
-            "velocity_count",
-            F.count(F.lit(1)).over(by_card.rangeBetween(-(rules.velocity_window_seconds * 1_000_000 - 1), 0)).cast("int"),
-        )
-        .withColumn("card_count_1m", F.count(F.lit(1)).over(by_card.rangeBetween(-(60 * 1_000_000 - 1), 0)).cast("int"))
-        .withColumn("card_count_5m", F.count(F.lit(1)).over(by_card.rangeBetween(-(300 * 1_000_000 - 1), 0)).cast("int"))
-        .withColumn(
-            "small_count",
-            F.sum(is_small).over(by_card.rangeBetween(-(rules.card_testing_window_seconds * 1_000_000 - 1), 0)).cast("int"),
-        )
-        .withColumn("_device_first_seen", first_seen)
-        .withColumn(
-            "prev_country_minutes",
-            F.when(prev_country.isNotNull() & F.col("country").isNotNull() & (prev_country != F.col("country")), minutes_since),
-        )
-        .withColumn("distinct_devices", F.sum(new_device).over(by_user_range).cast("int"))
-        .drop("_device_first_seen")
+    prev_micros = F.lag(card_micros).over(by_user)
+    minutes_since = (F.col(card_micros) - prev_micros).cast("double") / 60_000_000
+    keyed_df = df.withColumn("_card_key", card_key_col()).withColumn(card_micros, F.unix_micros(F.col("event_time")))
+    card_df = keyed_df.select(
+        "*",
+        F.count(F.lit(1)).over(card_frame(rules.velocity_window_seconds)).cast("int").alias("velocity_count"),
+        F.count(F.lit(1)).over(card_frame(60)).cast("int").alias("card_count_1m"),
+        F.count(F.lit(1)).over(card_frame(300)).cast("int").alias("card_count_5m"),
+        F.sum(is_small).over(card_frame(rules.card_testing_window_seconds)).cast("int").alias("small_count"),
     )
+    user_df = card_df.select(
+        "*",
+        F.when(prev_country.isNotNull() & F.col("country").isNotNull() & (prev_country != F.col("country")), minutes_since).alias(
+            "prev_country_minutes"
+        ),
+        F.size(F.collect_set("device_id").over(user_so_far)).cast("int").alias("distinct_devices"),
+    )
+    return user_df.drop("_card_key", card_micros)
 
 
 def with_rule_flags(df: DataFrame, rules: FraudRules) -> DataFrame:
