@@ -140,6 +140,27 @@ def render_ddl(table: str, index_uri: str) -> str:
     return ddl(table).replace(INDEX_URI_PLACEHOLDER, index_uri.rstrip("/"))
 
 
+def partition_sql(table: str, values: dict[str, str | int], location: str) -> list[str]:
+    """Athena statements that point partition ``values`` of ``table`` at a versioned ``location``:
+    create it if missing, then repoint it (both idempotent)."""
+    keys = TABLE_PARTITION_KEYS[table]
+    if set(values) != set(keys):
+        raise ValueError(f"{table}: partition keys are {list(keys)}, got {sorted(values)}")
+
+    def literal(key: str) -> str:
+        value = values[key]
+        if PARTITION_KEY_TYPES[key] == "int":
+            return str(int(value))
+        return "'" + str(value).replace("'", "''") + "'"
+
+    spec = ", ".join(f"{key} = {literal(key)}" for key in keys)
+    quoted = location.rstrip("/").replace("'", "''") + "/"
+    return [
+        f"ALTER TABLE {DATABASE}.{table} ADD IF NOT EXISTS PARTITION ({spec}) LOCATION '{quoted}'",
+        f"ALTER TABLE {DATABASE}.{table} PARTITION ({spec}) SET LOCATION '{quoted}'",
+    ]
+
+
 def expected_files() -> dict[Path, str]:
     files = {DDL_DIR / f"{table}.sql": ddl(table) for table in TABLE_SCHEMAS}
     files[TABLES_JSON] = json.dumps(tables_document(), indent=2) + "\n"

@@ -85,3 +85,17 @@ def test_render_ddl_fills_the_location():
     text = catalog.render_ddl("quarantine", "s3://lake/indexes/")
     assert "LOCATION 's3://lake/indexes/quarantine/'" in text
     assert "${INDEX_URI}" not in text
+
+
+def test_partition_sql_parses_as_athena_and_points_at_the_version():
+    statements = catalog.partition_sql(
+        "stream_index", {"dt": "2026-11-20", "hour": 7}, "s3://lake/indexes/stream_index/dt=2026-11-20/hour=7"
+    )
+    assert statements == [
+        "ALTER TABLE payments.stream_index ADD IF NOT EXISTS PARTITION (dt = '2026-11-20', hour = 7) LOCATION 's3://lake/indexes/stream_index/dt=2026-11-20/hour=7/'",
+        "ALTER TABLE payments.stream_index PARTITION (dt = '2026-11-20', hour = 7) SET LOCATION 's3://lake/indexes/stream_index/dt=2026-11-20/hour=7/'",
+    ]
+    for statement in statements:
+        assert isinstance(sqlglot.parse_one(statement, read="athena"), exp.Alter)
+    with pytest.raises(ValueError, match=r"partition keys are \['dt'\]"):
+        catalog.partition_sql("fraud_index", {"dt": "2026-11-20", "hour": 1}, "s3://x")
