@@ -2,7 +2,7 @@
 
 1. generate one day of payments (raw drops in every format + ground truth);
 2. mark the day's drops complete (what the upstream drop jobs do in production);
-3. run ``payments_daily_index`` for that day with ``airflow dags test`` (real DAG,
+3. run ``payments_daily_index`` for that day with ``dag.test()`` (real DAG,
    real Spark jobs, real Soda gate, embedded catalog);
 4. print the partitions published in the embedded catalog, with row counts.
 
@@ -66,16 +66,8 @@ def main() -> int:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"dt": args.date, "complete": True}))
     stage(
-        "payments_daily_index (airflow dags test)",
-        [
-            "airflow",
-            "dags",
-            "test",
-            "payments_daily_index",
-            f"{args.date}T00:00:00+00:00",
-            "--conf",
-            json.dumps({"date": args.date}),
-        ],
+        "payments_daily_index (dag.test through Airflow)",
+        [sys.executable, "-m", "payments_platform.local_runner", "payments_daily_index", "--date", args.date],
         logs / "payments_daily_index.log",
     )
 
