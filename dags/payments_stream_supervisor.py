@@ -8,7 +8,8 @@ fraud alerts) running and healthy. Every 5 minutes it:
    `payments-stream-index`) and its latest micro-batch metrics: freshness of the last
    committed batch and the consumer lag;
 2. **reconciles**: starts the job from its checkpoint when it is absent or failed,
-   restarts it when unhealthy — with exponential backoff and a budget of
+   restarts it when unhealthy — with exponential backoff (`restart_backoff_s`,
+   doubling per restart) and a budget of
    `payments_stream_restart_budget` restarts per hour;
 3. **pages on-call** when the job is unhealthy and cannot be restarted (budget spent)
    or a restart did not help.
@@ -58,6 +59,9 @@ with DAG(
             120, type="integer", minimum=10, description="Page when the last micro-batch is older than this"
         ),
         "max_lag": Param(100_000, type="integer", minimum=0, description="Page when the consumer lag exceeds this many records"),
+        "restart_backoff_s": Param(
+            120, type="integer", minimum=0, description="Wait after the first restart; doubles per restart in the hour"
+        ),
     },
     on_failure_callback=OnCallNotifier(),
 ) as dag:

@@ -35,7 +35,8 @@ def run_dag_locally(dag_id: str, day: str, conf: dict | None = None):
     dag = load_dag(dag_id)
     dag.deadline = None
     logical_date = dt.datetime.fromisoformat(f"{day}T00:00:00+00:00")
-    return dag.test(logical_date=logical_date, run_conf={"date": day, **(conf or {})})
+    day_conf = {"date": day} if "date" in dag.params else {}
+    return dag.test(logical_date=logical_date, run_conf={**day_conf, **(conf or {})})
 
 
 def main(argv: list[str] | None = None) -> int:

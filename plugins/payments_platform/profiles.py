@@ -7,8 +7,9 @@ parse time; it never touches the Airflow DB or the network.
 
 Values may contain ``${NAME}`` references to environment variables (on MWAA the
 startup script exports them from the Terraform outputs); ``${PROJECT_ROOT}``
-defaults to the repository root and ``${PAYMENTS_LOCAL_DIR}`` (the local lake, catalog
-and logs) to ``<root>/.local``. Any other unset variable is an error naming the key.
+defaults to the repository root, ``${PAYMENTS_LOCAL_DIR}`` (the local lake, catalog
+and logs) to ``<root>/.local`` and ``${PAYMENTS_KAFKA_BOOTSTRAP}`` to the embedded
+broker's usual address. Any other unset variable is an error naming the key.
 Values may also hold Jinja templates, which Airflow renders at run time.
 
 A malformed or incomplete profile raises :class:`ProfileError` naming the file and
@@ -182,7 +183,8 @@ def parse_profile(text: str, source: str, project_root: str | None = None) -> Pr
     if not isinstance(document, dict):
         raise ProfileError(f"profile {source}: must be a mapping of sections")
     root = project_root or os.environ.get("PROJECT_ROOT") or str(PROJECT_ROOT)
-    env = {"PAYMENTS_LOCAL_DIR": f"{root}/.local", **os.environ, "PROJECT_ROOT": root}
+    defaults = {"PAYMENTS_LOCAL_DIR": f"{root}/.local", "PAYMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:19092"}
+    env = {**defaults, **os.environ, "PROJECT_ROOT": root}
     try:
         expanded = _expand(document, env)
     except ProfileError as exc:

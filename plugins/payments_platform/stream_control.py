@@ -81,7 +81,7 @@ class StreamController(Protocol):
 class LocalStreamController:
     def __init__(self, profile: Profile, state_dir: Path | None = None) -> None:
         self.profile = profile
-        self.state_dir = state_dir or PROJECT_ROOT / ".local" / "stream"
+        self.state_dir = state_dir or Path(os.environ.get("PAYMENTS_LOCAL_DIR") or PROJECT_ROOT / ".local") / "stream"
         self.pid_file = self.state_dir / "stream_index.pid"
         self.log_file = self.state_dir / "stream_index.log"
 

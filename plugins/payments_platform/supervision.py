@@ -79,7 +79,8 @@ def reconcile_stream(inspection: dict[str, Any], restart_budget: str) -> dict[st
         return {"did": "nothing", "detail": "healthy" if inspection["healthy"] else "starting up"}
 
     reason = "not running" if not inspection["running"] else "; ".join(inspection["problems"])
-    allowed, why = restart_decision(state, now, int(restart_budget), RESTART_WINDOW, BASE_BACKOFF)
+    backoff = timedelta(seconds=int(get_current_context()["params"].get("restart_backoff_s", BASE_BACKOFF.total_seconds())))
+    allowed, why = restart_decision(state, now, int(restart_budget), RESTART_WINDOW, backoff)
     if not allowed:
         page_on_call(
             "streaming index job unhealthy and not restarted",

@@ -1,0 +1,71 @@
+"""``payments_stream_supervisor`` under the local profile: start, kill -9, restart, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+
+
+@pytest.fixture
+def supervised(tmp_path, monkeypatch):
+    from payments_platform.profiles import load_profile
+    from spark_apps.kafka.broker import EmbeddedBroker
+
+    monkeypatch.setenv("PAYMENTS_PROFILE", "local")
+    monkeypatch.setenv("PAYMENTS_LOCAL_DIR", str(tmp_path))
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        monkeypatch.setenv("PAYMENTS_KAFKA_BOOTSTRAP", broker.bootstrap)
+        load_profile.cache_clear()
+        profile = load_profile("local")
+        broker.create_topics(
+            [
+                profile.kafka.transactions_topic,
+                profile.kafka.fraud_signals_topic,
+                profile.kafka.fraud_alerts_topic,
+                profile.kafka.dead_letter_topic,
+            ]
+        )
+        from payments_platform.stream_control import LocalStreamController
+
+        controller = LocalStreamController(profile)
+        yield controller
+        controller.stop()
+    load_profile.cache_clear()
+
+
+def supervise(**conf):
+    from payments_platform.local_runner import run_dag_locally
+
+    dag_run = run_dag_locally("payments_stream_supervisor", "2026-11-21", {"restart_backoff_s": 0, **conf})
+    assert dag_run.state == "success"
+    return dag_run
+
+
+def test_supervisor_starts_restarts_a_killed_job_and_stops_on_request(supervised):
+    assert not supervised.status().running
+    supervise()
+    started = supervised.status()
+    assert started.running, "absent job started"
+    assert f"--bootstrap {os.environ['PAYMENTS_KAFKA_BOOTSTRAP']}" in " ".join(supervised.command())
+
+    os.killpg(os.getpgid(int(started.reference)), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while supervised.status().running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not supervised.status().running
+
+    supervise()
+    restarted = supervised.status()
+    assert restarted.running and restarted.reference != started.reference, "killed job restarted"
+
+    supervise(action="stop")
+    assert not supervised.status().running
+    supervise()
+    assert not supervised.status().running, "a manual stop holds until restart or deploy"
+    supervise(action="restart")
+    assert supervised.status().running
