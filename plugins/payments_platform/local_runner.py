@@ -6,7 +6,8 @@ Exits 0 only when the DAG run succeeded. ``dag.test()`` in Airflow 3.3.1 fails w
 run ends if the DAG declares a ``DeadlineAlert`` (it looks the alerts up by id, but
 test runs hold their serialized form), so the deadline is dropped for test runs only.
 Deadlines need the scheduler and triggerer anyway; tests check the declaration and the
-callback separately.
+callback separately. The metadata DB holds one run per DAG and logical date, so an earlier
+local run of the same day is forgotten first (its data versions stay in the lake).
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ def load_dag(dag_id: str, dags_dir: Path = DAGS_DIR):
     return bag.dags[dag_id]
 
 
+def forget_earlier_test_runs(dag_id: str, logical_date: dt.datetime) -> int:
+    """Delete earlier local runs of the DAG for this logical date (the metadata DB allows one)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date).delete()
+
+
 def run_dag_locally(dag_id: str, day: str, conf: dict | None = None):
     dag = load_dag(dag_id)
     dag.deadline = None
     logical_date = dt.datetime.fromisoformat(f"{day}T00:00:00+00:00")
+    forget_earlier_test_runs(dag_id, logical_date)
     day_conf = {"date": day} if "date" in dag.params else {}
     return dag.test(logical_date=logical_date, run_conf={**day_conf, **(conf or {})})
 
