@@ -1,94 +1,525 @@
-"""Run the platform's daily pipeline on this machine (see scripts/run_local.sh).
+"""The main job on this machine (see scripts/run_local.sh): the whole platform, one command.
 
-1. generate one day of payments (raw drops in every format + ground truth);
-2. mark the day's drops complete (what the upstream drop jobs do in production);
-3. run ``payments_daily_index`` for that day with ``dag.test()`` (real DAG,
+1. preflight: Java present, the broker port free;
+2. generate the day's raw drops (every format, reconciliation breaks) + ground truth;
+3. start the embedded Kafka-protocol broker and create the topics;
+4. start the streaming app through ``payments_stream_supervisor`` and stream the day's
+   generated traffic (fraud patterns, duplicates, late and malformed events) for
+   ``--stream-seconds``, printing events sent, micro-batches committed, alerts, latency;
+   wait until the app has consumed everything, then stop it through the supervisor;
+5. mark the drops complete and run ``payments_daily_index`` for the day (``dag.test``,
    real Spark jobs, real Soda gate, embedded catalog);
-4. print the partitions published in the embedded catalog, with row counts.
+6. print the summary against the generator's ground truth (also written as JSON);
+7. build the HTML dashboard from the BI views and print its path.
 
-A failure names the stage and the log to read, and exits non-zero; versions that did
-not pass their gate are never published.
+Whatever happens (a failure, Ctrl-C, SIGTERM) the stream job and the broker this run
+started are stopped. A failing stage names itself and its log and exits non-zero; the
+DAG publishes only versions that passed their quality gate, so nothing is half-published.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
 
-def stage(name: str, command: list[str], log: Path) -> None:
-    print(f"[run] {name} ...", flush=True)
+class StageFailed(RuntimeError):
+    def __init__(self, name: str, log: Path | None, detail: str) -> None:
+        super().__init__(f"FAILED at stage '{name}'" + (f". Log to read: {log}" if log else "") + f"\n{detail}")
+
+
+def say(text: str) -> None:
+    print(f"[run] {text}", flush=True)
+
+
+def stage(name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    """Run one stage as a child process, its output in ``log``; raise StageFailed on a non-zero exit."""
+    say(f"{name} ...")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if code != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-25:])
-        sys.exit(f"[run] FAILED at stage '{name}' (exit {code}). Full log: {log}\n{tail}")
-    print(f"[run] {name}: ok (log: {log})", flush=True)
+        raise StageFailed(name, log, f"exit {code}; last lines:\n{tail}")
+    say(f"{name}: ok (log: {log})")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--date", default=(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat())
-    parser.add_argument("--transactions", type=int, default=20_000)
-    args = parser.parse_args()
+# --------------------------------------------------------------------------- preflight
 
-    from payments_platform.profiles import get_profile
-    from payments_platform.publishing import get_publisher
-    from payments_platform.sensors import ready_marker_uri
 
-    profile = get_profile()
-    logs = Path(os.environ.get("PAYMENTS_LOCAL_DIR", ROOT / ".local")) / "run-logs"
-    stage(
-        "generate the day's raw drops",
-        [
-            sys.executable,
-            "-m",
-            "spark_apps.generator",
-            "generate",
-            "--date",
-            args.date,
-            "--transactions",
-            str(args.transactions),
-            "--raw-uri",
-            profile.lake.raw_uri,
-        ],
-        logs / "generate.log",
-    )
-    marker = Path(ready_marker_uri(profile.lake.raw_uri, args.date))
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"dt": args.date, "complete": True}))
-    stage(
-        "payments_daily_index (dag.test through Airflow)",
-        [sys.executable, "-m", "payments_platform.local_runner", "payments_daily_index", "--date", args.date],
-        logs / "payments_daily_index.log",
-    )
+def require_java() -> str:
+    java = shutil.which("java") or (str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else None)
+    if not java or not Path(java).exists():
+        raise StageFailed(
+            "preflight",
+            None,
+            "Java was not found: Spark needs a JDK 17. Install one (Debian/Ubuntu: "
+            "`apt-get install -y openjdk-17-jre-headless`) or set JAVA_HOME, then rerun.",
+        )
+    return java
 
+
+def require_free_port(bootstrap: str) -> int:
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            raise StageFailed(
+                "preflight",
+                None,
+                f"port {port} on {host} is busy ({exc.strerror}), so the embedded Kafka broker cannot start. "
+                "Stop whatever uses it (an earlier broker: `python -m spark_apps.kafka.broker stop`; "
+                f"find it: `ss -ltnp | grep {port}`) or choose another port: "
+                f"PAYMENTS_KAFKA_BOOTSTRAP=127.0.0.1:<free port> bash scripts/run_local.sh",
+            ) from None
+    return int(port)
+
+
+# --------------------------------------------------------------------------- stream
+
+
+class CountingProducer:
+    """confluent-kafka Producer that counts what it was asked to send (for progress lines)."""
+
+    def __init__(self, producer) -> None:
+        self._producer = producer
+        self.produced = 0
+
+    def produce(self, *args, **kwargs):
+        self._producer.produce(*args, **kwargs)
+        self.produced += 1
+
+    def poll(self, *args):
+        return self._producer.poll(*args)
+
+    def flush(self, *args):
+        return self._producer.flush(*args)
+
+
+def topic_end_total(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` now (true end offsets, see EndOffsetProbe)."""
+    from spark_apps.kafka.source import EndOffsetProbe, KafkaOptions, topic_partitions
+
+    consumer = KafkaOptions(bootstrap, (topic,)).consumer()
+    try:
+        return sum(EndOffsetProbe(consumer).end_offsets(topic_partitions(consumer, (topic,))).values())
+    finally:
+        consumer.close()
+
+
+def distinct_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[int, int]:
+    """(messages, distinct keys) in ``topic``: alerts are keyed by transaction id."""
+    from confluent_kafka import TopicPartition
+
+    from spark_apps.kafka.source import EndOffsetProbe, KafkaOptions, topic_partitions
+
+    consumer = KafkaOptions(bootstrap, (topic,)).consumer()
+    try:
+        partitions = topic_partitions(consumer, (topic,))
+        ends = EndOffsetProbe(consumer).end_offsets(partitions)
+        consumer.assign([TopicPartition(t, p, 0) for t, p in partitions if ends[(t, p)] > 0])
+        seen: dict[tuple[str, int], int] = {}
+        keys: set[bytes] = set()
+        messages = 0
+        deadline = time.monotonic() + timeout_s
+        while any(seen.get(tp, -1) + 1 < end for tp, end in ends.items()) and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=0.2):
+                if message.error() is None:
+                    tp = (message.topic(), message.partition())
+                    if message.offset() < ends[tp]:
+                        seen[tp] = max(seen.get(tp, -1), message.offset())
+                        messages += 1
+                        keys.add(message.key())
+        return messages, len(keys)
+    finally:
+        consumer.close()
+
+
+def stream_latency_ms(stream_root: Path) -> dict[str, float | int | None]:
+    """p50 / p99 of (ingested_at - produced_at) over the stream index rows written so far."""
     import duckdb
 
-    publisher = get_publisher(profile)
-    print(f"\n[run] published partitions for dt={args.date} (embedded catalog {profile.catalog.embedded_path}):")
+    files = list(stream_root.glob("dt=*/hour=*/*.parquet"))
+    if not files:
+        return {"rows": 0, "p50_ms": None, "p99_ms": None}
+    with duckdb.connect() as con:
+        rows, p50, p99 = con.execute(
+            """SELECT count(*),
+                      quantile_cont(epoch_ms(ingested_at) - epoch_ms(produced_at), 0.5),
+                      quantile_cont(epoch_ms(ingested_at) - epoch_ms(produced_at), 0.99)
+               FROM read_parquet(?, hive_partitioning = false)""",
+            [[str(f) for f in files]],
+        ).fetchone()
+    return {"rows": rows, "p50_ms": round(p50) if p50 is not None else None, "p99_ms": round(p99) if p99 is not None else None}
+
+
+def read_latest_metrics(metrics_uri: str) -> dict:
+    path = Path(metrics_uri) / "stream" / "stream_index" / "latest.json"
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        return json.loads(path.read_text())
+    return {}
+
+
+def committed_batches(metrics_uri: str) -> int:
+    return sum(1 for _ in (Path(metrics_uri) / "stream" / "stream_index" / "batches").glob("dt=*/hour=*/batch-*.json"))
+
+
+def reset_stream_state(profile) -> None:
+    """The embedded broker keeps topics in memory: a new broker starts at offset 0, so the
+    previous run's stream checkpoint, stream index and metrics no longer match; start clean."""
+    for path in (
+        Path(profile.lake.checkpoint_uri) / "stream_index",
+        Path(profile.lake.index_uri) / "stream_index",
+        Path(profile.lake.metrics_uri) / "stream",
+    ):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
+    """Send the day's generated traffic for ``args.stream_seconds`` while printing progress;
+    then wait until the stream app has consumed all of it. Returns the stream figures."""
+    from confluent_kafka import Producer
+
+    from spark_apps.generator import WorkloadConfig, generate_day
+    from spark_apps.generator.kafka_stream import stream_to_kafka
+
+    kafka = profile.kafka
+    workload = generate_day(WorkloadConfig(date=args.date, transactions=args.transactions, seed=args.seed))
+    producer = CountingProducer(
+        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2})
+    )
+    result: dict = {}
+
+    def send() -> None:
+        try:
+            result["sent"] = stream_to_kafka(
+                workload,
+                bootstrap_servers=bootstrap,
+                topic=kafka.transactions_topic,
+                fraud_topic=kafka.fraud_signals_topic,
+                rate_per_second=args.stream_rate,
+                duration_s=args.stream_seconds,
+                producer=producer,
+            )
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    say(
+        f"streaming generated traffic for {args.stream_seconds:.0f} s at {args.stream_rate:.0f} events/s "
+        f"(log of the stream app: {log})"
+    )
+    sender = threading.Thread(target=send, name="stream-traffic", daemon=True)
+    sender.start()
+    stream_root = Path(profile.lake.index_uri) / "stream_index"
+
+    def progress() -> None:
+        latest = read_latest_metrics(profile.lake.metrics_uri)
+        latency = stream_latency_ms(stream_root)
+        say(
+            f"  sent {producer.produced:>7,} | micro-batches {committed_batches(profile.lake.metrics_uri):>4} "
+            f"| lag {latest.get('lag_total', '-')!s:>6} | alerts {topic_end_total(bootstrap, kafka.fraud_alerts_topic):>5,} "
+            f"| stream rows {latency['rows']:>7,} | latency p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms"
+        )
+
+    while sender.is_alive():
+        sender.join(timeout=args.progress_seconds)
+        progress()
+    if "error" in result:
+        raise StageFailed("stream traffic", log, f"sending to Kafka failed: {result['error']!r}")
+
+    # Drain: the app has consumed everything once a batch committed after the last send reports no lag.
+    sent_at = time.time()
+    deadline = sent_at + args.drain_timeout
+    while True:
+        latest = read_latest_metrics(profile.lake.metrics_uri)
+        committed = latest.get("committed_at")
+        fresh = committed and dt.datetime.fromisoformat(committed.replace("Z", "+00:00")).timestamp() >= sent_at
+        if fresh and latest.get("lag_total") == 0:
+            break
+        if time.time() > deadline:
+            raise StageFailed(
+                "stream drain",
+                log,
+                f"the stream app did not consume all traffic within {args.drain_timeout:.0f} s (latest metrics: {latest})",
+            )
+        time.sleep(2)
+    progress()
+    alerts, alerted_transactions = distinct_keys(bootstrap, kafka.fraud_alerts_topic)
+    dead_letters = topic_end_total(bootstrap, kafka.dead_letter_topic)
+    return {
+        **result["sent"],
+        "micro_batches": committed_batches(profile.lake.metrics_uri),
+        "alerts": alerts,
+        "alerted_transactions": alerted_transactions,
+        "dead_letters": dead_letters,
+        "latency": stream_latency_ms(stream_root),
+    }
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def run_summary(profile, date: str, stream: dict | None = None) -> dict:
+    """The run's figures next to the generator's ground truth, from the published catalog."""
+    import duckdb
+
+    from spark_apps.generator import read_ground_truth
+
+    truth = read_ground_truth(profile.lake.raw_uri, date)
     with duckdb.connect(profile.catalog.embedded_path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT table_name, location FROM main.catalog_partitions WHERE dt = ? ORDER BY table_name", [args.date]
-        ).fetchall()
-        for table, location in rows:
-            count = con.execute(
-                f"SELECT count(*) FROM read_parquet('{location}/*.parquet', hive_partitioning = false)"
-            ).fetchone()[0]
-            print(f"  {table:28} {count:>10,} rows  {location}")
-    if not rows:
-        print("  (none)")
+        published = dict(
+            con.execute(
+                "SELECT table_name, location FROM main.catalog_partitions WHERE dt = ? ORDER BY table_name", [date]
+            ).fetchall()
+        )
+
+        def at(table: str) -> str:
+            return f"read_parquet('{published[table]}/*.parquet', hive_partitioning = false)"
+
+        rows = {table: con.execute(f"SELECT count(*) FROM {at(table)}").fetchone()[0] for table in published}
+        reconciliation = (
+            dict(con.execute(f"SELECT match_status, count(*) FROM {at('reconciliation_index')} GROUP BY 1").fetchall())
+            if "reconciliation_index" in published
+            else {}
+        )
+        quarantine = (
+            dict(con.execute(f"SELECT reason_code, count(*) FROM {at('quarantine')} GROUP BY 1").fetchall())
+            if "quarantine" in published
+            else {}
+        )
+        rule_flagged = (
+            {r[0] for r in con.execute(f"SELECT transaction_id FROM {at('fraud_index')} WHERE len(rule_flags) > 0").fetchall()}
+            if "fraud_index" in published
+            else set()
+        )
+    manifest = {}
+    if "batch_index" in published:
+        manifest = json.loads((Path(published["batch_index"]) / "_manifest.json").read_text()).get("counts", {})
+    expected_flagged = {
+        tid
+        for pattern in truth["fraud_patterns"].values()
+        if isinstance(pattern, dict)
+        for ids in pattern.get("expected_rule_flag_ids", {}).values()
+        for tid in ids
+    }
+    true_positives = len(rule_flagged & expected_flagged)
+    quality = {
+        table: (json.loads(q.read_text()).get("passed") if (q := Path(location) / "_quality.json").exists() else None)
+        for table, location in published.items()
+    }
+    expected = truth["expected_counts"]
+    return {
+        "date": date,
+        "rows_per_index": rows,
+        "batch": {
+            "read": manifest.get("read"),
+            "indexed": manifest.get("indexed"),
+            "expected_indexed": expected["indexed"],
+            "duplicates_removed": manifest.get("duplicates"),
+            "expected_duplicates": expected["duplicates"],
+            "quarantined_by_reason": manifest.get("quarantined_by_reason", {}),
+            "expected_quarantined_by_reason": expected["quarantined_by_reason"],
+            "quarantine_rows_by_reason": quarantine,  # includes rejected side-source records
+        },
+        "reconciliation": {
+            "breaks_by_type": {k: v for k, v in sorted(reconciliation.items()) if k != "MATCHED"},
+            "expected_breaks_by_type": {
+                k: v for k, v in sorted(truth["reconciliation"]["status_counts"].items()) if k != "MATCHED" and v
+            },
+            "matched": reconciliation.get("MATCHED", 0),
+            "expected_matched": truth["reconciliation"]["status_counts"].get("MATCHED", 0),
+        },
+        "fraud": {
+            "fraud_index_rows": rows.get("fraud_index", 0),
+            "rule_flagged": len(rule_flagged),
+            "expected_rule_flagged": len(expected_flagged),
+            "rules_precision": ratio(true_positives, len(rule_flagged)),
+            "rules_recall": ratio(true_positives, len(expected_flagged)),
+        },
+        "stream": stream or {},
+        "quality_gate": quality,
+        "published": published,
+    }
+
+
+def print_summary(summary: dict) -> None:
+    def line(label: str, value, expected=None) -> None:
+        suffix = "" if expected is None else f"   (ground truth {expected})"
+        print(f"  {label:34} {value}{suffix}")
+
+    print(f"\n===== summary for dt={summary['date']} =====")
+    print("rows per published index:")
+    for table, count in summary["rows_per_index"].items():
+        line(table, f"{count:,}")
+    batch = summary["batch"]
+    print("batch:")
+    line("indexed transactions", batch["indexed"], batch["expected_indexed"])
+    line("duplicates removed", batch["duplicates_removed"], batch["expected_duplicates"])
+    print("  quarantined records by reason:")
+    for reason in sorted(set(batch["quarantined_by_reason"]) | set(batch["expected_quarantined_by_reason"])):
+        line(f"  {reason}", batch["quarantined_by_reason"].get(reason, 0), batch["expected_quarantined_by_reason"].get(reason, 0))
+    recon = summary["reconciliation"]
+    print("reconciliation breaks by type:")
+    for status in sorted(set(recon["breaks_by_type"]) | set(recon["expected_breaks_by_type"])):
+        line(f"  {status}", recon["breaks_by_type"].get(status, 0), recon["expected_breaks_by_type"].get(status, 0))
+    line("  MATCHED", recon["matched"], recon["expected_matched"])
+    fraud = summary["fraud"]
+    print("fraud:")
+    line("fraud index rows", fraud["fraud_index_rows"])
+    line("rule-flagged transactions", fraud["rule_flagged"], fraud["expected_rule_flagged"])
+    line("rules precision / recall", f"{fraud['rules_precision']} / {fraud['rules_recall']}")
+    stream = summary["stream"]
+    if stream:
+        print("stream:")
+        line("events sent", f"{stream.get('total', 0):,} ({stream.get('rate_per_second')} /s)")
+        line("micro-batches committed", stream.get("micro_batches"))
+        line("alerts raised (transactions)", f"{stream.get('alerts')} ({stream.get('alerted_transactions')})")
+        line("dead letters", stream.get("dead_letters"))
+        latency = stream.get("latency", {})
+        line("stream index rows", latency.get("rows"))
+        line("latency p50 / p99 (ms)", f"{latency.get('p50_ms')} / {latency.get('p99_ms')}")
+    print("quality gate:")
+    for table, passed in summary["quality_gate"].items():
+        line(table, "passed" if passed else "FAILED" if passed is False else "not verified")
+    print("published partitions:")
+    for table, location in summary["published"].items():
+        line(table, location)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # The stream retimes events to now, so the day it fills is today (UTC): batch the same day.
+    parser.add_argument("--date", default=dt.datetime.now(dt.UTC).date().isoformat(), help="YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--transactions", type=int, default=5_000, help="unique valid transactions of the day (>= 1000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stream-seconds", type=float, default=180.0, help="how long to stream traffic (default 180)")
+    parser.add_argument("--stream-rate", type=float, default=20.0, help="events per second sent to Kafka (default 20)")
+    parser.add_argument("--progress-seconds", type=float, default=15.0)
+    parser.add_argument("--drain-timeout", type=float, default=300.0, help="max seconds for the app to catch up")
+    parser.add_argument("--no-stream", action="store_true", help="skip the broker and the streaming app")
+    parser.add_argument("--dashboard", default=None, help="HTML path (default: $PAYMENTS_LOCAL_DIR/dashboard.html)")
+    return parser.parse_args(argv)
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    local_dir = Path(os.environ.get("PAYMENTS_LOCAL_DIR", ROOT / ".local"))
+    os.environ.setdefault("PAYMENTS_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP)
+    bootstrap = os.environ["PAYMENTS_KAFKA_BOOTSTRAP"]
+    logs = local_dir / "run-logs"
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    cleanup = contextlib.ExitStack()
+    try:
+        with cleanup:
+            require_java()
+            if not args.no_stream:
+                require_free_port(bootstrap)
+            from payments_platform.profiles import get_profile
+            from payments_platform.sensors import ready_marker_uri
+
+            profile = get_profile()
+            stage(
+                "generate the day's raw drops",
+                [sys.executable, "-m", "spark_apps.generator", "generate", "--date", args.date,
+                 "--transactions", str(args.transactions), "--seed", str(args.seed), "--raw-uri", profile.lake.raw_uri],
+                logs / "generate.log",
+            )  # fmt: skip
+            stream: dict | None = None
+            if not args.no_stream:
+                stream = run_stream_stages(profile, args, bootstrap, logs, cleanup)
+            marker = Path(ready_marker_uri(profile.lake.raw_uri, args.date))
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"dt": args.date, "complete": True}))
+            stage(
+                "payments_daily_index (dag.test through Airflow)",
+                [sys.executable, "-m", "payments_platform.local_runner", "payments_daily_index", "--date", args.date],
+                logs / "payments_daily_index.log",
+            )
+            try:
+                summary = run_summary(profile, args.date, stream)
+            except Exception as exc:
+                raise StageFailed("summary", logs / "payments_daily_index.log", repr(exc)) from exc
+            summary_path = local_dir / "run-summary.json"
+            summary_path.write_text(json.dumps(summary, indent=1, default=str))
+            print_summary(summary)
+            from spark_apps.dashboard import build_dashboard
+
+            try:
+                page = build_dashboard(
+                    profile.catalog.embedded_path,
+                    args.dashboard or local_dir / "dashboard.html",
+                    subtitle=f"dt={args.date} · catalog {profile.catalog.embedded_path}",
+                )
+            except Exception as exc:
+                raise StageFailed("dashboard", None, repr(exc)) from exc
+            print(f"\n[run] summary JSON: {summary_path}")
+            print(f"[run] dashboard: open file://{page.resolve()}")
+            return 0 if summary["published"] else 1
+    except StageFailed as failure:
+        say(str(failure))
         return 1
-    del publisher
-    return 0
+    except KeyboardInterrupt:
+        say("interrupted: stopped what this run started")
+        return 130
+
+
+def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contextlib.ExitStack) -> dict:
+    from payments_platform.stream_control import LocalStreamController
+    from spark_apps.kafka.broker import BrokerError, EmbeddedBroker, profile_topics
+
+    reset_stream_state(profile)
+    say(f"starting the embedded Kafka broker on {bootstrap} ...")
+    broker = EmbeddedBroker(topics=profile_topics(), port=int(bootstrap.rsplit(":", 1)[1]), log_path=logs / "broker.log")
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        raise StageFailed("start the Kafka broker", logs / "broker.log", str(exc)) from exc
+    cleanup.callback(lambda: (say("stopping the Kafka broker"), broker.stop()))
+    say(f"broker up, topics: {', '.join(sorted(broker.topics))}")
+    controller = LocalStreamController(profile)
+    # Registered before the start so a failed or interrupted start still stops the job.
+    cleanup.callback(lambda: controller.status().running and (say("stopping the stream app"), controller.stop()))
+    supervisor = [sys.executable, "-m", "payments_platform.local_runner", "payments_stream_supervisor", "--date", args.date]
+    stage(
+        "start the streaming app (payments_stream_supervisor, action=restart)",
+        [*supervisor, "--conf", json.dumps({"action": "restart"})],
+        logs / "stream_supervisor_start.log",
+    )
+    figures = stream_traffic(profile, args, bootstrap, controller.log_file)
+    stage(
+        "stop the streaming app (payments_stream_supervisor, action=stop)",
+        [*supervisor, "--conf", json.dumps({"action": "stop"})],
+        logs / "stream_supervisor_stop.log",
+    )
+    return figures
 
 
 if __name__ == "__main__":
