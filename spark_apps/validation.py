@@ -76,31 +76,27 @@ def parse_json_events(df: DataFrame, value_col: str = "value") -> DataFrame:
     return out.select(*others, *fields, corrupt.alias(CORRUPT_COLUMN))
 
 
-def _first_failure(checks: list[tuple[str, Column, Column]]) -> tuple[Column, Column]:
-    code = detail = None
-    for reason, failed, message in reversed(checks):
-        code = F.when(failed, F.lit(reason)) if code is None else F.when(failed, F.lit(reason)).otherwise(code)
-        detail = F.when(failed, message) if detail is None else F.when(failed, message).otherwise(detail)
-    return code, detail
-
-
 def _names_where(conditions: dict[str, Column]) -> Column:
     """Comma-separated names whose condition is true."""
     return F.concat_ws(",", *[F.when(cond, F.lit(name)) for name, cond in conditions.items()])
 
 
-def with_validation(raw_df: DataFrame) -> DataFrame:
-    """Add ``reason_code``/``reason_detail`` (null when valid) and the typed ``_event_time``,
-    ``_updated_at`` and ``_amount`` columns."""
+def _units_col(currency: Column) -> Column:
+    """Minor units of an accepted currency, else null (a CASE: no per-row map is built)."""
+    code = F.upper(F.trim(currency))
+    units = None
+    for places in sorted(set(CURRENCY_MINOR_UNITS.values())):
+        codes = [c for c, u in CURRENCY_MINOR_UNITS.items() if u == places]
+        units = F.when(code.isin(*codes), F.lit(places)) if units is None else units.when(code.isin(*codes), F.lit(places))
+    return units
+
+
+def _checks() -> list[tuple[str, Column, Column]]:
+    """(reason, failed condition, detail message) in check order, over the helper columns of with_validation."""
     col = F.col
+    amount_wide, units = col("_amount_wide"), col("_units")
     missing = {name: col(name).isNull() | (F.trim(col(name)) == "") for name in REQUIRED_TRANSACTION_FIELDS}
-    oversize = {name: F.length(col(name)) > MAX_FIELD_LENGTH for name in RAW_TRANSACTION_FIELDS}
-    amount_text = F.trim(col("amount"))
-    amount_wide = amount_text.try_cast(DecimalType(38, 10))
-    minor_units = F.create_map(*[item for code, units in CURRENCY_MINOR_UNITS.items() for item in (F.lit(code), F.lit(units))])
-    units = F.element_at(minor_units, F.upper(F.trim(col("currency"))))
-    event_time = parse_timestamp_col(col("timestamp"))
-    updated_at = parse_timestamp_col(col("updated_at"))
+    oversize = {name: F.coalesce(F.length(col(name)) > MAX_FIELD_LENGTH, F.lit(False)) for name in RAW_TRANSACTION_FIELDS}
     bad_status = ~F.upper(F.trim(col("transaction_status"))).isin(*TRANSACTION_STATUSES)
     bad_channel = ~F.upper(F.trim(col("channel"))).isin(*CHANNELS)
     too_precise = F.lit(False)
@@ -110,48 +106,66 @@ def with_validation(raw_df: DataFrame) -> DataFrame:
         )
     out_of_range = amount_wide.isNull() | (F.abs(amount_wide) >= F.lit(10**16))
     bad_pan = col("pan").isNotNull() & ~F.coalesce(valid_pan_col(col("pan")), F.lit(False))
-    checks = [
+    bad_time = {"timestamp": col("_event_time").isNull(), "updated_at": col("_updated_at").isNull()}
+    invalid = {"transaction_status": bad_status, "channel": bad_channel, "amount": out_of_range | too_precise, "pan": bad_pan}
+    return [
         (Reason.UNPARSEABLE, col(CORRUPT_COLUMN).isNotNull(), F.lit("record is not parseable as a transaction")),
         (Reason.MISSING_REQUIRED_FIELD, F.greatest(*missing.values()), F.concat(F.lit("missing: "), _names_where(missing))),
         (
             Reason.OVERSIZE_FIELD,
-            F.coalesce(F.greatest(*oversize.values()), F.lit(False)),
-            F.concat(
-                F.lit(f"longer than {MAX_FIELD_LENGTH}: "),
-                _names_where({k: F.coalesce(v, F.lit(False)) for k, v in oversize.items()}),
-            ),
+            F.greatest(*oversize.values()),
+            F.concat(F.lit(f"longer than {MAX_FIELD_LENGTH}: "), _names_where(oversize)),
         ),
-        (Reason.WRONG_TYPE, ~amount_text.rlike(_AMOUNT_TEXT), F.lit("amount: not a decimal number")),
+        (Reason.WRONG_TYPE, ~col("_amount_text").rlike(_AMOUNT_TEXT), F.lit("amount: not a decimal number")),
         (
             Reason.INVALID_TIMESTAMP,
-            event_time.isNull() | updated_at.isNull(),
-            F.concat(
-                F.lit("not an ISO-8601 timestamp: "),
-                _names_where({"timestamp": event_time.isNull(), "updated_at": updated_at.isNull()}),
-            ),
+            bad_time["timestamp"] | bad_time["updated_at"],
+            F.concat(F.lit("not an ISO-8601 timestamp: "), _names_where(bad_time)),
         ),
         (Reason.NON_POSITIVE_AMOUNT, amount_wide <= 0, F.lit("amount <= 0")),
         (Reason.UNKNOWN_CURRENCY, units.isNull(), F.lit("currency: not a supported ISO 4217 code")),
-        (
-            Reason.INVALID_VALUE,
-            bad_status | bad_channel | out_of_range | too_precise | bad_pan,
-            _names_where(
-                {"transaction_status": bad_status, "channel": bad_channel, "amount": out_of_range | too_precise, "pan": bad_pan}
-            ),
-        ),
+        (Reason.INVALID_VALUE, F.greatest(*invalid.values()), _names_where(invalid)),
     ]
-    code, detail = _first_failure(checks)
-    return (
-        raw_df.withColumn("reason_code", code)
-        .withColumn("reason_detail", detail)
-        .withColumn("_event_time", event_time)
-        .withColumn("_updated_at", updated_at)
-        .withColumn("_amount", F.when(code.isNull(), amount_wide.cast(AMOUNT_TYPE)))
-    )
 
 
-def valid_events(tagged_df: DataFrame, keep: tuple[str, ...] = SOURCE_COLUMNS) -> DataFrame:
-    """Typed rows (TRANSACTION_EVENT_SCHEMA columns, then ``keep``) of records that passed."""
+def with_validation(raw_df: DataFrame) -> DataFrame:
+    """Add ``reason_code`` (null when valid), the typed ``_event_time``, ``_updated_at`` and
+    ``_amount`` columns, and helper columns (``_amount_text``, ``_units``, ``_amount_wide``)
+    that :func:`rejected_events` uses for ``reason_detail``.
+
+    The detail message is built only for rejected rows (in :func:`rejected_events`): Spark may
+    inline ``reason_code``'s whole CASE into every expression that reads it, so nothing
+    evaluated for every row reads it besides the final filter.
+    """
+    col = F.col
+    helpers_df = raw_df.select(
+        "*",
+        F.trim(col("amount")).alias("_amount_text"),
+        _units_col(col("currency")).alias("_units"),
+        parse_timestamp_col(col("timestamp")).alias("_event_time"),
+        parse_timestamp_col(col("updated_at")).alias("_updated_at"),
+    ).withColumn("_amount_wide", col("_amount_text").try_cast(DecimalType(38, 10)))
+    code = None
+    for reason, failed, _message in reversed(_checks()):
+        code = F.when(failed, F.lit(reason)) if code is None else F.when(failed, F.lit(reason)).otherwise(code)
+    # Exact for valid rows (at most 2 decimals, below 10^16); never read for rejected ones.
+    return helpers_df.withColumn("reason_code", code).withColumn("_amount", col("_amount_wide").try_cast(AMOUNT_TYPE))
+
+
+def reason_detail_col() -> Column:
+    """Which field(s) failed the record's reason_code check (for rejected rows of with_validation)."""
+    detail = None
+    for reason, _failed, message in _checks():
+        condition = F.col("reason_code") == reason
+        detail = F.when(condition, message) if detail is None else detail.when(condition, message)
+    return detail
+
+
+def valid_event_columns(available: list[str], keep: tuple[str, ...] = SOURCE_COLUMNS) -> list[Column]:
+    """The typed TRANSACTION_EVENT_SCHEMA columns (then ``keep``) of a with_validation frame.
+
+    Meaningful for rows whose reason_code is null; null-safe (never fails) for the others.
+    """
     col = F.col
     typed = {
         "event_time": col("_event_time"),
@@ -166,7 +180,12 @@ def valid_events(tagged_df: DataFrame, keep: tuple[str, ...] = SOURCE_COLUMNS) -
         "country": F.upper(F.trim(col("country"))),
     }
     columns = [typed.get(f.name, col(f.name)).cast(f.dataType).alias(f.name) for f in TRANSACTION_EVENT_SCHEMA.fields]
-    return tagged_df.filter(col("reason_code").isNull()).select(*columns, *[col(c) for c in keep if c in tagged_df.columns])
+    return columns + [col(c) for c in keep if c in available]
+
+
+def valid_events(tagged_df: DataFrame, keep: tuple[str, ...] = SOURCE_COLUMNS) -> DataFrame:
+    """Typed rows (TRANSACTION_EVENT_SCHEMA columns, then ``keep``) of records that passed."""
+    return tagged_df.filter(F.col("reason_code").isNull()).select(*valid_event_columns(tagged_df.columns, keep))
 
 
 def payload_masked_col() -> Column:
@@ -176,12 +195,12 @@ def payload_masked_col() -> Column:
     )
 
 
-def rejected_events(tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
-    """QUARANTINE_SCHEMA rows for the records that failed a check."""
+def quarantine_columns(run_id: str, quarantined_at: dt.datetime) -> dict[str, Column]:
+    """QUARANTINE_SCHEMA column expressions over a with_validation frame (for rejected rows)."""
     col = F.col
     values = {
         "reason_code": col("reason_code"),
-        "reason_detail": col("reason_detail"),
+        "reason_detail": reason_detail_col(),
         "source_name": col("source_name"),
         "source_format": col("source_format"),
         "source_location": col("source_location"),
@@ -190,9 +209,12 @@ def rejected_events(tagged_df: DataFrame, run_id: str, quarantined_at: dt.dateti
         "run_id": F.lit(run_id),
         "quarantined_at": F.lit(quarantined_at).cast("timestamp"),
     }
-    return tagged_df.filter(col("reason_code").isNotNull()).select(
-        *[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
-    )
+    return {f.name: values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields}
+
+
+def rejected_events(tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
+    """QUARANTINE_SCHEMA rows for the records that failed a check."""
+    return tagged_df.filter(F.col("reason_code").isNotNull()).select(*quarantine_columns(run_id, quarantined_at).values())
 
 
 def with_source_columns(df: DataFrame, source_name: str, source_format: str, source_location: Column | None = None) -> DataFrame:

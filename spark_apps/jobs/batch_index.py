@@ -48,7 +48,7 @@ from spark_apps.schemas import (
 )
 from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
 from spark_apps.sources import TRANSACTION_SOURCES, source_location
-from spark_apps.validation import SOURCE_COLUMNS, rejected_events, valid_events, with_validation
+from spark_apps.validation import SOURCE_COLUMNS, quarantine_columns, valid_event_columns, with_validation
 
 INDEX_TABLE = "batch_index"
 QUARANTINE_TABLE = "quarantine"
@@ -92,22 +92,36 @@ def read_transactions(spark: SparkSession, raw_uri: str, date: str) -> DataFrame
 
 
 def with_checked_records(raw_df: DataFrame, key: bytes, run_id: str, started_at: dt.datetime) -> DataFrame:
-    """Validate every record; valid ones typed and masked, rejected ones reduced to their
-    quarantine row. PAN/CVV leave the frame here, so caching it is safe."""
+    """Validate every record in ONE projection (no filter before the cache): each row carries
+    its reason_code, the typed + masked event columns and, for rejected rows, the quarantine
+    columns (``q_transaction_id``, ``reason_detail``, ``payload_masked``).
+
+    Filtering on reason_code here would let Spark push the filter below the projection and
+    inline the whole validation (each helper value several times) into it; splitting after
+    the cache avoids that. PAN/CVV/expiry/ip leave the frame here, so caching it is safe.
+    """
     tagged_df = with_validation(raw_df)
-    valid_df = with_masked_card_fields(valid_events(tagged_df), key)
-    rejected_df = rejected_events(tagged_df, run_id, started_at)
-    valid_cols = valid_df.columns
-    quarantine_cols = [f.name for f in QUARANTINE_SCHEMA.fields]
-    both = [c for c in valid_cols if c in quarantine_cols]
-    valid_side = valid_df.select(
-        *valid_cols, *[F.lit(None).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields if f.name not in both]
+    rejected = F.col("reason_code").isNotNull()
+    quarantine = quarantine_columns(run_id, started_at)
+    checked_df = tagged_df.select(
+        "reason_code",
+        *valid_event_columns(tagged_df.columns),
+        F.when(rejected, quarantine["transaction_id"]).alias("q_transaction_id"),
+        F.when(rejected, quarantine["reason_detail"]).alias("reason_detail"),
+        F.when(rejected, quarantine["payload_masked"]).alias("payload_masked"),
     )
-    rejected_side = rejected_df.select(
-        *[F.lit(None).cast(valid_df.schema[c].dataType).alias(c) if c not in quarantine_cols else F.col(c) for c in valid_cols],
-        *[c for c in quarantine_cols if c not in both],
+    return with_masked_card_fields(checked_df, key)
+
+
+def quarantine_rows(checked_df: DataFrame, run_id: str, started_at: dt.datetime) -> DataFrame:
+    values = {
+        "transaction_id": F.col("q_transaction_id"),
+        "run_id": F.lit(run_id),
+        "quarantined_at": F.lit(started_at).cast("timestamp"),
+    }
+    return checked_df.filter(F.col("reason_code").isNotNull()).select(
+        *[values.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
     )
-    return valid_side.unionByName(rejected_side)
 
 
 def build_batch_index(
@@ -125,7 +139,7 @@ def build_batch_index(
         for name, schema in SIDE_INPUTS.items()
     }
     valid_df = checked_df.filter(F.col("reason_code").isNull()).drop(
-        *[f.name for f in QUARANTINE_SCHEMA.fields if f.name not in ("transaction_id", "source_name", "source_location")]
+        "reason_code", "q_transaction_id", "reason_detail", "payload_masked", "source_format"
     )
     index_df = (
         valid_df.transform(filter_latest_per_transaction)
@@ -140,7 +154,7 @@ def build_batch_index(
         .withColumn("run_id", F.lit(run_id))
         .withColumn("ingested_at", F.lit(started_at).cast("timestamp"))
     )
-    quarantine_df = checked_df.filter(F.col("reason_code").isNotNull()).select(*[f.name for f in QUARANTINE_SCHEMA.fields])
+    quarantine_df = quarantine_rows(checked_df, run_id, started_at)
     for _good, bad_df in side.values():
         quarantine_df = quarantine_df.unionByName(bad_df)
     index_df = index_df.select(*BATCH_INDEX_SCHEMA.fieldNames())  # drops the rule signals and source_location
