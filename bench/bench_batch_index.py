@@ -243,7 +243,7 @@ def compare_row_sets(connection, spark_location: str) -> dict:
     return {"only_in_spark": only_spark, "only_in_duckdb": only_duck, "same_row_set": only_spark == 0 and only_duck == 0}
 
 
-def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, partitions: int) -> dict:
+def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, partitions: int, with_spark: bool = True) -> dict:
     import duckdb
 
     raw_uri = str(workdir / f"n{size}" / "raw")
@@ -265,25 +265,27 @@ def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, 
 
     key = os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "bench-only-pan-token-key").encode()
     run_id = f"bench-{int(time.time())}"
-    command = [
-        sys.executable, "-m", "spark_apps.jobs.batch_index", "--date", DATE, "--run-id", run_id,
-        "--raw-uri", raw_uri, "--index-uri", str(workdir / f"n{size}" / "indexes"), "--quarantine-uri", str(workdir / f"n{size}" / "quarantine"),
-        "--master", master, "--conf", f"spark.driver.memory={driver_memory}", "--conf", f"spark.sql.shuffle.partitions={partitions}",
-        "--conf", "spark.ui.enabled=false",
-    ]  # fmt: skip
-    started = time.monotonic()
-    completed = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    )
-    spark_seconds = time.monotonic() - started
-    if completed.returncode != 0:
-        raise SystemExit(f"batch index job failed:\n{completed.stderr[-4000:]}")
-    manifest = json.loads(completed.stdout.strip().splitlines()[-1])
-    result["spark"] = {
-        "seconds": round(spark_seconds, 1),
-        "job_seconds": manifest["seconds"],
-        "counts": {k: manifest["counts"][k] for k in ("read", "indexed", "quarantined", "duplicates")},
-    }
+    manifest = None
+    if with_spark:
+        command = [
+            sys.executable, "-m", "spark_apps.jobs.batch_index", "--date", DATE, "--run-id", run_id,
+            "--raw-uri", raw_uri, "--index-uri", str(workdir / f"n{size}" / "indexes"), "--quarantine-uri", str(workdir / f"n{size}" / "quarantine"),
+            "--master", master, "--conf", f"spark.driver.memory={driver_memory}", "--conf", f"spark.sql.shuffle.partitions={partitions}",
+            "--conf", "spark.ui.enabled=false",
+        ]  # fmt: skip
+        started = time.monotonic()
+        completed = subprocess.run(
+            command, cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        )
+        spark_seconds = time.monotonic() - started
+        if completed.returncode != 0:
+            raise SystemExit(f"batch index job failed:\n{completed.stderr[-4000:]}")
+        manifest = json.loads(completed.stdout.strip().splitlines()[-1])
+        result["spark"] = {
+            "seconds": round(spark_seconds, 1),
+            "job_seconds": manifest["seconds"],
+            "counts": {k: manifest["counts"][k] for k in ("read", "indexed", "quarantined", "duplicates")},
+        }
 
     connection = duckdb.connect()
     connection.execute("SET preserve_insertion_order = false")
@@ -291,12 +293,17 @@ def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, 
     duck_counts = duckdb_batch_index(connection, raw_uri, key, load_rules())
     duck_seconds = time.monotonic() - started
     result["duckdb"] = {"seconds": round(duck_seconds, 1), "counts": duck_counts}
+    result["duckdb"]["rows_per_second"] = round(expected["read"] / duck_seconds)
+    if manifest is None:
+        result["counts_match_truth"] = all(
+            expected[k] == duck_counts[k] for k in ("read", "indexed", "quarantined", "duplicates")
+        )
+        return result
     result["comparison"] = compare_row_sets(connection, manifest["index_location"])
     result["counts_match_truth"] = all(
         result["spark"]["counts"][k] == expected[k] == duck_counts[k] for k in ("read", "indexed", "quarantined", "duplicates")
     )
     result["spark"]["rows_per_second"] = round(expected["read"] / spark_seconds)
-    result["duckdb"]["rows_per_second"] = round(expected["read"] / duck_seconds)
     result["spark_to_duckdb_time_ratio"] = round(spark_seconds / duck_seconds, 2)
     return result
 
@@ -309,11 +316,20 @@ def main() -> int:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--duckdb-only", action="store_true", help="skip the Spark job (reference timing only)")
     args = parser.parse_args()
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}))
     for size in args.sizes:
-        result = run(size, args.workdir, args.reuse, args.master, args.driver_memory, args.shuffle_partitions)
+        result = run(
+            size, args.workdir, args.reuse, args.master, args.driver_memory, args.shuffle_partitions, not args.duckdb_only
+        )
         print(json.dumps(result))
+        if args.duckdb_only:
+            print(
+                f"{size:>11,} txns | records {result['records_read']:,} | duckdb {result['duckdb']['seconds']}s ({result['duckdb']['rows_per_second']:,} rows/s) | counts = truth: {result['counts_match_truth']}",
+                flush=True,
+            )
+            continue
         print(
             f"{size:>11,} txns | records {result['records_read']:,} | spark {result['spark']['seconds']}s ({result['spark']['rows_per_second']:,} rows/s) "
             f"| duckdb {result['duckdb']['seconds']}s ({result['duckdb']['rows_per_second']:,} rows/s) | spark/duckdb time x{result['spark_to_duckdb_time_ratio']} "
