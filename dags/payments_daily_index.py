@@ -111,7 +111,7 @@ with DAG(
 
     resolve_aggregate_inputs = resolve_published.override(
         task_id="resolve_aggregate_inputs", trigger_rule=TriggerRule.NONE_FAILED
-    )(tables=["batch_index", "aggregate_index"])
+    )(tables=["batch_index"], previous_day_tables=["aggregate_index"])
     build_aggregate_index = spark_job_task(
         pipeline.aggregate_index_job(profile),
         task_id="build_aggregate_index",

@@ -66,7 +66,7 @@ def aggregate_index_job(profile: Profile) -> SparkJob:
             "--index-uri", lake.index_uri,
             "--raw-uri", lake.raw_uri,
             "--batch-index-location", published("resolve_aggregate_inputs", "batch_index"),
-            "--previous-aggregate-location", published("resolve_aggregate_inputs", "aggregate_index"),
+            "--previous-aggregate-location", published("resolve_aggregate_inputs", "previous_aggregate_index"),
         ],
     )  # fmt: skip
 

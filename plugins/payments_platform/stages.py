@@ -7,6 +7,7 @@ rebuild and the business indexes selected).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -106,11 +107,19 @@ def publish_version(table: str, verification: dict[str, Any] | None = None) -> d
 
 
 @task
-def resolve_published(tables: list[str]) -> dict[str, str | None]:
-    """The locations currently published for the run's day (None when never published)."""
+def resolve_published(tables: list[str], previous_day_tables: list[str] | None = None) -> dict[str, str | None]:
+    """Locations currently published for the run's day (None when never published).
+
+    ``previous_day_tables`` are looked up for the day before, under ``previous_<table>``:
+    the aggregate index builds on the previous day's published state.
+    """
     plan = _plan(get_current_context())
     publisher = get_publisher()
-    return {table: (publisher.current(table, plan["dt"]) or {}).get("location") for table in tables}
+    previous_dt = (dt.date.fromisoformat(plan["dt"]) - dt.timedelta(days=1)).isoformat()
+    found = {table: (publisher.current(table, plan["dt"]) or {}).get("location") for table in tables}
+    for table in previous_day_tables or ():
+        found[f"previous_{table}"] = (publisher.current(table, previous_dt) or {}).get("location")
+    return found
 
 
 @task
