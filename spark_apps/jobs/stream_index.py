@@ -38,6 +38,7 @@ See docs/streaming.md for the guarantees.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -163,8 +164,8 @@ def drain_and_stop(query, options: StreamJobOptions, timeout_s: float = 1800.0, 
     deadline = time.monotonic() + timeout_s
     consumed: dict[tuple[str, int], int] = {}
     while query.isActive:
-        for progress in query.recentProgress:
-            consumed.update(consumed_offsets(progress))
+        for progress in query.recentProgress:  # StreamingQueryProgress objects; their JSON is the dict
+            consumed.update(consumed_offsets(json.loads(progress.json) if hasattr(progress, "json") else progress))
         if all(consumed.get(tp, 0) >= end for tp, end in targets.items() if end > 0):
             query.stop()
             break
