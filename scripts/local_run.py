@@ -94,14 +94,26 @@ def require_free_port(bootstrap: str) -> int:
 
 
 class CountingProducer:
-    """confluent-kafka Producer that counts what it was asked to send (for progress lines)."""
+    """confluent-kafka Producer that counts what it sends and remembers, per delivered
+    record (partition, offset), the wall-clock time it was produced: the start of each
+    event's latency (the records keep their generated timestamps, see stream_traffic)."""
 
-    def __init__(self, producer) -> None:
+    def __init__(self, producer, topic: str) -> None:
         self._producer = producer
+        self._topic = topic
         self.produced = 0
+        self.sent_ms: dict[tuple[int, int], int] = {}
 
-    def produce(self, *args, **kwargs):
-        self._producer.produce(*args, **kwargs)
+    def produce(self, topic, *args, on_delivery=None, **kwargs):
+        produced_ms = int(time.time() * 1000)
+
+        def delivered(error, message) -> None:
+            if error is None and topic == self._topic:
+                self.sent_ms[(message.partition(), message.offset())] = produced_ms
+            if on_delivery is not None:
+                on_delivery(error, message)
+
+        self._producer.produce(topic, *args, on_delivery=delivered, **kwargs)
         self.produced += 1
 
     def poll(self, *args):
@@ -150,32 +162,39 @@ def distinct_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[
         consumer.close()
 
 
-def stream_latency_ms(stream_root: Path) -> dict[str, float | int | None]:
-    """p50 / p99 of (ingested_at - produced_at) over the stream index rows written so far:
-    over all rows, and "steady" without the first micro-batch (which waits for Spark to start)."""
+def stream_latency_ms(stream_root: Path, sent_ms: dict[tuple[int, int], int]) -> dict[str, float | int | None]:
+    """p50 / p99 of (ingested_at - wall-clock produce time) per stream index row, matched on
+    (kafka_partition, kafka_offset): over all rows, and "steady" without the first
+    micro-batch (which also waits for Spark to start)."""
     import duckdb
+    import pyarrow as pa
 
-    files = [str(f) for f in stream_root.glob("dt=*/hour=*/part-b*.parquet")]
-    figures: dict[str, float | int | None] = {
-        "rows": 0,
-        "p50_ms": None,
-        "p99_ms": None,
-        "steady_p50_ms": None,
-        "steady_p99_ms": None,
-    }
+    files = [str(f) for f in stream_root.glob("dt=*/hour=*/*.parquet")]
+    figures: dict[str, float | int | None] = dict.fromkeys(("p50_ms", "p99_ms", "steady_p50_ms", "steady_p99_ms"))
+    figures["rows"] = 0
     if not files:
         return figures
-    latency = """(SELECT CAST(regexp_extract(filename, 'part-b([0-9]+)-', 1) AS BIGINT) AS batch_id,
-                         epoch_ms(ingested_at) - epoch_ms(produced_at) AS ms
-                  FROM read_parquet($files, hive_partitioning = false, filename = true))"""
+    sent = pa.table(
+        {
+            "kafka_partition": [p for p, _ in sent_ms],
+            "kafka_offset": [o for _, o in sent_ms],
+            "sent_ms": list(sent_ms.values()),
+        },
+        schema=pa.schema([("kafka_partition", pa.int32()), ("kafka_offset", pa.int64()), ("sent_ms", pa.int64())]),
+    )
     with duckdb.connect() as con:
-        rows, p50, p99 = con.execute(
-            f"SELECT count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.99) FROM {latency}", {"files": files}
-        ).fetchone()
+        con.register("sent", sent)
+        con.execute(
+            f"""CREATE TEMP TABLE latency AS
+                SELECT CAST(regexp_extract(filename, 'part-b([0-9]+)-', 1) AS BIGINT) AS batch_id,
+                       epoch_ms(ingested_at) - sent.sent_ms AS ms
+                FROM read_parquet({files!r}, hive_partitioning = false, filename = true) AS rows
+                JOIN sent USING (kafka_partition, kafka_offset)"""
+        )
+        rows, p50, p99 = con.execute("SELECT count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.99) FROM latency").fetchone()
         steady50, steady99 = con.execute(
-            f"SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.99) FROM {latency} "
-            f"WHERE batch_id > (SELECT min(batch_id) FROM {latency})",
-            {"files": files},
+            "SELECT quantile_cont(ms, 0.5), quantile_cont(ms, 0.99) FROM latency "
+            "WHERE batch_id > (SELECT min(batch_id) FROM latency)"
         ).fetchone()
 
     def whole(value):
@@ -218,7 +237,8 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
     kafka = profile.kafka
     workload = generate_day(WorkloadConfig(date=args.date, transactions=args.transactions, seed=args.seed))
     producer = CountingProducer(
-        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2})
+        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}),
+        kafka.transactions_topic,
     )
     result: dict = {}
 
@@ -231,6 +251,11 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
                 fraud_topic=kafka.fraud_signals_topic,
                 rate_per_second=args.stream_rate,
                 duration_s=args.stream_seconds,
+                # Keep the generated event and produce times: retiming a day's traffic to
+                # a few minutes would put each user's transactions seconds apart, so the
+                # velocity rules would flag normal users and the ground truth would no
+                # longer hold for the streamed transactions.
+                retime=False,
                 producer=producer,
             )
         except BaseException as exc:  # reported by the main thread
@@ -246,7 +271,7 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
 
     def progress() -> None:
         latest = read_latest_metrics(profile.lake.metrics_uri)
-        latency = stream_latency_ms(stream_root)
+        latency = stream_latency_ms(stream_root, producer.sent_ms)
         say(
             f"  sent {producer.produced:>7,} | micro-batches {committed_batches(profile.lake.metrics_uri):>4} "
             f"| lag {latest.get('lag_total', '-')!s:>6} | alerts {topic_end_total(bootstrap, kafka.fraud_alerts_topic):>5,} "
@@ -290,7 +315,7 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
         "alerts": alerts,
         "alerted_transactions": alerted_transactions,
         "dead_letters": dead_letters,
-        "latency": stream_latency_ms(stream_root),
+        "latency": stream_latency_ms(stream_root, producer.sent_ms),
     }
 
 
@@ -434,8 +459,8 @@ def print_summary(summary: dict) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # The stream retimes events to now, so the day it fills is today (UTC): batch the same day.
-    parser.add_argument("--date", default=dt.datetime.now(dt.UTC).date().isoformat(), help="YYYY-MM-DD (default: today, UTC)")
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    parser.add_argument("--date", default=yesterday, help="YYYY-MM-DD (default: yesterday, UTC)")
     parser.add_argument("--transactions", type=int, default=5_000, help="unique valid transactions of the day (>= 1000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--stream-seconds", type=float, default=180.0, help="how long to stream traffic (default 180)")
