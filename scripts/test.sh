@@ -6,6 +6,11 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
+# The dashboard test opens the page in Debian's headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "[test] installing chromium (dashboard browser test)"
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "[test] chromium install failed; the browser test will say why"
+fi
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 echo "[test] ruff check"
