@@ -1,0 +1,56 @@
+# PENDING: not yet verified to pass, so named to stay out of collection; rename to test_main_job_full.py once it passes (issue 7).
+"""The main job at a small size, end to end: summary against the ground truth, every
+index published, dashboard written, everything it started stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from payments_platform.pipeline import BUSINESS_INDEXES
+from tests.main_job.test_main_job import ROOT, SCRIPT, free_port, job_env, port_is_free
+
+EVERY_TABLE = {"batch_index", "quarantine", "aggregate_index", "audit_trail", *BUSINESS_INDEXES}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_main_job_at_a_small_size_matches_the_ground_truth_and_publishes_every_index(tmp_path):
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--transactions", "1000", "--stream-seconds", "20", "--stream-rate", "25",
+         "--progress-seconds", "10"],
+        env=job_env(tmp_path, port), capture_output=True, text=True, timeout=1500, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run-summary.json").read_text())
+
+    assert set(summary["published"]) == EVERY_TABLE
+    assert all(summary["quality_gate"].values()), summary["quality_gate"]
+    assert all(f"dt={summary['date']}/run=" in location for location in summary["published"].values())
+
+    batch = summary["batch"]
+    assert batch["indexed"] == batch["expected_indexed"] == 1000
+    assert batch["duplicates_removed"] == batch["expected_duplicates"] > 0
+    assert batch["quarantined_by_reason"] == batch["expected_quarantined_by_reason"] != {}
+    recon = summary["reconciliation"]
+    assert recon["breaks_by_type"] == recon["expected_breaks_by_type"] != {}
+    assert recon["matched"] == recon["expected_matched"]
+    fraud = summary["fraud"]
+    assert fraud["rule_flagged"] == fraud["expected_rule_flagged"] > 0
+    assert fraud["rules_precision"] == fraud["rules_recall"] == 1.0
+
+    stream = summary["stream"]
+    assert stream["total"] > 0 and stream["micro_batches"] > 0
+    assert stream["alerts"] >= stream["alerted_transactions"] > 0
+    assert stream["latency"]["rows"] > 0 and 0 <= stream["latency"]["p50_ms"] <= stream["latency"]["p99_ms"]
+    assert summary["rows_per_index"]["aggregate_index"] >= 1000
+
+    page = (tmp_path / "dashboard.html").read_text()
+    assert page.count('class="chart"') == 5
+    assert f"file://{tmp_path / 'dashboard.html'}" in result.stdout
+    assert port_is_free(port), "the broker was stopped"
+    assert "stop the streaming app (payments_stream_supervisor, action=stop): ok" in result.stdout
