@@ -122,7 +122,7 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
         options.dead_letter_topic,
     )
     lag = BrokerLag(KafkaOptions(options.bootstrap, (), security=options.security, region=options.region))
-    listener = MetricsListener(options.metrics_uri, options.query_name, lag=lag, publishers=publishers)
+    listener = MetricsListener(options.metrics_uri, options.query_name, lag=lag, publishers=publishers, batch_stats=writer.stats)
     spark.streams.addListener(listener)
     query = (
         stream_df.writeStream.queryName(options.query_name)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(f"stream-index-{options.query_name}", master, conf)
     publishers = []
     if profile.name == "aws" and options.region:
-        from spark_apps.streaming.metrics import CloudWatchPublisher
+        from spark_apps.streaming.cloudwatch import CloudWatchPublisher
 
         publishers.append(CloudWatchPublisher(options.region))
     query, _writer, _listener = start_stream_index(spark, options, pan_key, rules, publishers)

@@ -20,9 +20,21 @@ Fields of one record (format_version 1)::
     sources                 [{description, start_offset, end_offset, input_rows}]
     lag                     {"<topic>": {"<partition>": records behind the broker's end}}
     lag_total
+    newest_produced_at      ISO-8601 Kafka produce time of the newest record the query has consumed
+                            (max of this batch's produce times, else the previous record's value)
+    dead_letters            records of the batch sent to the dead-letter topic (null if unknown)
+    quarantine_rate         dead_letters / input_rows (null for an empty batch)
 
-In the ``aws`` profile :class:`CloudWatchPublisher` also puts the headline numbers as
-CloudWatch metrics (namespace ``Payments/StreamIndex``).
+In the ``aws`` profile :class:`spark_apps.streaming.cloudwatch.CloudWatchPublisher` puts exactly the metrics the on-call
+alarms of ``infra/terraform/modules/alerting`` read (:data:`CLOUDWATCH_METRICS`, namespace
+:data:`CLOUDWATCH_NAMESPACE`, no dimensions; the job role may only write that namespace):
+
+    FreshnessSeconds  Seconds  now - newest_produced_at (grows while nothing new is consumed)
+    ConsumerLag       Count    lag_total
+    QuarantineRate    None     quarantine_rate (only for batches with input)
+
+It is called per micro-batch and, while the query is idle, on Spark's idle events
+(about every 10 s), so a running app never leaves the freshness alarm without data.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from collections.abc import Callable
 from pyspark.sql.streaming import StreamingQueryListener
 
 from spark_apps import lake
+from spark_apps.streaming.cloudwatch import parse_iso
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -50,8 +63,21 @@ def _offsets(text) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def progress_record(progress: dict, lag: dict[str, dict[str, int]] | None = None) -> dict:
-    """The metrics record of one ``StreamingQueryProgress`` (as its JSON dict)."""
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def progress_record(
+    progress: dict,
+    lag: dict[str, dict[str, int]] | None = None,
+    dead_letters: int | None = None,
+    newest_produced_at: str | None = None,
+) -> dict:
+    """The metrics record of one ``StreamingQueryProgress`` (as its JSON dict).
+
+    ``dead_letters``: the batch's dead-letter count (from the batch writer);
+    ``newest_produced_at``: the previous record's value, kept when this batch read nothing.
+    """
     started = dt.datetime.fromisoformat(progress["timestamp"].replace("Z", "+00:00"))
     durations = progress.get("durationMs") or {}
     total_ms = int(durations.get("triggerExecution", 0))
@@ -96,7 +122,23 @@ def progress_record(progress: dict, lag: dict[str, dict[str, int]] | None = None
         ],
         "lag": lag,
         "lag_total": sum(v for parts in lag.values() for v in parts.values()),
+        "newest_produced_at": _newest(progress, newest_produced_at),
+        "dead_letters": dead_letters,
+        "quarantine_rate": _rate(dead_letters, progress.get("numInputRows", 0)),
     }
+
+
+def _newest(progress: dict, previous: str | None) -> str | None:
+    """The newest produce time consumed so far: this batch's event-time max (the watermark
+    columns are Kafka produce times) or the previous value, whichever is later."""
+    candidates = [t for t in (parse_iso((progress.get("eventTime") or {}).get("max")), parse_iso(previous)) if t]
+    return _iso(max(candidates)) if candidates else None
+
+
+def _rate(dead_letters: int | None, input_rows) -> float | None:
+    if dead_letters is None or not input_rows:
+        return None
+    return min(1.0, dead_letters / float(input_rows))
 
 
 def consumed_offsets(progress: dict) -> dict[tuple[str, int], int]:
@@ -138,18 +180,47 @@ def metrics_location(metrics_uri: str, query_name: str) -> str:
 class MetricsListener(StreamingQueryListener):
     """Writes :func:`progress_record` per micro-batch; never fails the query (errors are logged)."""
 
-    def __init__(self, metrics_uri: str, query_name: str, lag: Callable[[dict], dict] | None = None, publishers=()) -> None:
+    def __init__(
+        self,
+        metrics_uri: str,
+        query_name: str,
+        lag: Callable[[dict], dict] | None = None,
+        publishers=(),
+        batch_stats: Callable[[int], dict | None] | None = None,
+    ) -> None:
         self.location = metrics_location(metrics_uri, query_name)
         self.query_name = query_name
         self.lag = lag
         self.publishers = list(publishers)
+        self.batch_stats = batch_stats
         self.records_written = 0
+        self.query_id: str | None = None
+        self.last_record: dict | None = None
+        self.consumed: dict[tuple[str, int], int] = {}
 
     def onQueryStarted(self, event) -> None:
-        pass
+        if getattr(event, "name", None) == self.query_name:
+            self.query_id = str(event.id)
 
     def onQueryIdle(self, event) -> None:
-        pass
+        """No new data: publish a heartbeat (freshness keeps growing, lag from the broker)."""
+        try:
+            if not self.publishers or self.query_id is None or str(event.id) != self.query_id:
+                return
+            lag = self.lag(self.consumed) if self.lag and self.consumed else {}
+            record = {
+                "query_name": self.query_name,
+                "input_rows": 0,
+                "lag": lag,
+                "lag_total": sum(v for parts in lag.values() for v in parts.values()),
+                "newest_produced_at": (self.last_record or {}).get("newest_produced_at"),
+                "dead_letters": None,
+                "quarantine_rate": None,
+            }
+            for publish in self.publishers:
+                publish(record)
+        except Exception:
+            log.exception("stream metrics: could not publish the idle heartbeat")
 
     def onQueryTerminated(self, event) -> None:
         pass
@@ -159,8 +230,12 @@ class MetricsListener(StreamingQueryListener):
             progress = json.loads(event.progress.json)
             if progress.get("name") != self.query_name:
                 return
+            self.consumed.update(consumed_offsets(progress))
             lag = self.lag(consumed_offsets(progress)) if self.lag else {}
-            record = progress_record(progress, lag)
+            stats = self.batch_stats(progress.get("batchId")) if self.batch_stats else None
+            previous = (self.last_record or {}).get("newest_produced_at")
+            record = progress_record(progress, lag, (stats or {}).get("dead_letters"), previous)
+            self.last_record = record
             self.write(record)
             for publish in self.publishers:
                 publish(record)
@@ -183,33 +258,3 @@ def read_latest(metrics_uri: str, query_name: str) -> dict | None:
         return json.loads(lake.read_text(f"{metrics_location(metrics_uri, query_name)}/latest.json"))
     except (FileNotFoundError, OSError):
         return None
-
-
-class CloudWatchPublisher:
-    """Puts the headline numbers of each record as CloudWatch metrics (aws profile)."""
-
-    NAMESPACE = "Payments/StreamIndex"
-
-    def __init__(self, region: str, client=None) -> None:
-        import boto3
-
-        self.client = client or boto3.client("cloudwatch", region_name=region)
-
-    def __call__(self, record: dict) -> None:
-        dimensions = [{"Name": "Query", "Value": str(record["query_name"])}]
-        values = {
-            "InputRowsPerSecond": (record["input_rows_per_second"], "Count/Second"),
-            "ProcessedRowsPerSecond": (record["processed_rows_per_second"], "Count/Second"),
-            "BatchDurationMs": (record["batch_duration_ms"], "Milliseconds"),
-            "StateRows": (record["state_rows_total"], "Count"),
-            "StateMemoryBytes": (record["state_memory_bytes"], "Bytes"),
-            "LagRecords": (record["lag_total"], "Count"),
-            "DuplicatesDropped": (record["duplicates_dropped"], "Count"),
-        }
-        self.client.put_metric_data(
-            Namespace=self.NAMESPACE,
-            MetricData=[
-                {"MetricName": name, "Dimensions": dimensions, "Value": float(v), "Unit": unit}
-                for name, (v, unit) in values.items()
-            ],
-        )

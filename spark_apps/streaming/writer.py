@@ -274,6 +274,16 @@ class StreamIndexBatchWriter:
         self.alerts_topic = alerts_topic
         self.dead_letter_topic = dead_letter_topic
         self.last_outcome: BatchOutcome | None = None
+        self._stats: dict[int, dict] = {}  # batch id -> counts, for the metrics listener (newest 100)
+
+    def stats(self, batch_id) -> dict | None:
+        """Counts of a finished batch (``dead_letters``, ``index_rows``... ), or None if unknown."""
+        return None if batch_id is None else self._stats.get(int(batch_id))
+
+    def _record_stats(self, batch_id: int, **counts) -> None:
+        self._stats[int(batch_id)] = counts
+        for old in [b for b in self._stats if b <= int(batch_id) - 100]:
+            del self._stats[old]
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -291,6 +301,7 @@ class StreamIndexBatchWriter:
             alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
             dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
             self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
+            self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts))
         finally:
             if scored_df is not None:
                 scored_df.unpersist()

@@ -124,23 +124,50 @@ def test_terraform_names_match_the_aws_profile():
 
 
 def test_alarms_and_job_role_use_one_metrics_namespace():
+    from spark_apps.streaming.cloudwatch import CLOUDWATCH_NAMESPACE
+
     alerting = tm.variables_of(tm.MODULES_ROOT / "alerting")["metrics_namespace"]["default"]
     compute = tm.variables_of(tm.MODULES_ROOT / "compute")["metrics_namespace"]["default"]
-    assert alerting == compute == "Payments/Streaming"
+    assert alerting == compute == CLOUDWATCH_NAMESPACE == "Payments/Streaming"
     for env in tm.ENV_NAMES:
         directory = tm.ENVS_ROOT / env
         assert tm.locals_of(directory)["metrics_namespace"] == alerting
         modules = tm.modules_of(directory)
         assert tm.expression(modules["compute"]["metrics_namespace"]) == "local.metrics_namespace"
         assert tm.expression(modules["alerting"]["metrics_namespace"]) == "local.metrics_namespace"
-    metrics = {
-        tm.block(tm.MODULES_ROOT / "alerting", "aws_cloudwatch_metric_alarm", name).body["metric_name"]
+        assert "metric_dimensions" not in modules["alerting"], "the app publishes without dimensions"
+    alarms = {
+        name: tm.block(tm.MODULES_ROOT / "alerting", "aws_cloudwatch_metric_alarm", name).body
         for name in ("stream_freshness", "consumer_lag", "quarantine_rate")
     }
+    metrics = {body["metric_name"] for body in alarms.values()}
     assert metrics == {"FreshnessSeconds", "ConsumerLag", "QuarantineRate"}
     docs = (tm.PROJECT_ROOT / "docs" / "infrastructure.md").read_text()
     for metric in metrics | {alerting}:
         assert metric in docs, f"docs/infrastructure.md must name {metric}"
+
+
+def test_alarms_read_exactly_what_the_stream_app_publishes():
+    """Namespace, metric names, units and dimensions: the app's one definition (spark_apps.streaming.cloudwatch)."""
+    from spark_apps.streaming.cloudwatch import CLOUDWATCH_DIMENSIONS, CLOUDWATCH_METRICS, CLOUDWATCH_NAMESPACE
+
+    alerting = tm.MODULES_ROOT / "alerting"
+    assert tm.variables_of(alerting)["metrics_namespace"]["default"] == CLOUDWATCH_NAMESPACE
+    assert tm.variables_of(alerting)["metric_dimensions"]["default"] == CLOUDWATCH_DIMENSIONS
+    read = {}
+    for alarm in tm.blocks(alerting):
+        if alarm.type != "aws_cloudwatch_metric_alarm" or tm.expression(alarm.body["namespace"]) != "var.metrics_namespace":
+            continue
+        assert tm.expression(alarm.body["dimensions"]) == "var.metric_dimensions", alarm.address
+        read[alarm.body["metric_name"]] = alarm.body.get("unit")
+    assert read == CLOUDWATCH_METRICS
+    [statement] = [
+        s
+        for s in tm.block(tm.MODULES_ROOT / "compute", "aws_iam_policy_document", "job", kind="data").body["statement"]
+        if "cloudwatch:PutMetricData" in s["actions"]
+    ]
+    [condition] = statement["condition"]
+    assert (condition["variable"], tm.expression(condition["values"][0])) == ("cloudwatch:namespace", "var.metrics_namespace")
 
 
 def test_mwaa_runs_the_pinned_airflow_version():

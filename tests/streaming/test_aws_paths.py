@@ -8,7 +8,13 @@ import urllib.parse
 import pytest
 
 from spark_apps.kafka.security import client_config, msk_iam_token
-from spark_apps.streaming.metrics import CloudWatchPublisher, progress_record
+from spark_apps.streaming.cloudwatch import (
+    CLOUDWATCH_METRICS,
+    CLOUDWATCH_NAMESPACE,
+    CloudWatchPublisher,
+    cloudwatch_metric_data,
+)
+from spark_apps.streaming.metrics import progress_record
 from tests.streaming.test_stream_parts import PROGRESS
 
 
@@ -48,34 +54,59 @@ def test_iam_needs_a_region_and_unknown_modes_fail():
         client_config("b:9098", "sasl_plain")
 
 
-def test_cloudwatch_publisher_puts_the_headline_metrics(aws_env):
+def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
+    """FreshnessSeconds / ConsumerLag / QuarantineRate in Payments/Streaming, no dimensions, the alarms' units
+    (tests/infra/test_terraform_wiring.py checks the alarms against the same definition)."""
+    import datetime as dt
+
     import boto3
     from moto import mock_aws
 
+    now = dt.datetime(2026, 11, 21, 10, 0, 5, tzinfo=dt.UTC)
+    progress = {**PROGRESS, "eventTime": {**PROGRESS["eventTime"], "max": "2026-11-21T10:00:00.000Z"}}
+    record = progress_record(progress, {"tx": {"0": 4, "1": 2}}, dead_letters=3)
     with mock_aws():
         client = boto3.client("cloudwatch", region_name="eu-west-1")
-        CloudWatchPublisher("eu-west-1", client=client)(progress_record(PROGRESS, {"tx": {"0": 4}}))
-        metrics = client.list_metrics(Namespace="Payments/StreamIndex")["Metrics"]
-        names = sorted(m["MetricName"] for m in metrics)
-        assert names == sorted(
-            [
-                "InputRowsPerSecond",
-                "ProcessedRowsPerSecond",
-                "BatchDurationMs",
-                "StateRows",
-                "StateMemoryBytes",
-                "LagRecords",
-                "DuplicatesDropped",
+        publisher = CloudWatchPublisher("eu-west-1", client=client, clock=lambda: now)
+        publisher(record)
+        metrics = client.list_metrics(Namespace=CLOUDWATCH_NAMESPACE)["Metrics"]
+        assert CLOUDWATCH_NAMESPACE == "Payments/Streaming"
+        assert (
+            sorted(m["MetricName"] for m in metrics)
+            == sorted(CLOUDWATCH_METRICS)
+            == [
+                "ConsumerLag",
+                "FreshnessSeconds",
+                "QuarantineRate",
             ]
         )
-        assert all(m["Dimensions"] == [{"Name": "Query", "Value": "stream_index"}] for m in metrics)
-        stats = client.get_metric_statistics(
-            Namespace="Payments/StreamIndex",
-            MetricName="LagRecords",
-            Dimensions=[{"Name": "Query", "Value": "stream_index"}],
-            StartTime="2000-01-01T00:00:00Z",
-            EndTime="2100-01-01T00:00:00Z",
-            Period=60,
-            Statistics=["Maximum"],
-        )
-        assert [p["Maximum"] for p in stats["Datapoints"]] == [4.0]
+        assert all(m["Dimensions"] == [] for m in metrics)  # the alarms set no dimensions
+
+        def read(name):  # what an alarm without dimensions sees
+            stats = client.get_metric_statistics(
+                Namespace=CLOUDWATCH_NAMESPACE,
+                MetricName=name,
+                StartTime=now - dt.timedelta(minutes=5),
+                EndTime=now + dt.timedelta(minutes=5),
+                Period=60,
+                Statistics=["Maximum"],
+                Unit=CLOUDWATCH_METRICS[name],
+            )
+            return [(p["Maximum"], p["Unit"]) for p in stats["Datapoints"]]
+
+        assert read("FreshnessSeconds") == [(5.0, "Seconds")]
+        assert read("ConsumerLag") == [(6.0, "Count")]
+        assert read("QuarantineRate") == [(0.1, "None")]  # 3 of the batch's 30 input rows
+
+
+def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 21, 10, 1, 0, tzinfo=dt.UTC)
+    empty = progress_record({**PROGRESS, "numInputRows": 0}, {}, dead_letters=0, newest_produced_at="2026-11-21T10:00:00Z")
+    data = {d["MetricName"]: d for d in cloudwatch_metric_data(empty, now)}
+    assert set(data) == {"FreshnessSeconds", "ConsumerLag"}  # no rate without input
+    assert data["FreshnessSeconds"]["Value"] == 60.0 and data["ConsumerLag"]["Value"] == 0.0
+    assert cloudwatch_metric_data({"lag_total": 0}, now) == [
+        {"MetricName": "ConsumerLag", "Dimensions": [], "Value": 0.0, "Unit": "Count", "Timestamp": now}
+    ]

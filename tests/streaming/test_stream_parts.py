@@ -80,3 +80,28 @@ def test_retime_shifts_time_fields_and_keeps_broken_values():
 def test_settings_reject_a_dedup_horizon_shorter_than_the_late_bound():
     with pytest.raises(ValueError, match="dedup_horizon_seconds"):
         StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=60)
+
+
+def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
+    from types import SimpleNamespace
+
+    from spark_apps.streaming.metrics import MetricsListener
+
+    published: list[dict] = []
+    listener = MetricsListener(
+        str(tmp_path),
+        "stream_index",
+        lag=lambda consumed: {"tx": {str(p): 1 for (_t, p) in consumed}},
+        publishers=[published.append],
+        batch_stats=lambda batch_id: {"dead_letters": 6} if batch_id == 7 else None,
+    )
+    listener.onQueryStarted(SimpleNamespace(id="q-1", name="stream_index"))
+    progress = {**PROGRESS, "eventTime": {"max": "2026-11-21T09:59:59.000Z"}}
+    listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=json.dumps(progress))))
+    listener.onQueryIdle(SimpleNamespace(id="q-1"))
+    listener.onQueryIdle(SimpleNamespace(id="another-query"))
+    batch, idle = published
+    assert (batch["dead_letters"], batch["quarantine_rate"], batch["lag_total"]) == (6, 0.2, 2)
+    assert batch["newest_produced_at"] == idle["newest_produced_at"] == "2026-11-21T09:59:59.000000Z"
+    assert (idle["input_rows"], idle["lag_total"], idle["quarantine_rate"]) == (0, 2, None)
+    assert json.loads((tmp_path / "stream" / "stream_index" / "latest.json").read_text())["dead_letters"] == 6

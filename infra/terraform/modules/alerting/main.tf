@@ -67,6 +67,8 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 # --- streaming alarms ------------------------------------------------------------
+# Namespace, metric names, units and (no) dimensions are the app's CloudWatch contract,
+# spark_apps/streaming/cloudwatch.py; tests/infra/test_terraform_wiring.py keeps them equal.
 
 resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
   alarm_name          = "${var.name_prefix}-stream-freshness"
@@ -74,6 +76,7 @@ resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
   namespace           = var.metrics_namespace
   metric_name         = "FreshnessSeconds"
   dimensions          = var.metric_dimensions
+  unit                = "Seconds"
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 5
@@ -93,6 +96,7 @@ resource "aws_cloudwatch_metric_alarm" "consumer_lag" {
   namespace           = var.metrics_namespace
   metric_name         = "ConsumerLag"
   dimensions          = var.metric_dimensions
+  unit                = "Count"
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 10
@@ -112,6 +116,7 @@ resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
   namespace           = var.metrics_namespace
   metric_name         = "QuarantineRate"
   dimensions          = var.metric_dimensions
+  unit                = "None"
   statistic           = "Average"
   period              = 300
   evaluation_periods  = 3
