@@ -6,11 +6,22 @@ Builds, verifies and publishes every index for one day, keyed by the data interv
 (`<lake>/indexes/<table>/dt=<ds>/run=<version>/`), a Soda contract verifies it, and
 only then is the catalog partition `dt=<ds>` created or repointed to it
 (Glue/Athena on AWS, the embedded DuckDB catalog locally). A failed gate leaves the
-version quarantined: nothing half-built is ever visible.
+version quarantined: nothing half-built is ever visible. The batch and aggregate stages
+publish their two tables together or not at all (batch index + quarantine, aggregate
+index + audit trail): one failed gate stops both from being published.
 
 Stages: wait for the day's raw drops -> **batch** (batch index + quarantine) ->
 **aggregate** (stream ∪ batch ∪ settlements, audit trail) -> **business** indexes (one
-mapped task per index) -> compact the day's stream-index files -> run summary.
+mapped task per index) -> compact the day's stream-index files -> run summary ->
+retention. The last two always run (teardown tasks) and do not decide the run's state:
+a run whose gate failed is **failed**, not successful.
+
+#### Retention
+Versions a partition was repointed away from (superseded) are kept
+`lake.retention_days` (30) for time travel and rollback. On AWS the publisher tags them
+`payments-lifecycle=superseded` and S3 expires them; locally `prune_superseded_versions`
+deletes versions older than that which are neither the current nor the previous version
+of their partition. A rollback to a version that has expired fails (nothing is changed).
 
 #### Params (manual runs and `payments_reprocess`)
 * `date` — the day to build, `YYYY-MM-DD` (default: the data interval's day).
@@ -41,6 +52,7 @@ from payments_platform.sensors import raw_drop_sensor
 from payments_platform.spark_jobs import spark_job_operator, spark_job_task
 from payments_platform.stages import (
     plan_daily_run,
+    prune_superseded_versions,
     publish_version,
     resolve_published,
     skip_unless_stage,
@@ -156,14 +168,30 @@ with DAG(
     )
 
     compact_stream_index = spark_job_task(pipeline.compact_stream_job(profile), task_id="compact_stream_index", pool="spark_jobs")
-    summarize_run = summarize_daily_run.override(trigger_rule=TriggerRule.ALL_DONE)()
+    # Teardowns: they run whatever happened upstream, and the run's state is that of the
+    # real work (a plain ALL_DONE leaf would turn a run whose gate failed into a success).
+    summarize_run = summarize_daily_run().as_teardown()
+    prune_versions = prune_superseded_versions().as_teardown()
 
     chain(plan_run, wait_for_raw_drops, build_batch_index, [verify_batch_index, verify_quarantine])
+    # A stage publishes its tables together or not at all: each publish waits for both gates.
+    verify_quarantine >> publish_batch_index
+    verify_batch_index >> publish_quarantine
     chain(
         [publish_batch_index, publish_quarantine],
         resolve_aggregate_inputs,
         build_aggregate_index,
         [verify_aggregate_index, verify_audit_trail],
     )
+    verify_audit_trail >> publish_aggregate_index
+    verify_aggregate_index >> publish_audit_trail
     chain([publish_aggregate_index, publish_audit_trail], resolve_business_inputs)
-    chain(business_plan, build_business_index, verify_business_index, publish_business_index, compact_stream_index, summarize_run)
+    chain(
+        business_plan,
+        build_business_index,
+        verify_business_index,
+        publish_business_index,
+        compact_stream_index,
+        summarize_run,
+        prune_versions,
+    )

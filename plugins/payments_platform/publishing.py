@@ -13,11 +13,28 @@ search; any earlier kept version can be named explicitly.
 
 Both are idempotent: publishing the location a partition already points to changes
 nothing.
+
+Retention (``lake.retention_days``): a version the partition was repointed away from is
+*superseded*; it is kept for time travel and rollback, then removed.
+
+* ``aws``: the publisher tags every object of the superseded version
+  ``payments-lifecycle=superseded`` (``SUPERSEDED_TAG``, the Terraform lake module's
+  ``superseded_tag``); the processed bucket's lifecycle rule expires tagged objects
+  ``retention_days`` after they were written. The version a partition points to is never
+  tagged: publishing (and so rolling back) first removes the tag from its target. Only
+  versions under ``lake.index_uri`` (processed bucket, ``indexes/``) are tagged; the
+  quarantine bucket expires everything by age and the MWAA role may not tag there.
+* ``local``: :meth:`EmbeddedPublisher.prune_superseded` deletes version folders older
+  than ``retention_days`` that are neither the current nor the previous version of
+  their partition (the daily DAG's ``prune_superseded_versions`` task runs it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +43,11 @@ from typing import Any, Protocol
 from payments_platform import lake_io
 from payments_platform.profiles import Profile, get_profile
 
+log = logging.getLogger(__name__)
+
 QUALITY_RESULT_FILE = "_quality.json"
+# The object tag the lake's lifecycle rule expires (infra/terraform/modules/lake, variable superseded_tag).
+SUPERSEDED_TAG = {"Key": "payments-lifecycle", "Value": "superseded"}
 
 
 class PublishError(RuntimeError):
@@ -72,10 +93,19 @@ class Publisher(Protocol):
 
     def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication: ...
 
+    def mark_superseded(self, location: str) -> list[str]: ...
+
+    def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]: ...
+
 
 class _BasePublisher:
     index_uri: str
+    quarantine_uri: str | None = None
     aws_conn_id: str | None = None
+
+    def root_of(self, table: str) -> str:
+        """Where ``table``'s versions live: the quarantine table has its own bucket/folder."""
+        return self.quarantine_uri if table == "quarantine" and self.quarantine_uri else self.index_uri
 
     def _target_for_rollback(self, table: str, dt: str, run_id: str | None) -> str:
         current = self.current(table, dt)
@@ -85,7 +115,7 @@ class _BasePublisher:
             if not current.get("previous_location"):
                 raise PublishError(f"{table} dt={dt} has no previous version to roll back to")
             return current["previous_location"]
-        return lake_io.version_location(self.index_uri, table, dt, run_id)
+        return lake_io.version_location(self.root_of(table), table, dt, run_id)
 
     def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication:
         """Repoint to ``run_id``'s version, or to the previous one when not given."""
@@ -101,10 +131,11 @@ class _BasePublisher:
 class EmbeddedPublisher(_BasePublisher):
     """The local catalog: a DuckDB file with partitions, their history and one view per table."""
 
-    def __init__(self, path: str, database: str, index_uri: str) -> None:
+    def __init__(self, path: str, database: str, index_uri: str, quarantine_uri: str | None = None) -> None:
         self.path = path
         self.database = database
         self.index_uri = index_uri
+        self.quarantine_uri = quarantine_uri
 
     def _connect(self):
         import duckdb
@@ -185,15 +216,62 @@ class EmbeddedPublisher(_BasePublisher):
         ]
         con.execute(f"CREATE OR REPLACE VIEW {self.database}.{table} AS " + " UNION ALL BY NAME ".join(selects))
 
+    def mark_superseded(self, location: str) -> list[str]:
+        """Nothing to tag locally: :meth:`prune_superseded` decides by age and the catalog."""
+        return []
+
+    def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]:
+        """Delete version folders of ``tables`` older than ``retention_days``; returns them.
+
+        A version is ``<root>/<table>/dt=<D>/run=<R>/``; its age is that of its newest
+        file or folder (a version still being written, or just re-verified, is young). The current
+        and the previous version of each published partition are never deleted, whatever
+        their age: the previous one is what a one-step rollback needs. Superseded versions
+        and staged versions that were never published (a failed gate) both expire.
+        """
+        cutoff = (now or datetime.now(UTC)).timestamp() - retention_days * 86400
+        with self._connect() as con:
+            rows = con.execute("SELECT table_name, dt, location, previous_location FROM main.catalog_partitions").fetchall()
+        keep = {os.path.realpath(location) for _, _, current, previous in rows for location in (current, previous) if location}
+        removed = []
+        for table in tables:
+            table_dir = Path(self.root_of(table)) / table
+            for version in sorted(table_dir.glob("dt=*/run=*")):
+                dt = version.parent.name.removeprefix("dt=")
+                location = lake_io.version_location(self.root_of(table), table, dt, version.name.removeprefix("run="))
+                if not version.is_dir() or os.path.realpath(version) in keep:
+                    continue
+                if _newest_mtime(version) < cutoff:
+                    shutil.rmtree(version)
+                    removed.append(location)
+                    log.info("pruned superseded version %s", location)
+        return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    """Newest modification time of ``folder``, its sub-folders and files (when it was last written)."""
+    newest = 0.0
+    for parent, _dirs, files in os.walk(folder):
+        newest = max(newest, os.stat(parent).st_mtime, *(os.stat(os.path.join(parent, name)).st_mtime for name in files))
+    return newest
+
 
 class GluePublisher(_BasePublisher):
     """Glue Data Catalog partitions, created or repointed through ``GlueCatalogHook``."""
 
-    def __init__(self, database: str, index_uri: str, aws_conn_id: str | None, region_name: str | None) -> None:
+    def __init__(
+        self,
+        database: str,
+        index_uri: str,
+        aws_conn_id: str | None,
+        region_name: str | None,
+        quarantine_uri: str | None = None,
+    ) -> None:
         self.database = database
         self.index_uri = index_uri
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
+        self.quarantine_uri = quarantine_uri
 
     @property
     def hook(self):
@@ -221,12 +299,55 @@ class GluePublisher(_BasePublisher):
             "published_at": parameters.get("published_at"),
         }
 
+    def _s3_objects(self, location: str) -> tuple[Any, str, list[str]] | None:
+        """(S3 client, bucket, keys) of a version that the lifecycle rule covers, else None."""
+        if not lake_io.is_s3(location) or not location.rstrip("/").startswith(self.index_uri.rstrip("/") + "/"):
+            return None  # e.g. quarantine versions: their bucket expires every object by age
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        hook = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        bucket, prefix = lake_io._split(location.rstrip("/") + "/")
+        return hook.get_conn(), bucket, sorted(hook.list_keys(bucket, prefix=prefix) or [])
+
+    def _set_superseded(self, location: str, superseded: bool) -> list[str]:
+        """Add or remove ``SUPERSEDED_TAG`` on every object of a version, keeping other tags.
+
+        Returns the keys whose tags changed (objects already in the wanted state are left alone).
+        """
+        found = self._s3_objects(location)
+        if found is None:
+            return []
+        client, bucket, keys = found
+        changed = []
+        for key in keys:
+            tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+            others = [tag for tag in tags if tag["Key"] != SUPERSEDED_TAG["Key"]]
+            wanted = [*others, dict(SUPERSEDED_TAG)] if superseded else others
+            if {(t["Key"], t["Value"]) for t in tags} != {(t["Key"], t["Value"]) for t in wanted}:
+                client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": wanted})
+                changed.append(key)
+        if changed:
+            log.info("%s %d object(s) of %s", "tagged" if superseded else "untagged", len(changed), location)
+        return changed
+
+    def mark_superseded(self, location: str) -> list[str]:
+        """Tag a version's objects for expiry (a superseded or rejected version)."""
+        return self._set_superseded(location, True)
+
+    def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]:
+        """Nothing to delete from Airflow: S3 expires tagged versions (lifecycle rule)."""
+        return []
+
     def publish(self, table: str, dt: str, location: str) -> Publication:
         require_verified(location, self.aws_conn_id)
         run_id = run_id_of(location)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         current = self.current(table, dt)
         if current and current["location"] == location.rstrip("/"):
+            # Idempotent, and repairs tags an interrupted earlier publish left half done.
+            self._set_superseded(location, False)
+            if current["previous_location"]:
+                self._set_superseded(current["previous_location"], True)
             return Publication(
                 table,
                 dt,
@@ -237,6 +358,8 @@ class GluePublisher(_BasePublisher):
                 False,
                 current["published_at"],
             )
+        # The target must not expire once visible (a rollback target was tagged when it was superseded).
+        self._set_superseded(location, False)
         hook = self.hook
         storage = dict(hook.get_table(self.database, table)["StorageDescriptor"])
         storage["Location"] = location.rstrip("/") + "/"
@@ -250,6 +373,8 @@ class GluePublisher(_BasePublisher):
             hook.get_conn().update_partition(
                 DatabaseName=self.database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input
             )
+            # Tagged only after the partition stopped pointing at it: a visible version is never tagged.
+            self._set_superseded(current["location"], True)
         return Publication(
             table,
             dt,
@@ -266,8 +391,10 @@ def get_publisher(profile: Profile | None = None) -> Publisher:
     profile = profile or get_profile()
     catalog = profile.catalog
     if catalog.kind == "glue":
-        return GluePublisher(catalog.database, profile.lake.index_uri, profile.aws_conn_id, profile.region)
-    return EmbeddedPublisher(catalog.embedded_path, catalog.database, profile.lake.index_uri)
+        return GluePublisher(
+            catalog.database, profile.lake.index_uri, profile.aws_conn_id, profile.region, profile.lake.quarantine_uri
+        )
+    return EmbeddedPublisher(catalog.embedded_path, catalog.database, profile.lake.index_uri, profile.lake.quarantine_uri)
 
 
 def publication_json(publication: Publication) -> str:

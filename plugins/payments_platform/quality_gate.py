@@ -7,11 +7,15 @@ job (``spark_apps/jobs/quality_gate.py``, Soda's Spark DataFrame source) on EMR 
 The result is written next to the data as ``_quality.json``; the publisher refuses any
 version without a passing result. A failed gate leaves the version quarantined (staged,
 never visible), pages on-call naming the failed checks and fails the task without retry.
+Under ``aws`` the rejected version's objects are also tagged for the lake's lifecycle rule
+(``publishing.SUPERSEDED_TAG``), so it expires ``lake.retention_days`` after it was
+written; locally the daily DAG's retention step removes it after that time.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -19,8 +23,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from payments_platform import lake_io
 from payments_platform.notifications import page_on_call
 from payments_platform.profiles import Profile, get_profile
-from payments_platform.publishing import QUALITY_RESULT_FILE
+from payments_platform.publishing import QUALITY_RESULT_FILE, get_publisher
 from payments_platform.spark_jobs import SparkJob, client_request_token, emr_configuration_overrides, emr_job_driver
+
+log = logging.getLogger(__name__)
 
 
 def failed_check_names(result: dict[str, Any]) -> list[str]:
@@ -87,12 +93,16 @@ def run_quality_gate(
         lake_io.write_json(lake_io.join(location, QUALITY_RESULT_FILE), result)
     if not result.get("passed"):
         names = failed_check_names(result)
+        try:
+            # aws: tag it for the lifecycle rule so a rejected version expires like a superseded one.
+            get_publisher(profile).mark_superseded(location)
+        except Exception:  # the page below matters more than the tag
+            log.exception("could not mark the rejected version %s for expiry", location)
         page_on_call(
             f"quality gate failed: {table} dt={dt}",
             "The staged version was NOT published and stays quarantined at\n"
-            f"  {location}\nFailed checks:\n"
-            + "\n".join(f"  - {name}" for name in names)
-            + "\nRunbook: docs/runbook.md#quality-gate-failed",
+            f"  {location}\n(kept {profile.lake.retention_days} days after it was written, for investigation)\n"
+            "Failed checks:\n" + "\n".join(f"  - {name}" for name in names) + "\nRunbook: docs/runbook.md#quality-gate-failed",
             details={"table": table, "dt": dt, "location": location, "failed_checks": names},
             profile=profile,
         )

@@ -1,4 +1,4 @@
-"""The Airflow tasks of the daily pipeline: plan, verify, publish, resolve, summarize.
+"""The Airflow tasks of the daily pipeline: plan, verify, publish, resolve, summarize, prune.
 
 Each is a thin TaskFlow task over the plugin package, keyed by the run's plan (the
 ``plan_run`` XCom: the day ``dt``, this run's ``version`` id, the first stage to
@@ -17,7 +17,7 @@ from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from payments_platform import lake_io
-from payments_platform.pipeline import BUSINESS_INDEXES, STAGES
+from payments_platform.pipeline import BUSINESS_INDEXES, STAGE_TABLES, STAGES
 from payments_platform.profiles import get_profile
 from payments_platform.publishing import get_publisher
 from payments_platform.quality_gate import run_quality_gate
@@ -147,3 +147,19 @@ def summarize_daily_run() -> dict[str, Any]:
     for table, info in tables.items():
         print(f"{table:28} quality={info['quality']!s:5} published={info['published']!s:5} {info['location']}")
     return summary
+
+
+@task
+def prune_superseded_versions() -> dict[str, Any]:
+    """Retention: remove local versions older than ``lake.retention_days`` (never current or previous).
+
+    Under ``aws`` this deletes nothing: the publisher tags superseded versions and the S3
+    lifecycle rule expires them.
+    """
+    profile = get_profile()
+    tables = [table for stage in STAGES for table in STAGE_TABLES[stage]]
+    removed = get_publisher(profile).prune_superseded(tables, profile.lake.retention_days)
+    for location in removed:
+        print(f"pruned {location}")
+    print(f"{len(removed)} version(s) older than {profile.lake.retention_days} days pruned")
+    return {"retention_days": profile.lake.retention_days, "removed": removed}

@@ -27,11 +27,21 @@ class _ReleaseAwareRe:
         return re.match(r"emr-spark-\d+\.\d+\.\d+-(latest|\d{8})", string) or re.match(pattern, string, *args)
 
 
+def _tagging_from_xml(self) -> dict[str, str]:
+    """moto 5.2.5 fails on an empty ``TagSet``; S3 accepts it (it clears the object's tags)."""
+    import xmltodict
+
+    tag_set = xmltodict.parse(self.body, force_list={"Tag": True})["Tagging"]["TagSet"] or {}
+    return {tag["Key"]: tag["Value"] or "" for tag in tag_set.get("Tag", [])}
+
+
 @pytest.fixture
 def aws(monkeypatch, aws_profile_env):
     import moto.emrcontainers.models
+    import moto.s3.responses
 
     monkeypatch.setattr(moto.emrcontainers.models, "re", _ReleaseAwareRe())
+    monkeypatch.setattr(moto.s3.responses.S3Response, "_tagging_from_xml", _tagging_from_xml)
     monkeypatch.setenv("PAYMENTS_PROFILE", "aws")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -125,7 +135,8 @@ def test_stream_job_gets_emr_retry_policy(aws):
 
 def _glue_table(table: str) -> None:
     glue = boto3.client("glue", region_name=REGION)
-    glue.create_database(DatabaseInput={"Name": "payments"})
+    if "payments" not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]:
+        glue.create_database(DatabaseInput={"Name": "payments"})
     glue.create_table(
         DatabaseName="payments",
         TableInput={
@@ -142,15 +153,18 @@ def _glue_table(table: str) -> None:
     )
 
 
-def _stage_version(run_id: str, passed: bool = True) -> str:
+def _stage_version(
+    run_id: str, passed: bool = True, table: str = "batch_index", root: str = "s3://payments-processed-test/indexes"
+) -> str:
     s3 = boto3.client("s3", region_name=REGION)
-    if "payments-processed-test" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket="payments-processed-test", CreateBucketConfiguration={"LocationConstraint": REGION})
-    location = lake_io.version_location("s3://payments-processed-test/indexes", "batch_index", "2026-11-21", run_id)
-    prefix = location.removeprefix("s3://payments-processed-test/")
-    s3.put_object(Bucket="payments-processed-test", Key=f"{prefix}/part-0.parquet", Body=b"PAR1")
+    bucket = root.removeprefix("s3://").split("/", 1)[0]
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    location = lake_io.version_location(root, table, "2026-11-21", run_id)
+    prefix = location.removeprefix(f"s3://{bucket}/")
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/part-0.parquet", Body=b"PAR1")
     s3.put_object(
-        Bucket="payments-processed-test",
+        Bucket=bucket,
         Key=f"{prefix}/_quality.json",
         Body=json.dumps({"passed": passed, "checks_failed": [] if passed else [{"name": "row_count > 0"}]}),
     )
@@ -189,6 +203,146 @@ def test_glue_partition_created_repointed_and_rolled_back(aws):
     with pytest.raises(PublishError, match=r"quality gate failed \(row_count > 0\)"):
         publisher.publish("batch_index", "2026-11-21", failed)
     assert publisher.current("batch_index", "2026-11-21")["location"] == first
+
+
+SUPERSEDED = {"Key": "payments-lifecycle", "Value": "superseded"}
+OWNER = {"Key": "owner", "Value": "payments-data-platform"}
+
+
+@pytest.fixture
+def s3_requests(aws, monkeypatch):
+    """Every ``PutObjectTagging`` request the publisher sends (through one recorded S3 client)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = boto3.client("s3", region_name=REGION)
+    monkeypatch.setattr(S3Hook, "get_conn", lambda self: client)
+    return capture(client, "PutObjectTagging")
+
+
+def _tags(location: str) -> dict[str, list[dict]]:
+    """Key (relative to the version) -> its tag set, for every object of a version."""
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket, prefix = location.removeprefix("s3://").split("/", 1)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]]
+    return {key.removeprefix(prefix + "/"): s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] for key in sorted(keys)}
+
+
+def _tag_request(location: str, name: str, tags: list[dict]) -> dict:
+    bucket, prefix = location.removeprefix("s3://").split("/", 1)
+    return {"Bucket": bucket, "Key": f"{prefix}/{name}", "Tagging": {"TagSet": tags}}
+
+
+def test_superseded_versions_are_tagged_for_expiry_and_a_rollback_moves_the_tag(aws, s3_requests):
+    from payments_platform.publishing import GluePublisher
+
+    _glue_table("batch_index")
+    publisher = GluePublisher("payments", aws.lake.index_uri, aws.aws_conn_id, REGION, aws.lake.quarantine_uri)
+    v1, v2 = _stage_version("v1"), _stage_version("v2")
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket, prefix = v1.removeprefix("s3://").split("/", 1)
+    s3.put_object_tagging(Bucket=bucket, Key=f"{prefix}/part-0.parquet", Tagging={"TagSet": [OWNER]})  # someone else's tag
+
+    publisher.publish("batch_index", "2026-11-21", v1)
+    assert s3_requests == [], "a new version is published without tagging anything"
+
+    publisher.publish("batch_index", "2026-11-21", v2)
+    assert s3_requests == [
+        _tag_request(v1, "_quality.json", [SUPERSEDED]),
+        _tag_request(v1, "part-0.parquet", [OWNER, SUPERSEDED]),
+    ], "every object of the version left behind, other tags kept"
+    assert _tags(v2) == {"_quality.json": [], "part-0.parquet": []}, "the published version is never tagged"
+
+    s3_requests.clear()
+    publisher.publish("batch_index", "2026-11-21", v2)
+    assert s3_requests == [], "idempotent: nothing to change"
+
+    publisher.rollback("batch_index", "2026-11-21")
+    assert s3_requests == [
+        _tag_request(v1, "_quality.json", []),
+        _tag_request(v1, "part-0.parquet", [OWNER]),
+        _tag_request(v2, "_quality.json", [SUPERSEDED]),
+        _tag_request(v2, "part-0.parquet", [SUPERSEDED]),
+    ], "the tag leaves the version that is current again (first) and goes to the one left"
+    assert _tags(v1) == {"_quality.json": [], "part-0.parquet": [OWNER]}
+    assert _tags(v2) == {"_quality.json": [SUPERSEDED], "part-0.parquet": [SUPERSEDED]}
+    assert publisher.current("batch_index", "2026-11-21")["location"] == v1
+
+
+def test_a_republish_repairs_tags_an_interrupted_publish_left(aws, s3_requests):
+    from payments_platform.publishing import GluePublisher
+
+    _glue_table("batch_index")
+    publisher = GluePublisher("payments", aws.lake.index_uri, aws.aws_conn_id, REGION, aws.lake.quarantine_uri)
+    v1, v2 = _stage_version("v1"), _stage_version("v2")
+    publisher.publish("batch_index", "2026-11-21", v1)
+    original = GluePublisher._set_superseded
+    calls = []
+
+    def fail_when_tagging(self, location, superseded):
+        calls.append((location, superseded))
+        if superseded:
+            raise RuntimeError("S3 throttled")
+        return original(self, location, superseded)
+
+    GluePublisher._set_superseded = fail_when_tagging
+    try:
+        with pytest.raises(RuntimeError, match="throttled"):
+            publisher.publish("batch_index", "2026-11-21", v2)  # repointed, then tagging v1 failed
+    finally:
+        GluePublisher._set_superseded = original
+    assert calls == [(v2, False), (v1, True)]
+    assert publisher.current("batch_index", "2026-11-21")["location"] == v2
+    assert _tags(v1) == {"_quality.json": [], "part-0.parquet": []}
+
+    assert publisher.publish("batch_index", "2026-11-21", v2).changed is False  # the task's retry
+    assert _tags(v1) == {"_quality.json": [SUPERSEDED], "part-0.parquet": [SUPERSEDED]}
+    assert _tags(v2) == {"_quality.json": [], "part-0.parquet": []}
+
+
+def test_quarantine_versions_are_not_tagged(aws, s3_requests):
+    """The quarantine bucket expires every object by age; the MWAA role may not tag there."""
+    from payments_platform.publishing import get_publisher
+
+    _glue_table("quarantine")
+    publisher = get_publisher(aws)
+    root = aws.lake.quarantine_uri
+    q1, q2 = (_stage_version(f"q{i}", table="quarantine", root=root) for i in (1, 2))
+    publisher.publish("quarantine", "2026-11-21", q1)
+    publisher.publish("quarantine", "2026-11-21", q2)
+    assert publisher.rollback("quarantine", "2026-11-21", run_id="q1").location == q1
+    assert s3_requests == []
+
+
+def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(aws, s3_requests, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from payments_platform import quality_gate
+
+    sqs, queue_url = _sns_subscribed_queue()
+    rejected = _stage_version("v9", passed=False)
+    result = {"passed": False, "checks_total": 40, "checks_failed": [{"name": "merchant_risk_level is a known risk level"}]}
+    monkeypatch.setattr(quality_gate, "_verify_on_emr", lambda *args: result)
+    with pytest.raises(AirflowFailException, match="merchant_risk_level is a known risk level"):
+        quality_gate.run_quality_gate("batch_index", rejected, "2026-11-21", profile=aws)
+    assert s3_requests == [
+        _tag_request(rejected, "_quality.json", [SUPERSEDED]),
+        _tag_request(rejected, "part-0.parquet", [SUPERSEDED]),
+    ], "a rejected version expires like a superseded one"
+    [envelope] = _received(sqs, queue_url)
+    message = json.loads(envelope["Message"])
+    assert message["details"]["failed_checks"] == ["merchant_risk_level is a known risk level"]
+    assert message["details"]["location"] == rejected
+
+
+def test_the_tag_is_the_one_the_lifecycle_rule_expires():
+    from payments_platform.profiles import PROJECT_ROOT
+    from payments_platform.publishing import SUPERSEDED_TAG
+
+    variables = (PROJECT_ROOT / "infra" / "terraform" / "modules" / "lake" / "variables.tf").read_text()
+    block = variables[variables.index('variable "superseded_tag"') :]
+    block = block[: block.index("\n}\n")]
+    assert re.search(r'key\s*=\s*"([^"]+)"', block).group(1) == SUPERSEDED_TAG["Key"]
+    assert re.search(r'value\s*=\s*"([^"]+)"', block).group(1) == SUPERSEDED_TAG["Value"]
 
 
 def _sns_subscribed_queue() -> tuple[object, str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -81,3 +84,98 @@ def test_rollback_without_history_is_refused(publisher, tmp_path):
     with pytest.raises(PublishError, match="no previous version"):
         publisher.rollback("batch_index", "2026-11-21")
     assert json.loads(json.dumps(publisher.current("batch_index", "2026-11-21")))["run_id"] == "v1"
+
+
+# --- retention: superseded versions are pruned locally -------------------------------
+
+DAY = 86400
+NOW = 1_800_000_000.0  # a fixed "now" (2027-01-15); version ages are set relative to it
+
+
+def make_old(location: str, days: float) -> None:
+    """Set every file and folder of a version to ``days`` before NOW."""
+    for path in [Path(location), *Path(location).rglob("*")]:
+        os.utime(path, (NOW - days * DAY, NOW - days * DAY))
+
+
+def staged_version(root: Path, table: str, dt: str, run_id: str, days_old: float, passed: bool = True) -> str:
+    location = lake_io.version_location(str(root), table, dt, run_id)
+    Path(location).mkdir(parents=True)
+    pq.write_table(pa.table({"transaction_id": [run_id]}), f"{location}/part-0.parquet")
+    lake_io.write_json(f"{location}/_quality.json", {"passed": passed, "checks_failed": []})
+    make_old(location, days_old)
+    return location
+
+
+@pytest.fixture
+def lake(tmp_path):
+    publisher = EmbeddedPublisher(
+        str(tmp_path / "catalog.duckdb"), "payments", str(tmp_path / "indexes"), quarantine_uri=str(tmp_path / "quarantine")
+    )
+    return publisher, tmp_path / "indexes", tmp_path / "quarantine"
+
+
+def test_prune_removes_only_old_versions_that_are_neither_current_nor_previous(lake):
+    publisher, indexes, quarantine = lake
+    dt = "2026-11-21"
+    v1, v2, v3 = (staged_version(indexes, "batch_index", dt, f"v{i}", days_old=40) for i in (1, 2, 3))
+    for version in (v1, v2, v3):
+        publisher.publish("batch_index", dt, version)  # current v3, previous v2, v1 superseded twice over
+    make_old(v3, 40)  # publishing does not touch the files, but be explicit: every one is old
+    rejected = staged_version(indexes, "batch_index", dt, "v4", days_old=31, passed=False)  # failed gate, never published
+    young = staged_version(indexes, "batch_index", dt, "v5", days_old=29)  # superseded-to-be, still within retention
+    old_day = staged_version(indexes, "batch_index", "2026-09-01", "only", days_old=400)
+    publisher.publish("batch_index", "2026-09-01", old_day)  # the published version of an old day never expires
+    q1, q2 = (staged_version(quarantine, "quarantine", dt, f"q{i}", days_old=40) for i in (1, 2))
+    q0 = staged_version(quarantine, "quarantine", "2026-10-01", "q0", days_old=60)
+    publisher.publish("quarantine", "2026-10-01", q0)
+    q_new = staged_version(quarantine, "quarantine", "2026-10-01", "q_new", days_old=0)
+    publisher.publish("quarantine", "2026-10-01", q_new)  # q0 is now the previous version: kept
+    publisher.publish("quarantine", dt, q1)
+    publisher.publish("quarantine", dt, q2)
+    q3 = staged_version(quarantine, "quarantine", dt, "q3", days_old=45)
+    stream_hour = indexes / "stream_index" / f"dt={dt}" / "hour=00"  # not a versioned table: never touched
+    stream_hour.mkdir(parents=True)
+    pq.write_table(pa.table({"transaction_id": ["s"]}), stream_hour / "part-0.parquet")
+    make_old(str(stream_hour.parent), 400)
+
+    removed = publisher.prune_superseded(
+        ["batch_index", "quarantine", "aggregate_index"], retention_days=30, now=datetime.fromtimestamp(NOW, UTC)
+    )
+
+    assert sorted(removed) == sorted([v1, rejected, q3])
+    for gone in (v1, rejected, q3):
+        assert not Path(gone).exists()
+    for kept in (v2, v3, young, old_day, q0, q1, q2, q_new):
+        assert (Path(kept) / "part-0.parquet").is_file(), kept
+    assert (stream_hour / "part-0.parquet").is_file()
+    assert publisher.prune_superseded(["batch_index", "quarantine"], 30, now=datetime.fromtimestamp(NOW, UTC)) == []
+
+    # One-step rollback still works (the previous version is kept) ...
+    assert publisher.rollback("batch_index", dt).location == v2
+    assert [r[1] for r in view_rows(publisher) if r[0] == dt] == ["v2"]
+    # ... and a rollback to a pruned version is refused without touching the partition.
+    with pytest.raises(PublishError, match="no Parquet files there"):
+        publisher.rollback("batch_index", dt, run_id="v1")
+    assert publisher.current("batch_index", dt)["location"] == v2
+
+
+def test_a_rollback_keeps_the_version_it_left_as_previous(lake):
+    publisher, indexes, _ = lake
+    dt = "2026-11-21"
+    v1, v2, v3 = (staged_version(indexes, "batch_index", dt, f"v{i}", days_old=90) for i in (1, 2, 3))
+    for version in (v1, v2, v3):
+        publisher.publish("batch_index", dt, version)
+    publisher.rollback("batch_index", dt, run_id="v1")  # current v1, previous v3
+    removed = publisher.prune_superseded(["batch_index"], retention_days=30, now=datetime.fromtimestamp(NOW, UTC))
+    assert removed == [v2]
+    assert publisher.rollback("batch_index", dt).location == v3, "the version the rollback left is still there"
+
+
+def test_rollback_to_a_named_quarantine_version_looks_in_the_quarantine_root(lake):
+    publisher, _, quarantine = lake
+    dt = "2026-11-21"
+    q1, q2 = (staged_version(quarantine, "quarantine", dt, f"q{i}", days_old=1) for i in (1, 2))
+    publisher.publish("quarantine", dt, q1)
+    publisher.publish("quarantine", dt, q2)
+    assert publisher.rollback("quarantine", dt, run_id="q1").location == q1
