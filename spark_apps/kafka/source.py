@@ -30,6 +30,21 @@ real Kafka broker the fetch simply confirms the watermark.
 
 ``maxOffsetsPerTrigger`` caps each batch relative to the previous batch's end as
 known to this driver process; the first batch after a restart is not capped.
+
+Two read modes (option ``readMode``):
+
+* ``driver`` (default): a :class:`SimpleDataSourceStreamReader`. Spark's long-lived
+  Python source process keeps one consumer assigned to every partition and, when Spark
+  asks for the latest offset, reads what is available (at most ``maxOffsetsPerTrigger``
+  records) and hands the records to Spark with the batch's offsets, so a micro-batch
+  costs no Python worker, consumer or connection per partition and per scan, and the end
+  offsets are the records actually read (no high-watermark probing). A batch that Spark
+  replays after a restart (offsets in the log, records no longer prefetched) is read by
+  ``readBetweenOffsets`` from exactly its offset range. Meant for the rates one driver
+  process handles (measured: bench/RESULTS.md).
+* ``executors``: a partitioned :class:`DataSourceStreamReader`, one Spark task per Kafka
+  partition reading ``[start, end)`` with its own consumer; end offsets come from
+  :class:`EndOffsetProbe`.
 """
 
 from __future__ import annotations
@@ -42,7 +57,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.errors import PySparkNotImplementedError
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition, SimpleDataSourceStreamReader
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 FORMAT_NAME = "payments_kafka"
@@ -82,6 +98,7 @@ class KafkaOptions:
     security: str = "plaintext"
     region: str | None = None
     read_timeout_s: float = 60.0
+    read_mode: str = "driver"
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> KafkaOptions:
@@ -98,6 +115,7 @@ class KafkaOptions:
             security=_option(options, "security", default="plaintext"),
             region=_option(options, "region"),
             read_timeout_s=float(_option(options, "readTimeoutMs", default="60000")) / 1000.0,
+            read_mode=_read_mode(_option(options, "readMode", default="driver")),
         )
 
     def client_config(self, **extra: Any) -> dict[str, Any]:
@@ -120,6 +138,12 @@ class KafkaOptions:
                 }
             )
         )
+
+
+def _read_mode(value: str) -> str:
+    if value not in ("driver", "executors"):
+        raise ValueError(f"{FORMAT_NAME}: readMode must be 'driver' or 'executors', not {value!r}")
+    return value
 
 
 def _quiet_logger():
@@ -242,19 +266,8 @@ class KafkaStreamReader(DataSourceStreamReader):
         return self._probe.end_offsets(topic_partitions(self._consumer, self.options.topics))
 
     def initialOffset(self) -> dict:
-        spec = self.options.starting_offsets.strip()
         ends = self._ends()
-        if spec == "latest":
-            positions = ends
-        elif spec == "earliest":
-            from confluent_kafka import TopicPartition
-
-            positions = {
-                tp: self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=_METADATA_TIMEOUT_S)[0] for tp in ends
-            }
-        else:
-            given = from_offsets(json.loads(spec))
-            positions = {tp: given.get(tp, 0) for tp in ends}
+        positions = starting_positions(self._consumer, self._probe, self.options.starting_offsets, sorted(ends))
         self._last_end = dict(positions)
         return to_offsets(positions)
 
@@ -285,24 +298,176 @@ class KafkaStreamReader(DataSourceStreamReader):
             self._consumer = None
 
 
+def starting_positions(consumer, probe: EndOffsetProbe, spec: str, partitions: list[tuple[str, int]]) -> dict:
+    """Positions of ``startingOffsets`` (earliest | latest | JSON) for a new query."""
+    from confluent_kafka import TopicPartition
+
+    spec = spec.strip()
+    if spec == "latest":
+        return probe.end_offsets(partitions)
+    if spec == "earliest":
+        return {tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=_METADATA_TIMEOUT_S)[0] for tp in partitions}
+    given = from_offsets(json.loads(spec))
+    return {tp: given.get(tp, 0) for tp in partitions}
+
+
+class KafkaDriverStreamReader(SimpleDataSourceStreamReader):
+    """``readMode=driver``: one long-lived consumer in Spark's Python source process (see the module docstring)."""
+
+    IDLE_POLL_S = 0.02  # an empty poll this long ends a read: everything fetched so far is the batch
+    PARTITION_REFRESH_S = 30.0
+
+    def __init__(self, options: KafkaOptions) -> None:
+        self.options = options
+        self._consumer = None
+        self._positions: dict[tuple[str, int], int] = {}  # where the consumer stands
+        self._partitions_checked = float("-inf")
+
+    def _ensure_consumer(self):
+        if self._consumer is None:
+            self._consumer = self.options.consumer(**{"fetch.wait.max.ms": 5, "fetch.queue.backoff.ms": 1})
+        return self._consumer
+
+    def initialOffset(self) -> dict:
+        consumer = self._ensure_consumer()
+        partitions = topic_partitions(consumer, self.options.topics)
+        positions = starting_positions(consumer, EndOffsetProbe(consumer), self.options.starting_offsets, partitions)
+        return to_offsets(positions)
+
+    def _assign(self, wanted: dict[tuple[str, int], int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        consumer = self._ensure_consumer()
+        if wanted != self._positions:
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in sorted(wanted.items())])
+            self._positions = dict(wanted)
+
+    def read(self, start: dict) -> tuple[Iterator, dict]:
+        position = from_offsets(start)
+        now = time.monotonic()
+        if now - self._partitions_checked >= self.PARTITION_REFRESH_S:
+            for tp in topic_partitions(self._ensure_consumer(), self.options.topics):
+                position.setdefault(tp, 0)  # a partition added since the last batch: from its start
+            self._partitions_checked = now
+        self._assign(position)
+        consumer = self._consumer
+        limit = self.options.max_offsets_per_trigger or 10**12
+        # Everything below each partition's high watermark is read in this batch (so a drain or an
+        # availableNow batch sees all of it); what arrives meanwhile is taken until an idle poll.
+        targets = self._high_watermarks(position)
+        deadline = time.monotonic() + self.options.read_timeout_s
+        columns = _Columns()
+        read = 0
+        while read < limit:
+            pending = [tp for tp, high in targets.items() if position[tp] < high]
+            messages = consumer.consume(
+                num_messages=int(min(_READ_BATCH, limit - read)), timeout=0.2 if pending else self.IDLE_POLL_S
+            )
+            if not messages:
+                if not pending:
+                    break
+                for tp, next_offset in self._fetch_positions(pending).items():  # skips control records
+                    position[tp] = max(position[tp], next_offset)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{FORMAT_NAME}: no records below the high watermark {targets} from {position}")
+                continue
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise RuntimeError(f"{FORMAT_NAME}: {error}")
+                    continue
+                tp = (message.topic(), message.partition())
+                offset = message.offset()
+                if offset < position.get(tp, 0):
+                    continue  # already consumed (cannot happen after an assign at the position)
+                position[tp] = offset + 1
+                columns.add(message)
+                read += 1
+        self._positions = dict(position)
+        return iter(columns.record_batches()), to_offsets(position)
+
+    def _high_watermarks(self, position: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        from confluent_kafka import TopicPartition
+
+        highs = {}
+        for tp in position:
+            _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=_METADATA_TIMEOUT_S, cached=False)
+            if high > position[tp]:
+                highs[tp] = high
+        return highs
+
+    def _fetch_positions(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        from confluent_kafka import TopicPartition
+
+        found = self._consumer.position([TopicPartition(*tp) for tp in partitions])
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
+    def readBetweenOffsets(self, start: dict, end: dict) -> Iterator:
+        start_pos, end_pos = from_offsets(start), from_offsets(end)
+        for (topic, partition), stop in sorted(end_pos.items()):
+            first = start_pos.get((topic, partition), 0)
+            if stop > first:
+                yield from read_range(self.options, topic, partition, first, stop)
+
+    def commit(self, end: dict) -> None:
+        pass
+
+    def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+class _Columns:
+    """Kafka records of several partitions as Arrow record batches (one per partition, offset order)."""
+
+    def __init__(self) -> None:
+        self.by_partition: dict[tuple[str, int], tuple[list, list, list, list, list]] = {}
+
+    def add(self, message) -> None:
+        key = (message.topic(), message.partition())
+        columns = self.by_partition.get(key)
+        if columns is None:
+            columns = self.by_partition[key] = ([], [], [], [], [])
+        stamp_type, stamp_ms = message.timestamp()
+        columns[0].append(message.key())
+        columns[1].append(message.value())
+        columns[2].append(message.offset())
+        columns[3].append(stamp_ms * 1000)
+        columns[4].append(max(stamp_type - 1, 0))  # librdkafka 1=create, 2=log-append; Spark 0/1
+
+    def record_batches(self) -> list:
+        return [
+            _record_batch(_arrow_schema(), topic, partition, *columns)
+            for (topic, partition), columns in sorted(self.by_partition.items())
+        ]
+
+
+def _arrow_schema():
+    """KAFKA_RECORD_SCHEMA in Arrow, nullability included (Spark compares the prefetched batches' schema)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("key", pa.binary()),
+            pa.field("value", pa.binary()),
+            pa.field("topic", pa.string(), nullable=False),
+            pa.field("partition", pa.int32(), nullable=False),
+            pa.field("offset", pa.int64(), nullable=False),
+            pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("timestampType", pa.int32(), nullable=False),
+        ]
+    )
+
+
 def read_range(
     options: KafkaOptions, topic: str, partition: int, start: int, end: int, batch_rows: int = _READ_BATCH
 ) -> Iterator:
     """Yield Arrow record batches holding exactly the records at offsets [start, end) of one partition."""
-    import pyarrow as pa
     from confluent_kafka import TopicPartition
 
-    arrow_schema = pa.schema(
-        [
-            ("key", pa.binary()),
-            ("value", pa.binary()),
-            ("topic", pa.string()),
-            ("partition", pa.int32()),
-            ("offset", pa.int64()),
-            ("timestamp", pa.timestamp("us", tz="UTC")),
-            ("timestampType", pa.int32()),
-        ]
-    )
+    arrow_schema = _arrow_schema()
     consumer = options.consumer(**{"fetch.wait.max.ms": 100})
     try:
         consumer.assign([TopicPartition(topic, partition, start)])
@@ -372,7 +537,13 @@ class KafkaDataSource(DataSource):
         return KAFKA_RECORD_SCHEMA
 
     def streamReader(self, schema: StructType) -> KafkaStreamReader:
-        return KafkaStreamReader(KafkaOptions.parse(self.options))
+        options = KafkaOptions.parse(self.options)
+        if options.read_mode == "driver":  # Spark then asks for simpleStreamReader
+            raise PySparkNotImplementedError(errorClass="NOT_IMPLEMENTED", messageParameters={"feature": "streamReader"})
+        return KafkaStreamReader(options)
+
+    def simpleStreamReader(self, schema: StructType) -> KafkaDriverStreamReader:
+        return KafkaDriverStreamReader(KafkaOptions.parse(self.options))
 
 
 def register(spark) -> None:

@@ -34,6 +34,7 @@ micro-batch produce the same rows.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ RULE_SIGNAL_COLUMNS = (
     ("prev_country_minutes", "double"),
     ("distinct_devices", "int"),
 )
+SIGNAL_NAMES = tuple(name for name, _type in RULE_SIGNAL_COLUMNS)
 _MS_PER_DAY = 86_400_000
+_EPOCH_UTC = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,6 @@ class RuleWindows:
     @property
     def card_retention_ms(self) -> int:
         return max(self.velocity_ms, self.card_testing_ms, 300_000)
-
-
-def _ms(value) -> int:
-    return int(pd.Timestamp(value).value // 1_000_000)
 
 
 class BucketState:
@@ -93,43 +92,44 @@ class BucketState:
 
     def add(self, t_ms: int, txn_id: str, card: str, user: str, country, device, amount, currency) -> None:
         entries = self.cards.setdefault(card, [])
-        if not any(e[1] == txn_id for e in entries):
+        if not _contains(entries, t_ms, txn_id):
             bisect.insort(entries, (t_ms, txn_id, amount, currency))
         history = self.users.setdefault(user, [])
-        if not any(e[1] == txn_id for e in history):
+        if not _contains(history, t_ms, txn_id):
             bisect.insort(history, (t_ms, txn_id, country or ""))
         if device:
             day = self.devices.setdefault(user, {}).setdefault(t_ms // _MS_PER_DAY, {})
             day[device] = min(day.get(device, t_ms), t_ms)
 
     def signals(self, t_ms: int, txn_id: str, card: str, user: str, country, windows: RuleWindows) -> dict:
-        entries = self.cards.get(card, [])
+        """RULE_SIGNAL_COLUMNS of a transaction at ``t_ms``, by name."""
+        values = self.signal_values(t_ms, txn_id, card, user, country, windows)
+        return dict(zip(SIGNAL_NAMES, values, strict=True))
 
-        def card_count(window_ms: int) -> int:
-            return sum(1 for e in entries if t_ms - window_ms < e[0] <= t_ms)
-
-        amounts = [
-            {"amount": e[2], "currency": e[3], "event_time": pd.Timestamp(e[0], unit="ms")}
-            for e in entries
-            if t_ms - windows.card_testing_ms < e[0] <= t_ms
-        ]
+    def signal_values(self, t_ms: int, txn_id: str, card: str, user: str, country, windows: RuleWindows) -> tuple:
+        """(velocity_count, card_count_1m, card_count_5m, card_window_amounts, prev_country_minutes, distinct_devices)."""
+        velocity = minute = five = 0
+        amounts = []
+        for entry in self.cards.get(card, ()):
+            age = t_ms - entry[0]
+            if age < 0:
+                break  # sorted by time: the rest is later than this event
+            velocity += age < windows.velocity_ms
+            minute += age < 60_000
+            five += age < 300_000
+            if age < windows.card_testing_ms:
+                amounts.append({"amount": entry[2], "currency": entry[3], "event_time": _timestamp(entry[0])})
         previous = None
-        for entry in self.users.get(user, []):
-            if entry[0] > t_ms or (entry[0] == t_ms and entry[1] >= txn_id):
-                break
-            previous = entry
+        history = self.users.get(user)
+        if history:
+            # The user's newest transaction before this one in (event time, transaction id) order.
+            index = bisect.bisect_left(history, (t_ms, txn_id))
+            previous = history[index - 1] if index > 0 else None
         prev_minutes = None
         if previous is not None and previous[2] and country and previous[2] != country:
             prev_minutes = (t_ms - previous[0]) / 60_000
         day = self.devices.get(user, {}).get(t_ms // _MS_PER_DAY, {})
-        return {
-            "velocity_count": card_count(windows.velocity_ms),
-            "card_count_1m": card_count(60_000),
-            "card_count_5m": card_count(300_000),
-            "card_window_amounts": amounts,
-            "prev_country_minutes": prev_minutes,
-            "distinct_devices": sum(1 for first in day.values() if first <= t_ms),
-        }
+        return velocity, minute, five, amounts, prev_minutes, sum(1 for first in day.values() if first <= t_ms)
 
     def evict(self, watermark_ms: int, windows: RuleWindows) -> None:
         if watermark_ms <= 0:
@@ -155,6 +155,19 @@ class BucketState:
         return sum(map(len, self.cards.values())) + sum(map(len, self.users.values()))
 
 
+def _contains(entries: list[tuple], t_ms: int, txn_id: str) -> bool:
+    """Whether the time-sorted ``entries`` hold (t_ms, txn_id, ...)."""
+    index = bisect.bisect_left(entries, (t_ms, txn_id))
+    return index < len(entries) and entries[index][0] == t_ms and entries[index][1] == txn_id
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _timestamp(t_ms: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(milliseconds=t_ms)
+
+
 def card_key(card_token, user_id: str) -> str:
     """Same grouping as fraud_rules.card_key_col: the card, else the user."""
     return card_token if isinstance(card_token, str) and card_token else f"user:{user_id}"
@@ -168,32 +181,25 @@ def make_rule_state_function(windows: RuleWindows):
         batch = pd.concat(list(frames), ignore_index=True)
         if batch.empty:
             return
-        batch["t_ms__"] = batch["event_time"].map(_ms)
+        event_time = pd.to_datetime(batch["event_time"], utc=True)
+        batch["t_ms__"] = (event_time - _EPOCH_UTC) // pd.Timedelta(milliseconds=1)
         # Transactions join the state in event-time order before any signal is scored.
         batch["order__"] = (batch["row_kind"] != "txn").astype(int)
         batch = batch.sort_values(["order__", "t_ms__", "transaction_id", "kafka_partition", "kafka_offset"], kind="mergesort")
-        rows = []
-        txns = batch[batch["row_kind"] == "txn"]
-        for rec in txns.itertuples(index=False):
-            bucket.add(
-                rec.t_ms__,
-                rec.transaction_id,
-                card_key(rec.card_token, rec.user_id),
-                rec.user_id,
-                rec.country,
-                rec.device_id,
-                rec.amount,
-                rec.currency,
-            )
-        for rec in batch.itertuples(index=False):
-            rows.append(
-                bucket.signals(
-                    rec.t_ms__, rec.transaction_id, card_key(rec.card_token, rec.user_id), rec.user_id, rec.country, windows
-                )
-            )
+        t_ms = batch["t_ms__"].tolist()
+        ids = batch["transaction_id"].tolist()
+        users = batch["user_id"].tolist()
+        cards = [card_key(c, u) for c, u in zip(batch["card_token"].tolist(), users, strict=True)]
+        countries = batch["country"].tolist()
+        is_txn = (batch["row_kind"] == "txn").tolist()
+        devices, amounts, currencies = batch["device_id"].tolist(), batch["amount"].tolist(), batch["currency"].tolist()
+        for i in range(len(ids)):
+            if is_txn[i]:
+                bucket.add(t_ms[i], ids[i], cards[i], users[i], countries[i], devices[i], amounts[i], currencies[i])
+        rows = [bucket.signal_values(t_ms[i], ids[i], cards[i], users[i], countries[i], windows) for i in range(len(ids))]
         bucket.evict(state.getCurrentWatermarkMs(), windows)
         state.update((bucket.dump(),))
-        signals = pd.DataFrame(rows, index=batch.index)
+        signals = pd.DataFrame(rows, index=batch.index, columns=list(SIGNAL_NAMES))
         yield pd.concat([batch.drop(columns=["t_ms__", "order__"]), signals], axis=1)
 
     return update

@@ -8,9 +8,11 @@ For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
    spark_apps.fraud_rules) and become STREAM_INDEX_SCHEMA rows;
 2. ``signal`` rows whose transaction was indexed in an earlier batch (the model output
    arrived after it) are scored the same way; they produce an updated alert only;
-3. the index rows are committed under ``<index>/stream_index/dt=D/hour=H/`` with file
-   names ``part-b<batch>-<n>.parquet``: written to a staging folder, then every file of
-   an earlier attempt of the same batch is deleted and the new files are renamed in.
+3. index rows, alerts and dead letters come out of ONE Spark job (``toArrow`` of
+   :func:`batch_output` over the cached batch); the driver writes the index rows with
+   pyarrow under ``<index>/stream_index/dt=D/hour=H/`` as ``part-b<batch>-00000.parquet``:
+   written to a staging folder, then every file of an earlier attempt of the same batch is
+   deleted and the new file is renamed in.
    A replayed batch (same offsets, same state version, so the same rows) therefore
    replaces its own files and never duplicates a transaction;
 4. alerts (every transaction with a rule flag, a policy flag or an action other than
@@ -100,7 +102,9 @@ class ReferenceData:
                 good_df, _bad = read_side_source(
                     self.spark, source_location(self.raw_uri, name, date), name, schema, "stream", dt.datetime.now(dt.UTC)
                 )
-                tables[name] = good_df.localCheckpoint()  # materialized once per refresh
+                # Materialized once per refresh, in one partition: the shared enrichment code's
+                # aggregations over it then need no shuffle in every micro-batch.
+                tables[name] = good_df.coalesce(1).localCheckpoint()
             self.dates[name] = date
         for old in self.tables.values():
             old.unpersist()
@@ -126,7 +130,10 @@ def with_small_count(df: DataFrame, fx_df: DataFrame, rules: FraudRules) -> Data
         .groupBy("transaction_id")
         .agg(F.sum((F.col("amount_reporting") <= F.lit(rules.card_testing_small_amount)).cast("int")).alias("small_count"))
     )
-    return df.join(entries_df, "transaction_id", "left").withColumn("small_count", F.coalesce("small_count", F.lit(0)))
+    # A micro-batch is small: broadcasting its counts avoids shuffling the batch for the join.
+    return df.join(F.broadcast(entries_df), "transaction_id", "left").withColumn(
+        "small_count", F.coalesce("small_count", F.lit(0))
+    )
 
 
 def with_scoring(rows_df: DataFrame, reference: dict[str, DataFrame], rules: FraudRules) -> DataFrame:
@@ -142,13 +149,15 @@ def with_scoring(rows_df: DataFrame, reference: dict[str, DataFrame], rules: Fra
     )
 
 
-def latest_signal_per_transaction(signal_df: DataFrame) -> DataFrame:
+def latest_signal_per_transaction(signal_df: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
+    """Per transaction id, the SIGNAL_COLUMNS of its latest ML output (and ``keep`` columns of that row)."""
     order = F.struct("inference_time", "model_version", "fraud_score")
-    latest = F.max_by(F.struct(*SIGNAL_COLUMNS), order)
+    columns = (*SIGNAL_COLUMNS, *keep)
+    latest = F.max_by(F.struct(*columns), order)
     return (
         signal_df.groupBy("transaction_id")
         .agg(latest.alias("_s"))
-        .select("transaction_id", *[F.col(f"_s.{c}").alias(c) for c in SIGNAL_COLUMNS])
+        .select("transaction_id", *[F.col(f"_s.{c}").alias(c) for c in columns])
     )
 
 
@@ -192,31 +201,41 @@ def _cast_scalar(column, data_type):
 
 
 def commit_index_batch(index_df: DataFrame, index_uri: str, batch_id: int) -> int:
-    """Write the batch's rows as ``part-b<batch>-<n>.parquet`` files, replacing any earlier attempt's; return files."""
+    """:func:`commit_index_table` of a DataFrame of index rows (with dt / hour columns)."""
+    return commit_index_table(index_df.toArrow(), index_uri, batch_id)
+
+
+def commit_index_table(table, index_uri: str, batch_id: int) -> int:
+    """Write a batch's index rows (an Arrow table with ``dt`` / ``hour`` columns) as one
+    ``dt=D/hour=H/part-b<batch>-00000.parquet`` per partition, replacing any earlier attempt's
+    files of the batch: each file is written to a staging folder first, then every
+    ``part-b<batch>-*`` of the partition is deleted and the new file renamed in. Returns the files."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
     from pyarrow import fs as pafs
 
     table_uri = lake.table_location(index_uri, INDEX_TABLE)
-    staging_uri = f"{table_uri}/_staging/batch={batch_id}-{uuid.uuid4().hex[:8]}"
-    index_df.write.mode("overwrite").partitionBy("dt", "hour").parquet(staging_uri)
-    filesystem, staging = lake._filesystem(staging_uri)
-    _fs, table_path = lake._filesystem(table_uri)
+    filesystem, table_path = lake._filesystem(table_uri)
+    staging = f"{table_path}/_staging/batch={batch_id}-{uuid.uuid4().hex[:8]}"
     prefix = f"part-b{int(batch_id):012d}-"
-    staged = [
-        info
-        for info in filesystem.get_file_info(pafs.FileSelector(staging, recursive=True))
-        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
-    ]
-    partitions = sorted({info.path[len(staging) + 1 :].rsplit("/", 1)[0] for info in staged})
-    for partition in partitions:  # remove what an earlier attempt of this batch left
+    columns = [c for c in table.column_names if c not in ("dt", "hour")]
+    keys = sorted(set(zip(table.column("dt").to_pylist(), table.column("hour").to_pylist(), strict=True)))
+    staged = []
+    for n, (date, hour) in enumerate(keys):
+        rows = table.filter(pc.and_(pc.equal(table.column("dt"), date), pc.equal(table.column("hour"), hour)))
+        path = f"{staging}/{n:05d}.parquet"
+        filesystem.create_dir(staging, recursive=True)
+        pq.write_table(rows.select(columns), path, filesystem=filesystem, compression="snappy")
+        staged.append((f"dt={date}/hour={hour}", path))
+    for partition, path in staged:  # remove what an earlier attempt of this batch left, then rename in
         target = f"{table_path}/{partition}"
         for info in filesystem.get_file_info(pafs.FileSelector(target, allow_not_found=True)):
             if info.base_name.startswith(prefix):
                 filesystem.delete_file(info.path)
-    for n, info in enumerate(sorted(staged, key=lambda i: i.path)):
-        partition = info.path[len(staging) + 1 :].rsplit("/", 1)[0]
-        filesystem.create_dir(f"{table_path}/{partition}", recursive=True)
-        filesystem.move(info.path, f"{table_path}/{partition}/{prefix}{n:05d}.parquet")
-    filesystem.delete_dir(staging)
+        filesystem.create_dir(target, recursive=True)
+        filesystem.move(path, f"{target}/{prefix}00000.parquet")
+    if staged:
+        filesystem.delete_dir(staging)
     return len(staged)
 
 
@@ -233,23 +252,28 @@ class BatchOutcome:
 
 def rows_to_score(batch_df: DataFrame) -> DataFrame:
     """This batch's transactions with their latest matched ML output (``is_update`` false), plus one
-    row per transaction indexed earlier whose ML output arrived now (``is_update`` true)."""
+    row per transaction indexed earlier whose ML output arrived now (``is_update`` true).
+
+    One aggregation (the latest signal row per transaction, its transaction columns included:
+    every signal row of a transaction carries the same ones) and broadcast joins, so the
+    micro-batch is shuffled once."""
     txn_df = batch_df.filter(F.col("row_kind") == ROW_TXN)
     signal_df = batch_df.filter(F.col("row_kind") == ROW_SIGNAL)
-    latest_df = latest_signal_per_transaction(signal_df)
-    indexed_df = txn_df.drop(*SIGNAL_COLUMNS).join(latest_df, "transaction_id", "left").withColumn("is_update", F.lit(False))
-    late_signal_df = signal_df.join(txn_df.select("transaction_id"), "transaction_id", "left_anti")
-    updates_df = (
-        late_signal_df.drop(*SIGNAL_COLUMNS)
-        .dropDuplicates(["transaction_id"])
-        .join(latest_df, "transaction_id")
-        .withColumn("is_update", F.lit(True))
+    others = tuple(c for c in batch_df.columns if c not in (*SIGNAL_COLUMNS, "transaction_id"))
+    latest_df = latest_signal_per_transaction(signal_df, keep=others)
+    indexed_df = (
+        txn_df.drop(*SIGNAL_COLUMNS)
+        .join(F.broadcast(latest_df.select("transaction_id", *SIGNAL_COLUMNS)), "transaction_id", "left")
+        .withColumn("is_update", F.lit(False))
+    )
+    updates_df = latest_df.join(F.broadcast(txn_df.select("transaction_id")), "transaction_id", "left_anti").withColumn(
+        "is_update", F.lit(True)
     )
     return indexed_df.unionByName(updates_df.select(*indexed_df.columns))
 
 
 def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
-    """(kind, key, json) of every alert and dead letter of the batch, in one frame (one Spark job)."""
+    """(kind, key, json) of every alert and dead letter of the batch, in one frame."""
     alerts = alert_rows(scored_df, alert_time).select(
         F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*"), _ALL_FIELDS).alias("json")
     )
@@ -259,6 +283,28 @@ def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.d
         F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames()), _ALL_FIELDS).alias("json"),
     )
     return alerts.unionByName(dead)
+
+
+def batch_output(batch_df: DataFrame, scored_df: DataFrame, batch_id: int, now: dt.datetime) -> DataFrame:
+    """Everything a micro-batch writes, in one frame (one Spark job): ``kind`` index / alert /
+    dead_letter; index rows carry STREAM_INDEX_SCHEMA + dt / hour, messages ``key`` and ``json``."""
+    index_df = index_rows(scored_df.filter(~F.col("is_update")), batch_id, now).withColumn("kind", F.lit("index"))
+    dead_df = batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER).select("dead_letter.*")
+    return index_df.unionByName(outgoing_messages(scored_df, dead_df, now), allowMissingColumns=True)
+
+
+def split_output(table) -> tuple:
+    """(index rows as an Arrow table, sorted alert (key, json), sorted dead-letter (key, json))."""
+    import pyarrow.compute as pc
+
+    kind = table.column("kind")
+    index = table.filter(pc.equal(kind, "index")).select([*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"])
+
+    def messages(name: str) -> list[tuple[str, str]]:
+        rows = table.filter(pc.equal(kind, name))
+        return sorted(zip(rows.column("key").to_pylist(), rows.column("json").to_pylist(), strict=True))
+
+    return index, messages("alert"), messages("dead_letter")
 
 
 class StreamIndexBatchWriter:
@@ -287,22 +333,29 @@ class StreamIndexBatchWriter:
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         now = dt.datetime.now(dt.UTC)
+        marks = [("start", time.monotonic())]
+        # The stateful plan runs once: every use below reads the cached batch.
         batch_df = batch_df.persist(StorageLevel.MEMORY_AND_DISK)
-        scored_df = None
         try:
-            scored_df = with_scoring(rows_to_score(batch_df), self.reference.get(), self.rules).persist(
-                StorageLevel.MEMORY_AND_DISK
-            )
-            files = commit_index_batch(index_rows(scored_df.filter(~F.col("is_update")), batch_id, now), self.index_uri, batch_id)
-            dead_df = batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER).select("dead_letter.*")
-            messages = outgoing_messages(scored_df, dead_df, now).collect()
-            alerts = sorted((m.key, m.json) for m in messages if m.kind == "alert")
-            dead = sorted((m.key, m.json) for m in messages if m.kind == "dead_letter")
+            scored_df = with_scoring(rows_to_score(batch_df), self.reference.get(), self.rules)
+            output_df = batch_output(batch_df, scored_df, batch_id, now)
+            marks.append(("plan", time.monotonic()))
+            index, alerts, dead = split_output(output_df.toArrow())  # the batch's only Spark job
+            marks.append(("compute", time.monotonic()))
+            files = commit_index_table(index, self.index_uri, batch_id)
+            marks.append(("index", time.monotonic()))
             alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
             dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
+            marks.append(("send", time.monotonic()))
             self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
-            self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts))
+            self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts), index_rows=index.num_rows)
+            log.info(
+                "batch %s: %s index rows, %s alerts, %s dead letters; ms %s",
+                batch_id,
+                index.num_rows,
+                len(alerts),
+                len(dead),
+                {b[0]: round((b[1] - a[1]) * 1000) for a, b in zip(marks, marks[1:], strict=False)},
+            )
         finally:
-            if scored_df is not None:
-                scored_df.unpersist()
             batch_df.unpersist()

@@ -71,7 +71,7 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0) -> list[dict]:
         total = sum(ends.values())
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         out = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 300  # generous: the broker shares a loaded 2-core box
         while len(out) < total and time.monotonic() < deadline:
             for m in consumer.consume(1000, timeout=idle_s):
                 if m.error() is None:
@@ -106,10 +106,24 @@ def job_options(kafka_broker, topics: dict, tmp_path, **overrides) -> StreamJobO
     return StreamJobOptions(**values)
 
 
-def run_available_now(spark, options: StreamJobOptions, rules):
+def run_available_now(spark, options: StreamJobOptions, rules, timeout_s: float = 1800.0):
+    """Process what is in Kafka now, stop, and wait until the metrics of every batch are written."""
     query, writer, listener = start_stream_index(spark, options, PAN_KEY, rules)
     try:
-        drain_and_stop(query, options, timeout_s=600)
+        drain_and_stop(query, options, timeout_s=timeout_s)
+        last_batch = max((p.batchId for p in query.recentProgress), default=None)
+        deadline = time.monotonic() + 300  # the listener bus is asynchronous
+        while last_batch is not None and (listener.last_record or {}).get("batch_id", -1) < last_batch:
+            assert time.monotonic() < deadline, f"metrics of batch {last_batch} not written"
+            time.sleep(0.2)
     finally:
         spark.streams.removeListener(listener)
     return writer, listener
+
+
+def batch_records(metrics_uri: str, query_name: str) -> list[dict]:
+    """Every micro-batch metrics record of a query, by batch id."""
+    from pathlib import Path
+
+    folder = Path(metrics_uri) / "stream" / query_name / "batches"
+    return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])

@@ -54,6 +54,17 @@ def latest_batch(tmp_path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def planned_batches(tmp_path: Path) -> tuple[int, int]:
+    """(newest batch id in the offset log, newest committed batch id); -1 when none."""
+    checkpoint = tmp_path / "checkpoints" / "stream_index"
+
+    def newest(folder: str) -> int:
+        ids = [int(p.name) for p in (checkpoint / folder).glob("[0-9]*") if p.name.isdigit()]
+        return max(ids, default=-1)
+
+    return newest("offsets"), newest("commits")
+
+
 def wave(first: int, count: int, base_ms: int) -> list:
     """``count`` transactions of distinct users; every 10th is resent (a duplicate)."""
     messages = []
@@ -76,19 +87,25 @@ def test_kill_9_mid_run_then_restart_gives_every_transaction_exactly_once(spark,
     log_path = tmp_path / "job.log"
     job = start_job(job_command(kafka_broker, kafka_topics, tmp_path, "--trigger-interval", "1 second"), log_path)
     try:
-        deadline = time.monotonic() + 600  # JVM start + first batch; minutes on a loaded 2-core box
+        deadline = time.monotonic() + 1200  # JVM start + first batch; minutes on a loaded 2-core box
         while (latest_batch(tmp_path) or {}).get("input_rows", 0) == 0:
             assert job.poll() is None, f"job exited early:\n{log_path.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"no batch committed in time:\n{log_path.read_text()[-3000:]}"
             time.sleep(0.5)
+        _planned, committed = planned_batches(tmp_path)
         produce(kafka_broker.bootstrap, kafka_topics["transactions"], wave(40, 40, base) + burst)
-        time.sleep(2.0)  # the next micro-batch is planned and running
+        # Kill while the micro-batch holding the new records is planned (in the offset log) and running.
+        deadline = time.monotonic() + 600
+        while planned_batches(tmp_path)[0] <= committed:
+            assert job.poll() is None, f"job exited early:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no micro-batch planned for the second wave:\n{log_path.read_text()[-3000:]}"
+            time.sleep(0.05)
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
     produce(kafka_broker.bootstrap, kafka_topics["transactions"], wave(80, 20, base))
     restart = start_job(job_command(kafka_broker, kafka_topics, tmp_path, "--available-now"), log_path)
-    assert restart.wait(600) == 0, log_path.read_text()[-3000:]
+    assert restart.wait(1800) == 0, log_path.read_text()[-3000:]  # generous: a loaded 2-core box
 
     index_df = spark.read.parquet(str(tmp_path / "indexes" / "stream_index"))
     ids = [r.transaction_id for r in index_df.select("transaction_id").collect()]
