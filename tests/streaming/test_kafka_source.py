@@ -107,3 +107,41 @@ def test_cap_offsets_shares_the_limit_by_backlog():
     end = {("t", 0): 100, ("t", 1): 110}
     assert cap_offsets(start, end, 50) == {("t", 0): 25, ("t", 1): 35}
     assert cap_offsets(start, end, 1000) == end
+
+
+def test_executor_read_mode_reads_the_same_records(spark, kafka_broker, kafka_topics, tmp_path):
+    topic = kafka_topics["transactions"]
+    produce(kafka_broker.bootstrap, topic, [(f"k{i}", f"v{i}", i % 2) for i in range(6)])
+    driver = read_available(spark, kafka_broker.bootstrap, topic, str(tmp_path / "cp-driver"))
+    executors = read_available(spark, kafka_broker.bootstrap, topic, str(tmp_path / "cp-exec"), readMode="executors")
+    assert sorted((r.partition, r.offset, r.value) for r in driver) == sorted((r.partition, r.offset, r.value) for r in executors)
+    assert len(driver) == 6
+
+
+def test_driver_reader_caps_a_batch_and_replays_a_range_exactly(kafka_broker, kafka_topics):
+    from spark_apps.kafka.source import KafkaDriverStreamReader
+
+    topic = kafka_topics["transactions"]
+    produce(kafka_broker.bootstrap, topic, [(f"k{i}", f"v{i}", i % 2) for i in range(10)])
+    options = {"bootstrap.servers": kafka_broker.bootstrap, "subscribe": topic, "startingOffsets": "earliest"}
+    reader = KafkaDriverStreamReader(KafkaOptions.parse({**options, "maxOffsetsPerTrigger": "4"}))
+    try:
+        start = reader.initialOffset()
+        assert start == {topic: {"0": 0, "1": 0}}
+        batches, end = reader.read(start)
+        batches = list(batches)
+        assert sum(b.num_rows for b in batches) == 4 and sum(end[topic].values()) == 4
+        rest, final = reader.read(end)
+        rest = list(rest)
+        assert sum(b.num_rows for b in rest) == 4 and sum(final[topic].values()) == 8
+        replayed = list(KafkaDriverStreamReader(KafkaOptions.parse(options)).readBetweenOffsets(end, final))
+        assert sorted(v for b in replayed for v in b.column("value").to_pylist()) == sorted(
+            v for b in rest for v in b.column("value").to_pylist()
+        )
+    finally:
+        reader.stop()
+
+
+def test_read_mode_is_checked():
+    with pytest.raises(ValueError, match="readMode"):
+        KafkaOptions.parse({"bootstrap.servers": "b:9092", "subscribe": "t", "readMode": "sideways"})
