@@ -22,8 +22,10 @@ Fields of one record (format_version 1)::
     lag_total
     newest_produced_at      ISO-8601 Kafka produce time of the newest record the query has consumed
                             (max of this batch's produce times, else the previous record's value)
+    records_read            Kafka records the batch consumed (from the offset ranges; input_rows counts
+                            a record once per scan of its source in the plan)
     dead_letters            records of the batch sent to the dead-letter topic (null if unknown)
-    quarantine_rate         dead_letters / input_rows (null for an empty batch)
+    quarantine_rate         dead_letters / records_read (null for an empty batch)
 
 In the ``aws`` profile :class:`spark_apps.streaming.cloudwatch.CloudWatchPublisher` puts exactly the metrics the on-call
 alarms of ``infra/terraform/modules/alerting`` read (:data:`CLOUDWATCH_METRICS`, namespace
@@ -123,9 +125,24 @@ def progress_record(
         "lag": lag,
         "lag_total": sum(v for parts in lag.values() for v in parts.values()),
         "newest_produced_at": _newest(progress, newest_produced_at),
+        "records_read": records_read(progress),
         "dead_letters": dead_letters,
-        "quarantine_rate": _rate(dead_letters, progress.get("numInputRows", 0)),
+        "quarantine_rate": _rate(dead_letters, records_read(progress)),
     }
+
+
+def records_read(progress: dict) -> int:
+    """Kafka records the batch consumed, from each source's offset range (``numInputRows`` counts a
+    record once per scan of its source in the plan, several times here)."""
+    total = 0
+    for source in progress.get("sources") or []:
+        start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))
+        for topic, parts in end.items():
+            if not isinstance(parts, dict):
+                continue
+            before = start.get(topic) if isinstance(start.get(topic), dict) else {}
+            total += sum(max(0, int(offset) - int(before.get(partition, 0))) for partition, offset in parts.items())
+    return total
 
 
 def _newest(progress: dict, previous: str | None) -> str | None:

@@ -96,14 +96,17 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
 
         assert read("FreshnessSeconds") == [(5.0, "Seconds")]
         assert read("ConsumerLag") == [(6.0, "Count")]
-        assert read("QuarantineRate") == [(0.1, "None")]  # 3 of the batch's 30 input rows
+        [(rate, unit)] = read("QuarantineRate")  # 3 of the batch's 7 records (offsets 5-9 and 0-3)
+        assert rate == pytest.approx(3 / 7) and unit == "None"
 
 
 def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():
     import datetime as dt
 
     now = dt.datetime(2026, 11, 21, 10, 1, 0, tzinfo=dt.UTC)
-    empty = progress_record({**PROGRESS, "numInputRows": 0}, {}, dead_letters=0, newest_produced_at="2026-11-21T10:00:00Z")
+    empty = progress_record(
+        {**PROGRESS, "numInputRows": 0, "sources": []}, {}, dead_letters=0, newest_produced_at="2026-11-21T10:00:00Z"
+    )
     data = {d["MetricName"]: d for d in cloudwatch_metric_data(empty, now)}
     assert set(data) == {"FreshnessSeconds", "ConsumerLag"}  # no rate without input
     assert data["FreshnessSeconds"]["Value"] == 60.0 and data["ConsumerLag"]["Value"] == 0.0

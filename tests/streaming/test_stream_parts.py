@@ -101,7 +101,8 @@ def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
     listener.onQueryIdle(SimpleNamespace(id="q-1"))
     listener.onQueryIdle(SimpleNamespace(id="another-query"))
     batch, idle = published
-    assert (batch["dead_letters"], batch["quarantine_rate"], batch["lag_total"]) == (6, 0.2, 2)
+    assert (batch["records_read"], batch["dead_letters"], batch["lag_total"]) == (7, 6, 2)
+    assert batch["quarantine_rate"] == pytest.approx(6 / 7)
     assert batch["newest_produced_at"] == idle["newest_produced_at"] == "2026-11-21T09:59:59.000000Z"
     assert (idle["input_rows"], idle["lag_total"], idle["quarantine_rate"]) == (0, 2, None)
     assert json.loads((tmp_path / "stream" / "stream_index" / "latest.json").read_text())["dead_letters"] == 6
