@@ -120,11 +120,19 @@ def read_side_source(
     A row is quarantined when unparseable, when a required value is missing, or when a
     value cannot be cast to its type (wrong_type), in that order.
     """
+    tagged_df = read_tagged_side_source(spark, location, schema)
+    return split_tagged_side_source(spark, tagged_df, source_name, schema, run_id, quarantined_at)
+
+
+def read_tagged_side_source(spark: SparkSession, location: str, schema: StructType) -> DataFrame | None:
+    """A side source's text rows with ``reason_code`` (null when the row fits ``schema``), or None
+    if it has no files. Both halves of :func:`split_tagged_side_source` derive from it, so a
+    caller that persists it parses the files once (the batch job does for the fraud scores)."""
     fields = tuple(f.name for f in schema.fields)
     text_df = read_text_table(spark, location, fields)
     if text_df is None:
-        return spark.createDataFrame([], schema), spark.createDataFrame([], QUARANTINE_SCHEMA)
-    typed = {f.name: F.trim(F.col(f.name)).try_cast(f.dataType) for f in schema.fields}
+        return None
+    typed = _typed_side_columns(schema)
     required = [f.name for f in schema.fields if not f.nullable]
     missing = F.greatest(F.lit(False), *[F.col(n).isNull() | (F.trim(F.col(n)) == "") for n in required])
     wrong = F.greatest(F.lit(False), *[F.col(n).isNotNull() & (F.trim(F.col(n)) != "") & typed[n].isNull() for n in fields])
@@ -133,7 +141,26 @@ def read_side_source(
         .when(missing, Reason.MISSING_REQUIRED_FIELD)
         .when(wrong, Reason.WRONG_TYPE)
     )
-    tagged_df = text_df.withColumn("reason_code", reason)
+    return text_df.withColumn("reason_code", reason)
+
+
+def _typed_side_columns(schema: StructType) -> dict:
+    return {f.name: F.trim(F.col(f.name)).try_cast(f.dataType) for f in schema.fields}
+
+
+def split_tagged_side_source(
+    spark: SparkSession,
+    tagged_df: DataFrame | None,
+    source_name: str,
+    schema: StructType,
+    run_id: str,
+    quarantined_at: dt.datetime,
+) -> tuple[DataFrame, DataFrame]:
+    """(typed rows, quarantine rows) of a :func:`read_tagged_side_source` frame; both empty for None."""
+    if tagged_df is None:
+        return spark.createDataFrame([], schema), spark.createDataFrame([], QUARANTINE_SCHEMA)
+    fields = tuple(f.name for f in schema.fields)
+    typed = _typed_side_columns(schema)
     good_df = tagged_df.filter(F.col("reason_code").isNull()).select(*[typed[n].alias(n) for n in fields])
     transaction_id = (
         F.col("transaction_id")

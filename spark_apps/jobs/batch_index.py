@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -36,7 +36,7 @@ from spark_apps.dedup import filter_latest_per_transaction
 from spark_apps.enrichment import with_fx_conversion, with_latest_fraud_output, with_merchant_risk, with_policy, with_policy_flags
 from spark_apps.fraud_rules import FraudRules, load_rules, with_risk, with_rule_flags, with_rule_signals
 from spark_apps.masking import with_masked_card_fields
-from spark_apps.readers import read_raw_events, read_side_source
+from spark_apps.readers import read_raw_events, read_tagged_side_source, split_tagged_side_source
 from spark_apps.schemas import (
     BATCH_INDEX_SCHEMA,
     FRAUD_MODEL_OUTPUT_SCHEMA,
@@ -59,6 +59,10 @@ SIDE_INPUTS = {
     "fx_rates": FX_RATE_SCHEMA,
 }
 
+# Side sources as large as the transactions (one row per scored transaction): persisted after
+# parsing so the quarantine write and the index do not each parse the files.
+PERSISTED_SIDE_INPUTS = ("fraud_scores",)
+
 
 class ConservationError(RuntimeError):
     """read != indexed + quarantined + duplicates: something was lost or double counted."""
@@ -71,6 +75,7 @@ class BatchIndexFrames:
     checked_df: DataFrame  # every raw transaction record: reason_code null (valid, masked) or set
     index_df: DataFrame  # BATCH_INDEX_SCHEMA columns
     quarantine_df: DataFrame  # QUARANTINE_SCHEMA, transactions and side sources
+    persisted_side: list[DataFrame] = field(default_factory=list)  # side sources parsed once, for both writes
 
 
 def read_transactions(spark: SparkSession, raw_uri: str, date: str) -> DataFrame:
@@ -134,10 +139,15 @@ def build_batch_index(
     started_at: dt.datetime,
 ) -> BatchIndexFrames:
     checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, run_id, started_at)
-    side = {
-        name: read_side_source(spark, source_location(raw_uri, name, date), name, schema, run_id, started_at)
-        for name, schema in SIDE_INPUTS.items()
-    }
+    side = {}
+    persisted_side = []
+    for name, schema in SIDE_INPUTS.items():
+        tagged_df = read_tagged_side_source(spark, source_location(raw_uri, name, date), schema)
+        if tagged_df is not None and name in PERSISTED_SIDE_INPUTS:
+            # The quarantine write and the index both read it: parse the files once.
+            tagged_df = tagged_df.persist(StorageLevel.MEMORY_AND_DISK)
+            persisted_side.append(tagged_df)
+        side[name] = split_tagged_side_source(spark, tagged_df, name, schema, run_id, started_at)
     valid_df = checked_df.filter(F.col("reason_code").isNull()).drop(
         "reason_code", "q_transaction_id", "reason_detail", "payload_masked", "source_format"
     )
@@ -158,7 +168,7 @@ def build_batch_index(
     for _good, bad_df in side.values():
         quarantine_df = quarantine_df.unionByName(bad_df)
     index_df = index_df.select(*BATCH_INDEX_SCHEMA.fieldNames())  # drops the rule signals and source_location
-    return BatchIndexFrames(checked_df, lake.conform_to_schema(index_df, BATCH_INDEX_SCHEMA), quarantine_df)
+    return BatchIndexFrames(checked_df, lake.conform_to_schema(index_df, BATCH_INDEX_SCHEMA), quarantine_df, persisted_side)
 
 
 def run_batch_index(
@@ -186,6 +196,8 @@ def run_batch_index(
         index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, run_id, BATCH_INDEX_SCHEMA)
     finally:
         checked_df.unpersist()
+        for side_df in frames.persisted_side:
+            side_df.unpersist()
     read_by_source: dict[str, int] = {}
     quarantined_by_reason = dict.fromkeys(Reason.ALL, 0)
     valid = 0

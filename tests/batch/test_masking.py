@@ -126,3 +126,30 @@ def test_secret_references_resolve_from_env_and_file(monkeypatch, tmp_path):
     for bad in ("env:SOME_KEY", "SOME_KEY", "vault:x", f"file:{tmp_path / 'missing'}"):
         with pytest.raises(SecretError):
             resolve_secret(bad)
+
+
+def test_pan_normalization_and_token_padding_on_edge_rows(spark):
+    """normalized_pan_col deletes spaces and dashes only (translate, no regex); the token keeps the
+    43 base64url characters of the 32-byte digest (no '=' padding); nulls stay null."""
+    df = spark.createDataFrame(
+        [("4111-1111 1111-1111",), ("--  --",), ("41_11.11",), ("",), (None,), ("\u00e94111 1111 1111 1111",)], "pan string"
+    )
+    out_df = df.select(
+        masking.normalized_pan_col(F.col("pan")).alias("normalized"),
+        masking.valid_pan_col(F.col("pan")).alias("valid"),
+        masking.card_token_col(F.col("pan"), KEY).alias("token"),
+    )
+    token = python_token("4111111111111111")
+    assertDataFrameEqual(
+        out_df,
+        [
+            ("4111111111111111", True, token),
+            ("", False, None),
+            ("41_11.11", False, None),
+            ("", False, None),
+            (None, None, None),
+            ("\u00e94111111111111111", False, None),
+        ],
+        checkRowOrder=True,
+    )
+    assert len(token) == len("tok_") + 43 and "=" not in token

@@ -11,8 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from spark_apps.readers import list_files_by_format, read_raw_events, read_side_source
-from spark_apps.schemas import FX_RATE_SCHEMA, RAW_TRANSACTION_FIELDS, Reason
+from spark_apps.readers import (
+    list_files_by_format,
+    read_raw_events,
+    read_side_source,
+    read_tagged_side_source,
+    split_tagged_side_source,
+)
+from spark_apps.schemas import FRAUD_MODEL_OUTPUT_SCHEMA, FX_RATE_SCHEMA, RAW_TRANSACTION_FIELDS, Reason
 from spark_apps.validation import CORRUPT_COLUMN
 
 pytestmark = pytest.mark.spark
@@ -92,3 +98,52 @@ def test_side_source_rows_are_typed_or_quarantined(spark, tmp_path):
             (Reason.UNPARSEABLE, "fx_rates", "r1"),
         ],
     )
+
+
+def test_persisted_tagged_side_source_splits_like_read_side_source(spark, tmp_path):
+    """The batch job persists the tagged fraud scores and splits them once: same rows as read_side_source."""
+    folder = tmp_path / "fraud_scores"
+    folder.mkdir()
+    lines = [
+        {
+            "model_version": "m1",
+            "transaction_id": "t1",
+            "fraud_score": "0.5000",
+            "explanations": None,
+            "inference_time": "2026-11-21T01:00:00Z",
+        },
+        {
+            "model_version": "m1",
+            "transaction_id": "t2",
+            "fraud_score": "high",
+            "explanations": "{}",
+            "inference_time": "2026-11-21T01:00:00Z",
+        },
+        {
+            "model_version": None,
+            "transaction_id": "t3",
+            "fraud_score": "0.1",
+            "explanations": "{}",
+            "inference_time": "2026-11-21T01:00:00Z",
+        },
+    ]
+    (folder / "part.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n[1, 2]\n")
+    tagged_df = read_tagged_side_source(spark, str(folder), FRAUD_MODEL_OUTPUT_SCHEMA)
+    assertDataFrameEqual(
+        tagged_df.select("transaction_id", "reason_code"),
+        [("t1", None), ("t2", Reason.WRONG_TYPE), ("t3", Reason.MISSING_REQUIRED_FIELD), (None, Reason.UNPARSEABLE)],
+    )
+    expected_good, expected_bad = read_side_source(spark, str(folder), "fraud_scores", FRAUD_MODEL_OUTPUT_SCHEMA, "r1", NOW)
+    persisted = tagged_df.persist()
+    try:
+        good_df, bad_df = split_tagged_side_source(spark, persisted, "fraud_scores", FRAUD_MODEL_OUTPUT_SCHEMA, "r1", NOW)
+        assertDataFrameEqual(good_df, expected_good)
+        assertDataFrameEqual(bad_df, expected_bad)
+        assertDataFrameEqual(
+            good_df, [("m1", "t1", Decimal("0.5000"), None, dt.datetime(2026, 11, 21, 1, 0))], checkRowOrder=False
+        )
+    finally:
+        persisted.unpersist()
+    assert read_tagged_side_source(spark, str(tmp_path / "missing"), FRAUD_MODEL_OUTPUT_SCHEMA) is None
+    good_df, bad_df = split_tagged_side_source(spark, None, "fraud_scores", FRAUD_MODEL_OUTPUT_SCHEMA, "r1", NOW)
+    assert good_df.count() == 0 and bad_df.count() == 0
