@@ -202,7 +202,7 @@ def run_rate(rate: int, seconds: int, trigger: str, work: Path, max_offsets: int
         "batches": len(data_batches),
         "batch_duration_ms": percentiles([r["batch_duration_ms"] for r in data_batches]),
         "batch_duration_parts_ms": duration_parts,
-        "input_rows_per_batch": percentiles([r["input_rows"] for r in data_batches]),
+        "records_per_batch": percentiles([r.get("records_read", r["input_rows"]) for r in data_batches]),
         "processed_rows_per_second": percentiles([r["processed_rows_per_second"] for r in data_batches]),
         "lag_max": max((r["lag_total"] for r in measured), default=None),
         "drained_seconds_after_produce": None if drained_at is None else round(drained_at - produce_end, 1),
