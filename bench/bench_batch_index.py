@@ -243,7 +243,16 @@ def compare_row_sets(connection, spark_location: str) -> dict:
     return {"only_in_spark": only_spark, "only_in_duckdb": only_duck, "same_row_set": only_spark == 0 and only_duck == 0}
 
 
-def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, partitions: int, with_spark: bool = True) -> dict:
+def run(
+    size: int,
+    workdir: Path,
+    reuse: bool,
+    master: str,
+    driver_memory: str,
+    partitions: int,
+    with_spark: bool = True,
+    duckdb_memory: str = "8GB",
+) -> dict:
     import duckdb
 
     raw_uri = str(workdir / f"n{size}" / "raw")
@@ -289,6 +298,9 @@ def run(size: int, workdir: Path, reuse: bool, master: str, driver_memory: str, 
 
     connection = duckdb.connect()
     connection.execute("SET preserve_insertion_order = false")
+    # Bounded like the Spark driver (shared machine): DuckDB spills to its temp directory beyond this.
+    connection.execute(f"SET memory_limit = '{duckdb_memory}'")
+    connection.execute(f"SET temp_directory = '{workdir / f'n{size}' / 'duckdb_tmp'}'")
     started = time.monotonic()
     duck_counts = duckdb_batch_index(connection, raw_uri, key, load_rules())
     duck_seconds = time.monotonic() - started
@@ -317,11 +329,19 @@ def main() -> int:
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--shuffle-partitions", type=int, default=8)
     parser.add_argument("--duckdb-only", action="store_true", help="skip the Spark job (reference timing only)")
+    parser.add_argument("--duckdb-memory", default="8GB", help="DuckDB memory_limit (spills beyond it)")
     args = parser.parse_args()
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}))
     for size in args.sizes:
         result = run(
-            size, args.workdir, args.reuse, args.master, args.driver_memory, args.shuffle_partitions, not args.duckdb_only
+            size,
+            args.workdir,
+            args.reuse,
+            args.master,
+            args.driver_memory,
+            args.shuffle_partitions,
+            not args.duckdb_only,
+            args.duckdb_memory,
         )
         print(json.dumps(result))
         if args.duckdb_only:
