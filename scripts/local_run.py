@@ -134,7 +134,7 @@ def topic_end_total(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def distinct_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[int, int]:
+def topic_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[int, set[str]]:
     """(messages, distinct keys) in ``topic``: alerts are keyed by transaction id."""
     from confluent_kafka import TopicPartition
 
@@ -146,7 +146,7 @@ def distinct_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[
         ends = EndOffsetProbe(consumer).end_offsets(partitions)
         consumer.assign([TopicPartition(t, p, 0) for t, p in partitions if ends[(t, p)] > 0])
         seen: dict[tuple[str, int], int] = {}
-        keys: set[bytes] = set()
+        keys: set[str] = set()
         messages = 0
         deadline = time.monotonic() + timeout_s
         while any(seen.get(tp, -1) + 1 < end for tp, end in ends.items()) and time.monotonic() < deadline:
@@ -156,8 +156,8 @@ def distinct_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[
                     if message.offset() < ends[tp]:
                         seen[tp] = max(seen.get(tp, -1), message.offset())
                         messages += 1
-                        keys.add(message.key())
-        return messages, len(keys)
+                        keys.add(message.key().decode())
+        return messages, keys
     finally:
         consumer.close()
 
@@ -204,6 +204,18 @@ def stream_latency_ms(stream_root: Path, sent_ms: dict[tuple[int, int], int]) ->
     return figures
 
 
+def stream_index_transactions(stream_root: Path) -> int:
+    """Distinct transactions in the stream index (exactly once each, so also its row count)."""
+    import duckdb
+
+    files = [str(f) for f in stream_root.glob("dt=*/hour=*/*.parquet")]
+    if not files:
+        return 0
+    with duckdb.connect() as con:
+        query = f"SELECT count(DISTINCT transaction_id) FROM read_parquet({files!r}, hive_partitioning = false)"
+        return con.execute(query).fetchone()[0]
+
+
 def read_latest_metrics(metrics_uri: str) -> dict:
     path = Path(metrics_uri) / "stream" / "stream_index" / "latest.json"
     with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
@@ -236,6 +248,12 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
 
     kafka = profile.kafka
     workload = generate_day(WorkloadConfig(date=args.date, transactions=args.transactions, seed=args.seed))
+    # Default: the whole day's traffic, spread over --stream-seconds, so every fraud pattern,
+    # duplicate, late and malformed event of the day reaches the app; --stream-rate instead
+    # streams at that rate for --stream-seconds (the part of the day that fits).
+    day_messages = workload.transactions.num_rows + workload.fraud_scores.num_rows
+    rate = args.stream_rate or day_messages / args.stream_seconds
+    duration = args.stream_seconds if args.stream_rate else None
     producer = CountingProducer(
         Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}),
         kafka.transactions_topic,
@@ -249,8 +267,8 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
                 bootstrap_servers=bootstrap,
                 topic=kafka.transactions_topic,
                 fraud_topic=kafka.fraud_signals_topic,
-                rate_per_second=args.stream_rate,
-                duration_s=args.stream_seconds,
+                rate_per_second=rate,
+                duration_s=duration,
                 # Keep the generated event and produce times: retiming a day's traffic to
                 # a few minutes would put each user's transactions seconds apart, so the
                 # velocity rules would flag normal users and the ground truth would no
@@ -261,10 +279,8 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
         except BaseException as exc:  # reported by the main thread
             result["error"] = exc
 
-    say(
-        f"streaming generated traffic for {args.stream_seconds:.0f} s at {args.stream_rate:.0f} events/s "
-        f"(log of the stream app: {log})"
-    )
+    what = f"the day's {day_messages:,} events" if duration is None else "the day's events"
+    say(f"streaming {what} for {args.stream_seconds:.0f} s at {rate:.0f} events/s (log of the stream app: {log})")
     sender = threading.Thread(target=send, name="stream-traffic", daemon=True)
     sender.start()
     stream_root = Path(profile.lake.index_uri) / "stream_index"
@@ -307,13 +323,15 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
             next_progress += args.progress_seconds
         time.sleep(2)
     progress()
-    alerts, alerted_transactions = distinct_keys(bootstrap, kafka.fraud_alerts_topic)
+    alerts, alerted_ids = topic_keys(bootstrap, kafka.fraud_alerts_topic)
     dead_letters = topic_end_total(bootstrap, kafka.dead_letter_topic)
     return {
         **result["sent"],
         "micro_batches": committed_batches(profile.lake.metrics_uri),
         "alerts": alerts,
-        "alerted_transactions": alerted_transactions,
+        "alerted_transactions": len(alerted_ids),
+        "alerted_ids": sorted(alerted_ids),
+        "indexed_transactions": stream_index_transactions(stream_root),
         "dead_letters": dead_letters,
         "latency": stream_latency_ms(stream_root, producer.sent_ms),
     }
@@ -345,7 +363,14 @@ def run_summary(profile, date: str, stream: dict | None = None) -> dict:
 
         rows = {table: con.execute(f"SELECT count(*) FROM {at(table)}").fetchone()[0] for table in published}
         reconciliation = (
-            dict(con.execute(f"SELECT match_status, count(*) FROM {at('reconciliation_index')} GROUP BY 1").fetchall())
+            # One break per transaction (or per line with no transaction), as the ground truth
+            # counts them: a duplicate settlement has a row for each of its lines.
+            dict(
+                con.execute(
+                    "SELECT match_status, count(DISTINCT coalesce(transaction_ref, transaction_id, reconciliation_key)) "
+                    f"FROM {at('reconciliation_index')} GROUP BY 1"
+                ).fetchall()
+            )
             if "reconciliation_index" in published
             else {}
         )
@@ -375,11 +400,21 @@ def run_summary(profile, date: str, stream: dict | None = None) -> dict:
         for table, location in published.items()
     }
     expected = truth["expected_counts"]
+    stream = dict(stream or {})
+    if "alerted_ids" in stream:
+        alerted = set(stream.pop("alerted_ids"))
+        # Events later than the app's lateness bound go to the dead-letter topic, not the index.
+        late = len(truth["duplicates"]["late_ids"])
+        stream["expected_transactions"] = expected["indexed"] - late
+        stream["expected_dead_letters"] = expected["quarantined"] + late
+        stream["expected_rule_flagged"] = len(expected_flagged)
+        stream["expected_rule_flagged_alerted"] = len(alerted & expected_flagged)
     return {
         "date": date,
         "rows_per_index": rows,
         "batch": {
             "read": manifest.get("read"),
+            "expected_read": expected["read"],
             "indexed": manifest.get("indexed"),
             "expected_indexed": expected["indexed"],
             "duplicates_removed": manifest.get("duplicates"),
@@ -403,7 +438,7 @@ def run_summary(profile, date: str, stream: dict | None = None) -> dict:
             "rules_precision": ratio(true_positives, len(rule_flagged)),
             "rules_recall": ratio(true_positives, len(expected_flagged)),
         },
-        "stream": stream or {},
+        "stream": stream,
         "quality_gate": quality,
         "published": published,
     }
@@ -426,7 +461,7 @@ def print_summary(summary: dict) -> None:
     for reason in sorted(set(batch["quarantined_by_reason"]) | set(batch["expected_quarantined_by_reason"])):
         line(f"  {reason}", batch["quarantined_by_reason"].get(reason, 0), batch["expected_quarantined_by_reason"].get(reason, 0))
     recon = summary["reconciliation"]
-    print("reconciliation breaks by type:")
+    print("reconciliation breaks by type (transactions, or statement lines with no transaction):")
     for status in sorted(set(recon["breaks_by_type"]) | set(recon["expected_breaks_by_type"])):
         line(f"  {status}", recon["breaks_by_type"].get(status, 0), recon["expected_breaks_by_type"].get(status, 0))
     line("  MATCHED", recon["matched"], recon["expected_matched"])
@@ -440,8 +475,14 @@ def print_summary(summary: dict) -> None:
         print("stream:")
         line("events sent", f"{stream.get('total', 0):,} ({stream.get('rate_per_second')} /s)")
         line("micro-batches committed", stream.get("micro_batches"))
+        line("stream index transactions", stream.get("indexed_transactions"), stream.get("expected_transactions"))
         line("alerts raised (transactions)", f"{stream.get('alerts')} ({stream.get('alerted_transactions')})")
-        line("dead letters", stream.get("dead_letters"))
+        line(
+            "  rule-flagged transactions alerted",
+            stream.get("expected_rule_flagged_alerted"),
+            stream.get("expected_rule_flagged"),
+        )
+        line("dead letters (malformed + late)", stream.get("dead_letters"), stream.get("expected_dead_letters"))
         latency = stream.get("latency", {})
         line("stream index rows", latency.get("rows"))
         line("latency p50 / p99 (ms)", f"{latency.get('p50_ms')} / {latency.get('p99_ms')}")
@@ -463,8 +504,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--date", default=yesterday, help="YYYY-MM-DD (default: yesterday, UTC)")
     parser.add_argument("--transactions", type=int, default=5_000, help="unique valid transactions of the day (>= 1000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--stream-seconds", type=float, default=180.0, help="how long to stream traffic (default 180)")
-    parser.add_argument("--stream-rate", type=float, default=20.0, help="events per second sent to Kafka (default 20)")
+    parser.add_argument("--stream-seconds", type=float, default=180.0, help="how long to stream the day's traffic (default 180)")
+    parser.add_argument(
+        "--stream-rate",
+        type=float,
+        default=None,
+        help="events per second; default: the whole day's traffic spread over --stream-seconds; "
+        "with a rate, only what fits in --stream-seconds is streamed",
+    )
     parser.add_argument("--progress-seconds", type=float, default=15.0)
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="max seconds for the app to catch up")
     parser.add_argument("--no-stream", action="store_true", help="skip the broker and the streaming app")
