@@ -13,7 +13,8 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
-echo "[test] ruff check"
+echo "[test] ruff check, ruff format --check"
 ruff check .
+ruff format --check .
 echo "[test] pytest"
 python -m pytest "$@"
