@@ -5,7 +5,10 @@ Column functions (pure, null-safe):
 * :func:`card_last4_col`   -- last four digits of a valid PAN (12-19 digits after removing spaces/dashes);
 * :func:`card_token_col`   -- ``tok_`` + base64url(HMAC-SHA256(key, normalized PAN)), computed
   inside the JVM (sha2 over ipad/opad, RFC 2104) so it is fast and equal to Python's
-  ``hmac.new(key, pan, sha256)``; base64url keeps long digit runs out of tokens;
+  ``hmac.new(key, pan, sha256)``; base64url keeps long digit runs out of tokens. The pads
+  are key material, so they are never plan literals (``explain``, the Spark UI and event
+  logs would show them): :func:`with_hmac_pads` joins them in from a one-row broadcast
+  relation, whose rows plans do not print;
 * :func:`expiry_masked_col` -- ``MM/**`` (year hidden);
 * :func:`ip_masked_col`    -- the IPv4 /24 or IPv6 /48 network.
 
@@ -52,17 +55,36 @@ def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def hmac_sha256_hex_col(message: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of the UTF-8 bytes of ``message`` as lowercase hex (null in, null out)."""
+INNER_PAD_COLUMN = "_hmac_inner_pad"
+OUTER_PAD_COLUMN = "_hmac_outer_pad"
+
+
+def with_hmac_pads(key: bytes):
+    """Transformation adding the key's HMAC pads as two binary columns, from a one-row
+    broadcast relation (not literals: plans print literals, not a relation's rows)."""
     inner_pad, outer_pad = _hmac_pads(key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(bytearray(inner_pad)), message.cast("binary")), 256))
-    return F.sha2(F.concat(F.lit(bytearray(outer_pad)), inner), 256)
+
+    def transform(df: DataFrame) -> DataFrame:
+        pads_df = df.sparkSession.createDataFrame(
+            [(bytearray(inner_pad), bytearray(outer_pad))], f"{INNER_PAD_COLUMN} binary, {OUTER_PAD_COLUMN} binary"
+        )
+        return df.crossJoin(F.broadcast(pads_df))
+
+    return transform
 
 
-def card_token_col(pan: Column, key: bytes) -> Column:
-    """``tok_<base64url HMAC-SHA256>`` of the normalized PAN; null for a null or invalid PAN."""
+def hmac_sha256_hex_col(message: Column, inner_pad: Column, outer_pad: Column) -> Column:
+    """HMAC-SHA256 of the UTF-8 bytes of ``message`` as lowercase hex (null in, null out),
+    from the key's pads (:func:`with_hmac_pads`)."""
+    inner = F.unhex(F.sha2(F.concat(inner_pad, message.cast("binary")), 256))
+    return F.sha2(F.concat(outer_pad, inner), 256)
+
+
+def card_token_col(pan: Column) -> Column:
+    """``tok_<base64url HMAC-SHA256>`` of the normalized PAN; null for a null or invalid PAN.
+    Needs the pad columns of :func:`with_hmac_pads`."""
     normalized = normalized_pan_col(pan)
-    digest = F.unhex(hmac_sha256_hex_col(normalized, key))
+    digest = F.unhex(hmac_sha256_hex_col(normalized, F.col(INNER_PAD_COLUMN), F.col(OUTER_PAD_COLUMN)))
     # base64 of the 32-byte digest is always 44 characters ending in exactly one "=": keep 43.
     urlsafe = F.substring(F.translate(F.base64(digest), "+/", "-_"), 1, 43)
     return F.when(normalized.rlike(PAN_PATTERN), F.concat(F.lit(TOKEN_PREFIX), urlsafe))
@@ -91,11 +113,12 @@ def ip_masked_col(ip: Column) -> Column:
 def with_masked_card_fields(df: DataFrame, key: bytes) -> DataFrame:
     """pan -> card_last4 + card_token, cvv dropped, expiry -> card_expiry_masked, ip -> ip_masked."""
     return (
-        df.withColumn("card_last4", card_last4_col(F.col("pan")))
-        .withColumn("card_token", card_token_col(F.col("pan"), key))
+        df.transform(with_hmac_pads(key))
+        .withColumn("card_last4", card_last4_col(F.col("pan")))
+        .withColumn("card_token", card_token_col(F.col("pan")))
         .withColumn("card_expiry_masked", expiry_masked_col(F.col("expiry")))
         .withColumn("ip_masked", ip_masked_col(F.col("ip")))
-        .drop(*CARD_FIELDS, "ip")
+        .drop(*CARD_FIELDS, "ip", INNER_PAD_COLUMN, OUTER_PAD_COLUMN)
     )
 
 

@@ -33,9 +33,9 @@ def test_card_fields_are_reduced_to_last4_token_and_masked_expiry(spark):
         ],
         "pan string, cvv string, expiry string",
     )
-    out_df = df.select(
+    out_df = df.transform(masking.with_hmac_pads(KEY)).select(
         masking.card_last4_col(F.col("pan")).alias("last4"),
-        masking.card_token_col(F.col("pan"), KEY).alias("token"),
+        masking.card_token_col(F.col("pan")).alias("token"),
         masking.expiry_masked_col(F.col("expiry")).alias("expiry"),
     )
     token = python_token("4111111111111111")
@@ -49,13 +49,27 @@ def test_card_fields_are_reduced_to_last4_token_and_masked_expiry(spark):
 def test_token_is_keyed_hmac_sha256_for_any_key_length(spark):
     long_key = b"k" * 100  # longer than the SHA-256 block: hashed first, as RFC 2104 says
     df = spark.createDataFrame([("5500000000000004",)], "pan string")
-    row = df.select(
-        masking.card_token_col(F.col("pan"), long_key).alias("a"), masking.card_token_col(F.col("pan"), b"other").alias("b")
-    ).first()
-    assert row.a == python_token("5500000000000004", long_key)
-    assert row.b == python_token("5500000000000004", b"other") != row.a
+    a = df.transform(masking.with_hmac_pads(long_key)).select(masking.card_token_col(F.col("pan"))).first()[0]
+    b = df.transform(masking.with_hmac_pads(b"other")).select(masking.card_token_col(F.col("pan"))).first()[0]
+    assert a == python_token("5500000000000004", long_key)
+    assert b == python_token("5500000000000004", b"other") != a
     with pytest.raises(ValueError, match="empty"):
-        masking.card_token_col(F.col("pan"), b"")
+        masking.with_hmac_pads(b"")
+
+
+def test_no_key_material_in_the_query_plan(spark):
+    """The pads (key XOR 0x36 / 0x5C) would give the key back: no plan may print them."""
+    key = b"plan-secret-key-0123456789"
+    pads = [pad.hex() for pad in masking._hmac_pads(key)]
+    df = spark.createDataFrame(
+        [("4111111111111111", "123", "07/29", "203.0.113.7")], "pan string, cvv string, expiry string, ip string"
+    )
+    masked_df = masking.with_masked_card_fields(df, key)
+    plans = masked_df._jdf.queryExecution().toString()  # parsed, analyzed, optimized and physical
+    assert masked_df.first().card_token == python_token("4111111111111111", key)
+    assert "sha2" in plans.lower()
+    for text in (*pads, key.hex(), key.decode()):
+        assert text.lower() not in plans.lower().replace(" ", "")
 
 
 def test_ip_is_reduced_to_its_network(spark):
@@ -134,10 +148,10 @@ def test_pan_normalization_and_token_padding_on_edge_rows(spark):
     df = spark.createDataFrame(
         [("4111-1111 1111-1111",), ("--  --",), ("41_11.11",), ("",), (None,), ("\u00e94111 1111 1111 1111",)], "pan string"
     )
-    out_df = df.select(
+    out_df = df.transform(masking.with_hmac_pads(KEY)).select(
         masking.normalized_pan_col(F.col("pan")).alias("normalized"),
         masking.valid_pan_col(F.col("pan")).alias("valid"),
-        masking.card_token_col(F.col("pan"), KEY).alias("token"),
+        masking.card_token_col(F.col("pan")).alias("token"),
     )
     token = python_token("4111111111111111")
     assertDataFrameEqual(
