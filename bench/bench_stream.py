@@ -1,7 +1,7 @@
 """Stream index latency and throughput at fixed produce rates (issue 4).
 
     flock /tmp/payments-bench.lock python bench/bench_stream.py [--rates 1000 5000 10000] [--seconds 60]
-        [--trigger "200 milliseconds"] [--max-offsets-per-trigger 20000] [--drain-seconds 300]
+        [--trigger "200 milliseconds"] [--max-offsets-per-trigger 20000] [--drain-seconds 300] [--job-conf KEY=VALUE]
 
 For each rate: an embedded broker, generated transactions (and their ML outputs)
 produced at that rate for ``--seconds`` while the stream index job runs as a
@@ -88,7 +88,9 @@ def metrics_records(metrics_uri: Path) -> list[dict]:
     return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])
 
 
-def run_rate(rate: int, seconds: int, trigger: str, work: Path, max_offsets: int, drain_seconds: float) -> dict:
+def run_rate(
+    rate: int, seconds: int, trigger: str, work: Path, max_offsets: int, drain_seconds: float, job_conf: tuple[str, ...] = ()
+) -> dict:
     from spark_apps.generator.drops import write_drops
     from spark_apps.generator.kafka_stream import stream_to_kafka
     from spark_apps.generator.workload import WorkloadConfig, generate_day
@@ -114,6 +116,7 @@ def run_rate(rate: int, seconds: int, trigger: str, work: Path, max_offsets: int
             "--trigger-interval", trigger, "--rule-buckets", "4", "--late-bound-seconds", "600",
             "--max-offsets-per-trigger", str(max_offsets),
             "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
+            *[arg for item in job_conf for arg in ("--conf", item)],
         ]  # fmt: skip
         env = {
             **os.environ,
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trigger", default="200 milliseconds")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=20_000)
     parser.add_argument("--drain-seconds", type=float, default=300.0)
+    parser.add_argument("--job-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf for the job")
     args = parser.parse_args(argv)
     sustained = []
     out = PROJECT_ROOT / "bench" / "out"
@@ -233,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         work = out / f"stream_work_{rate}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        result = run_rate(rate, args.seconds, args.trigger, work, args.max_offsets_per_trigger, args.drain_seconds)
+        result = run_rate(
+            rate, args.seconds, args.trigger, work, args.max_offsets_per_trigger, args.drain_seconds, tuple(args.job_conf)
+        )
         if result["sustained"]:
             sustained.append(rate)
         shutil.rmtree(work / "indexes", ignore_errors=True)  # keep the logs and metrics, drop the data

@@ -352,16 +352,24 @@ class KafkaDriverStreamReader(SimpleDataSourceStreamReader):
         self._assign(position)
         consumer = self._consumer
         limit = self.options.max_offsets_per_trigger or 10**12
-        # Everything below each partition's high watermark is read in this batch (so a drain or an
-        # availableNow batch sees all of it); what arrives meanwhile is taken until an idle poll.
+        # The batch is everything below each partition's high watermark when the read starts (so a
+        # drain or an availableNow batch sees all of it) plus what the consumer has already fetched,
+        # and no more: waiting for what arrives meanwhile would hold the batch open as long as
+        # producers keep sending (measured: 14 s per batch at 1,000 msg/s). The already-fetched part
+        # matters on Tansu, whose watermark stops at the base offset of the last record batch.
         targets = self._high_watermarks(position)
         deadline = time.monotonic() + self.options.read_timeout_s
         columns = _Columns()
         read = 0
         while read < limit:
             pending = [tp for tp, high in targets.items() if position[tp] < high]
+            last = not pending and bool(targets or read)
+            # Ask for no more than is missing, so the call returns as soon as the batch is complete;
+            # the last call only takes what is already fetched (no wait).
+            missing = sum(targets[tp] - position[tp] for tp in pending) if pending else _READ_BATCH
             messages = consumer.consume(
-                num_messages=int(min(_READ_BATCH, limit - read)), timeout=0.2 if pending else self.IDLE_POLL_S
+                num_messages=int(max(1, min(_READ_BATCH, limit - read, missing))),
+                timeout=0.2 if pending else (0 if last else self.IDLE_POLL_S),
             )
             if not messages:
                 if not pending:
@@ -384,6 +392,8 @@ class KafkaDriverStreamReader(SimpleDataSourceStreamReader):
                 position[tp] = offset + 1
                 columns.add(message)
                 read += 1
+            if last:
+                break
         self._positions = dict(position)
         return iter(columns.record_batches()), to_offsets(position)
 

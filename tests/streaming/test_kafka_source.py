@@ -142,6 +142,48 @@ def test_driver_reader_caps_a_batch_and_replays_a_range_exactly(kafka_broker, ka
         reader.stop()
 
 
+def test_driver_reader_does_not_hold_a_batch_open_while_producers_keep_sending(kafka_broker, kafka_topics):
+    """A read takes what is below the high watermarks when it starts; records that keep arriving
+    (here every 5 ms for 4 s, never a 20 ms pause) belong to later batches."""
+    import threading
+
+    from confluent_kafka import Producer
+
+    from spark_apps.kafka.source import KafkaDriverStreamReader
+
+    topic = kafka_topics["transactions"]
+    produce(kafka_broker.bootstrap, topic, [(f"k{i}", f"v{i}", 0) for i in range(10)])
+    options = {"bootstrap.servers": kafka_broker.bootstrap, "subscribe": topic, "startingOffsets": "earliest"}
+    reader = KafkaDriverStreamReader(KafkaOptions.parse(options))
+    sent, done = [], threading.Event()
+
+    def keep_sending() -> None:
+        producer = Producer({"bootstrap.servers": kafka_broker.bootstrap, "linger.ms": 0})
+        for i in range(800):
+            producer.produce(topic, key=f"t{i}", value=f"t{i}", partition=0)
+            producer.poll(0)
+            sent.append(i)
+            threading.Event().wait(0.005)
+        producer.flush(10)
+        done.set()
+
+    try:
+        start = reader.initialOffset()
+        first, middle = reader.read(start)
+        assert sum(b.num_rows for b in first) == 10
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        sender.start()
+        while len(sent) < 100:
+            threading.Event().wait(0.01)
+        batches, end = reader.read(middle)
+        read = sum(b.num_rows for b in batches)
+        assert not done.is_set(), "the read waited for the producer to stop"
+        assert 0 < read < 800 and end[topic]["0"] == 10 + read
+        sender.join(30)
+    finally:
+        reader.stop()
+
+
 def test_read_mode_is_checked():
     with pytest.raises(ValueError, match="readMode"):
         KafkaOptions.parse({"bootstrap.servers": "b:9092", "subscribe": "t", "readMode": "sideways"})
