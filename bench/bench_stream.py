@@ -107,7 +107,7 @@ def run_rate(
     names = {kind: f"bench.{kind}" for kind in TOPICS}
     with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
         command = [
-            sys.executable, "-m", "spark_apps.jobs.stream_index",
+            sys.executable, "-m", os.environ.get("BENCH_JOB_MODULE", "spark_apps.jobs.stream_index"),
             "--bootstrap", broker.bootstrap,
             "--transactions-topic", names["transactions"], "--fraud-signals-topic", names["fraud_signals"],
             "--alerts-topic", names["fraud_alerts"], "--dead-letter-topic", names["dead_letter"],

@@ -5,8 +5,9 @@ Keeps the streaming index job (Kafka -> Spark Structured Streaming -> stream ind
 fraud alerts) running and healthy. Every 5 minutes it:
 
 1. **inspects** the job (a local `spark-submit` process, or the EMR on EKS job run
-   `payments-stream-index`) and its latest micro-batch metrics: freshness of the last
-   committed batch and the consumer lag;
+   `payments-stream-index`) and its latest micro-batch metrics: time since the last
+   committed batch or, while the topics are silent, the last idle heartbeat (about every
+   10 s), and the consumer lag;
 2. **reconciles**: starts the job from its checkpoint when it is absent or failed,
    restarts it when unhealthy — with exponential backoff (`restart_backoff_s`,
    doubling per restart) and a budget of
@@ -56,7 +57,10 @@ with DAG(
             description="restart, stop or deploy; empty for a health check",
         ),
         "max_staleness_s": Param(
-            120, type="integer", minimum=10, description="Page when the last micro-batch is older than this"
+            120,
+            type="integer",
+            minimum=10,
+            description="Unhealthy when the last micro-batch and idle heartbeat are older than this",
         ),
         "max_lag": Param(100_000, type="integer", minimum=0, description="Page when the consumer lag exceeds this many records"),
         "restart_backoff_s": Param(

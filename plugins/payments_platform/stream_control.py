@@ -229,15 +229,36 @@ def latest_metrics(metrics_uri: str) -> dict[str, Any] | None:
     return lake_io.read_json(lake_io.join(metrics_uri, "stream", STREAM_QUERY_NAME, "latest.json"))
 
 
-def assess_health(metrics: dict[str, Any] | None, now: datetime, max_staleness_s: float, max_lag: int) -> StreamHealth:
-    if metrics is None:
+def latest_heartbeat(metrics_uri: str) -> dict[str, Any] | None:
+    """The newest idle heartbeat of the streaming job (written while no new record arrives), if any."""
+    return lake_io.read_json(lake_io.join(metrics_uri, "stream", STREAM_QUERY_NAME, "heartbeat.json"))
+
+
+def _utc(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def assess_health(
+    metrics: dict[str, Any] | None,
+    now: datetime,
+    max_staleness_s: float,
+    max_lag: int,
+    heartbeat: dict[str, Any] | None = None,
+) -> StreamHealth:
+    """Healthy = a micro-batch committed, or an idle heartbeat (nothing new to read) came, within
+    ``max_staleness_s``, and the lag of the newer of the two is at most ``max_lag``."""
+    if metrics is None and heartbeat is None:
         return StreamHealth(False, None, None, ["no micro-batch metrics yet"])
-    committed = datetime.fromisoformat(str(metrics["committed_at"]).replace("Z", "+00:00"))
-    freshness = (now - committed).total_seconds()
-    total_lag = int(metrics.get("lag_total") or 0)
+    signs = [(_utc(metrics["committed_at"]), metrics)] if metrics is not None else []
+    if heartbeat is not None:
+        signs.append((_utc(heartbeat["heartbeat_at"]), heartbeat))
+    seen_at, newest = max(signs, key=lambda sign: sign[0])
+    label = "last micro-batch committed" if heartbeat is None else "last micro-batch or idle heartbeat"
+    freshness = (now - seen_at).total_seconds()
+    total_lag = int(newest.get("lag_total") or 0)
     problems = []
     if freshness > max_staleness_s:
-        problems.append(f"last micro-batch committed {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")
+        problems.append(f"{label} {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")
     if total_lag > max_lag:
         problems.append(f"consumer lag {total_lag} records (limit {max_lag})")
     return StreamHealth(not problems, freshness, total_lag, problems)

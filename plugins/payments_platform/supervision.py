@@ -14,6 +14,7 @@ from payments_platform.stream_control import (
     RestartState,
     assess_health,
     get_stream_controller,
+    latest_heartbeat,
     latest_metrics,
     restart_decision,
     restart_state_uri,
@@ -36,7 +37,11 @@ def inspect_stream() -> dict[str, Any]:
     profile = get_profile()
     status = get_stream_controller(profile).status()
     health = assess_health(
-        latest_metrics(profile.lake.metrics_uri), datetime.now(UTC), float(params["max_staleness_s"]), int(params["max_lag"])
+        latest_metrics(profile.lake.metrics_uri),
+        datetime.now(UTC),
+        float(params["max_staleness_s"]),
+        int(params["max_lag"]),
+        heartbeat=latest_heartbeat(profile.lake.metrics_uri),
     )
     return {
         "running": status.running,

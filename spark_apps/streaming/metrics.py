@@ -5,7 +5,11 @@ Written under ``<lake.metrics_uri>/stream/<query_name>/``:
 * ``batches/dt=<YYYY-MM-DD>/hour=<HH>/batch-<batchId:012d>.json`` -- one JSON object
   (one line) per completed micro-batch; the ops index reads these;
 * ``latest.json`` -- the same object for the newest batch, overwritten each time; the
-  Airflow stream supervisor reads it to check liveness (``committed_at``) and lag.
+  Airflow stream supervisor reads it to check liveness (``committed_at``) and lag;
+* ``heartbeat.json`` -- written on Spark's idle events (about every 10 s while no new
+  record arrives): ``{query_name, query_id, heartbeat_at, lag, lag_total,
+  newest_produced_at}``, so the supervisor tells a running app on silent topics from a
+  dead one (it judges liveness by the newer of ``committed_at`` and ``heartbeat_at``).
 
 Fields of one record (format_version 1)::
 
@@ -220,13 +224,15 @@ class MetricsListener(StreamingQueryListener):
             self.query_id = str(event.id)
 
     def onQueryIdle(self, event) -> None:
-        """No new data: publish a heartbeat (freshness keeps growing, lag from the broker)."""
+        """No new data: write heartbeat.json and publish a heartbeat (freshness keeps growing, lag from the broker)."""
         try:
-            if not self.publishers or self.query_id is None or str(event.id) != self.query_id:
+            if self.query_id is None or str(event.id) != self.query_id:
                 return
             lag = self.lag(self.consumed) if self.lag and self.consumed else {}
             record = {
                 "query_name": self.query_name,
+                "query_id": self.query_id,
+                "heartbeat_at": _utc_iso(getattr(event, "timestamp", None)),
                 "input_rows": 0,
                 "lag": lag,
                 "lag_total": sum(v for parts in lag.values() for v in parts.values()),
@@ -234,6 +240,7 @@ class MetricsListener(StreamingQueryListener):
                 "dead_letters": None,
                 "quarantine_rate": None,
             }
+            lake.write_text(f"{self.location}/heartbeat.json", json.dumps(record, sort_keys=True, default=str) + "\n")
             for publish in self.publishers:
                 publish(record)
         except Exception:
@@ -275,3 +282,13 @@ def read_latest(metrics_uri: str, query_name: str) -> dict | None:
         return json.loads(lake.read_text(f"{metrics_location(metrics_uri, query_name)}/latest.json"))
     except (FileNotFoundError, OSError):
         return None
+
+
+def _utc_iso(timestamp: str | None) -> str:
+    """Spark's event timestamp (ISO-8601, UTC) in the records' format; now if absent or unreadable."""
+    try:
+        moment = dt.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")) if timestamp else None
+    except ValueError:
+        moment = None
+    moment = (moment or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -94,6 +94,13 @@ def with_kafka_columns(kafka_df: DataFrame) -> DataFrame:
     )
 
 
+def batch_time_placeholder_col() -> Column:
+    """``quarantined_at`` of dead letters in the streaming plan; the micro-batch writer sets the batch's
+    time. Not ``current_timestamp()``: Spark turns that into a new literal every micro-batch, which
+    changes the generated code and recompiles the whole validation stage each batch."""
+    return F.lit(None).cast("timestamp")
+
+
 def dead_letter_row_col() -> Column:
     """The dead-letter message (QUARANTINE_SCHEMA fields) as one struct column."""
     return F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
@@ -149,7 +156,7 @@ def late_dead_letters(masked_df: DataFrame, late_bound_seconds: int) -> DataFram
         "transaction_id": F.col("transaction_id"),
         "payload_masked": payload,
         "run_id": F.lit("stream"),
-        "quarantined_at": F.current_timestamp(),
+        "quarantined_at": batch_time_placeholder_col(),
     }
     return masked_df.filter(late_col(late_bound_seconds)).select(
         *[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
@@ -208,7 +215,7 @@ def split_signals(kafka_df: DataFrame) -> tuple[DataFrame, DataFrame]:
         F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]).alias("transaction_id"),
         mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))).alias("payload_masked"),
         F.lit("stream").alias("run_id"),
-        F.current_timestamp().alias("quarantined_at"),
+        batch_time_placeholder_col().alias("quarantined_at"),
     )
     return signals_df, dead_df
 

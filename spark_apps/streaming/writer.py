@@ -8,8 +8,10 @@ For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
    spark_apps.fraud_rules) and become STREAM_INDEX_SCHEMA rows;
 2. ``signal`` rows whose transaction was indexed in an earlier batch (the model output
    arrived after it) are scored the same way; they produce an updated alert only;
-3. index rows, alerts and dead letters come out of ONE Spark job (``toArrow`` of
-   :func:`batch_output` over the cached batch); the driver writes the index rows with
+3. the streaming plan runs once (:func:`local_rows`: its rows become a DataFrame over
+   local data, so scoring plans against a small relation), then index rows, alerts and
+   dead letters come out of one more Spark job (``toArrow`` of :func:`batch_output`);
+   the driver writes the index rows with
    pyarrow under ``<index>/stream_index/dt=D/hour=H/`` as ``part-b<batch>-00000.parquet``:
    written to a staging folder, then every file of an earlier attempt of the same batch is
    deleted and the new file is renamed in.
@@ -30,9 +32,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampType
 
 from spark_apps import lake
 from spark_apps.enrichment import with_fx_conversion, with_merchant_risk, with_policy, with_policy_flags
@@ -52,6 +54,7 @@ from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_SIGNAL, ROW_TXN
 log = logging.getLogger(__name__)
 _ALL_FIELDS = {"ignoreNullFields": "false"}  # messages carry every schema field, nulls included
 INDEX_TABLE = "stream_index"
+BATCH_TIME_COLUMN = "_batch_time"  # see local_rows
 REFERENCE_SOURCES = {"fx_rates": FX_RATE_SCHEMA, "merchants": MERCHANT_SCHEMA, "policies": POLICY_SCHEMA}
 
 
@@ -161,11 +164,9 @@ def latest_signal_per_transaction(signal_df: DataFrame, keep: tuple[str, ...] = 
     )
 
 
-def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: dt.datetime) -> DataFrame:
+def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: F.Column) -> DataFrame:
     """STREAM_INDEX_SCHEMA columns (+ dt/hour partition columns)."""
-    out = scored_df.withColumn("run_id", F.lit(f"stream-b{batch_id}")).withColumn(
-        "ingested_at", F.lit(ingested_at).cast("timestamp")
-    )
+    out = scored_df.withColumn("run_id", F.lit(f"stream-b{batch_id}")).withColumn("ingested_at", ingested_at)
     return lake.conform_to_schema(out.select(*STREAM_INDEX_SCHEMA.fieldNames()), STREAM_INDEX_SCHEMA).withColumns(
         {"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")}
     )
@@ -175,7 +176,7 @@ def flagged_col() -> F.Column:
     return (F.size("rule_flags") > 0) | (F.size("policy_flags") > 0) | (F.col("recommended_action") != F.lit("ALLOW"))
 
 
-def alert_rows(scored_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
+def alert_rows(scored_df: DataFrame, alert_time: F.Column) -> DataFrame:
     """FRAUD_ALERT_SCHEMA rows for the flagged transactions; reasons = rule flags + POLICY_<flag> + ML score."""
     reasons = F.concat(
         F.col("rule_flags"),
@@ -184,7 +185,7 @@ def alert_rows(scored_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
             F.col("fraud_score").isNotNull(), F.array(F.concat(F.lit("ML_SCORE_"), F.col("fraud_score").cast("string")))
         ).otherwise(F.array().cast("array<string>")),
     )
-    values = {"reasons": reasons, "alert_time": F.lit(alert_time).cast("timestamp")}
+    values = {"reasons": reasons, "alert_time": alert_time}
     return scored_df.filter(flagged_col()).select(
         *[_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
     )
@@ -272,7 +273,7 @@ def rows_to_score(batch_df: DataFrame) -> DataFrame:
     return indexed_df.unionByName(updates_df.select(*indexed_df.columns))
 
 
-def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.datetime) -> DataFrame:
+def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: F.Column) -> DataFrame:
     """(kind, key, json) of every alert and dead letter of the batch, in one frame."""
     alerts = alert_rows(scored_df, alert_time).select(
         F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*"), _ALL_FIELDS).alias("json")
@@ -285,11 +286,17 @@ def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: dt.d
     return alerts.unionByName(dead)
 
 
-def batch_output(batch_df: DataFrame, scored_df: DataFrame, batch_id: int, now: dt.datetime) -> DataFrame:
+def batch_output(batch_df: DataFrame, scored_df: DataFrame, batch_id: int) -> DataFrame:
     """Everything a micro-batch writes, in one frame (one Spark job): ``kind`` index / alert /
-    dead_letter; index rows carry STREAM_INDEX_SCHEMA + dt / hour, messages ``key`` and ``json``."""
+    dead_letter; index rows carry STREAM_INDEX_SCHEMA + dt / hour, messages ``key`` and ``json``.
+    Index ``ingested_at``, ``alert_time`` and dead letters' ``quarantined_at`` are the batch's time."""
+    now = F.col(BATCH_TIME_COLUMN)
     index_df = index_rows(scored_df.filter(~F.col("is_update")), batch_id, now).withColumn("kind", F.lit("index"))
-    dead_df = batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER).select("dead_letter.*")
+    dead_df = (
+        batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER)
+        .select("dead_letter.*", BATCH_TIME_COLUMN)
+        .withColumn("quarantined_at", now)
+    )
     return index_df.unionByName(outgoing_messages(scored_df, dead_df, now), allowMissingColumns=True)
 
 
@@ -334,28 +341,57 @@ class StreamIndexBatchWriter:
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         now = dt.datetime.now(dt.UTC)
         marks = [("start", time.monotonic())]
-        # The stateful plan runs once: every use below reads the cached batch.
-        batch_df = batch_df.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            scored_df = with_scoring(rows_to_score(batch_df), self.reference.get(), self.rules)
-            output_df = batch_output(batch_df, scored_df, batch_id, now)
-            marks.append(("plan", time.monotonic()))
-            index, alerts, dead = split_output(output_df.toArrow())  # the batch's only Spark job
-            marks.append(("compute", time.monotonic()))
-            files = commit_index_table(index, self.index_uri, batch_id)
-            marks.append(("index", time.monotonic()))
-            alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
-            dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
-            marks.append(("send", time.monotonic()))
-            self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
-            self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts), index_rows=index.num_rows)
-            log.info(
-                "batch %s: %s index rows, %s alerts, %s dead letters; ms %s",
-                batch_id,
-                index.num_rows,
-                len(alerts),
-                len(dead),
-                {b[0]: round((b[1] - a[1]) * 1000) for a, b in zip(marks, marks[1:], strict=False)},
-            )
-        finally:
-            batch_df.unpersist()
+        rows_df = local_rows(batch_df, now)  # the stateful plan runs here, once
+        marks.append(("state", time.monotonic()))
+        scored_df = with_scoring(rows_to_score(rows_df), self.reference.get(), self.rules)
+        output_df = batch_output(rows_df, scored_df, batch_id)
+        marks.append(("plan", time.monotonic()))
+        index, alerts, dead = split_output(output_df.toArrow())
+        marks.append(("score", time.monotonic()))
+        files = commit_index_table(index, self.index_uri, batch_id)
+        marks.append(("index", time.monotonic()))
+        alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
+        dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
+        marks.append(("send", time.monotonic()))
+        self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
+        self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts), index_rows=index.num_rows)
+        log.info(
+            "batch %s: %s index rows, %s alerts, %s dead letters; ms %s",
+            batch_id,
+            index.num_rows,
+            len(alerts),
+            len(dead),
+            {b[0]: round((b[1] - a[1]) * 1000) for a, b in zip(marks, marks[1:], strict=False)},
+        )
+
+
+def local_rows(batch_df: DataFrame, batch_time: dt.datetime) -> DataFrame:
+    """The micro-batch's rows (one Spark job over the streaming plan) as a DataFrame over local
+    data, with the batch's time as column :data:`BATCH_TIME_COLUMN`.
+
+    Scoring then plans against a small local relation instead of the whole streaming plan, and
+    no cache has to be kept or released. The time is data, not a literal: a timestamp literal is
+    compiled into the generated code, so a new one every batch would recompile every stage."""
+    import pyarrow as pa
+
+    # Arrow cannot hold a null struct (the dead_letter column of txn rows) with non-null fields.
+    columns = [F.col(f.name).cast(nullable_type(f.dataType)).alias(f.name) for f in batch_df.schema.fields]
+    rows_df = batch_df.select(*columns)
+    table = rows_df.toArrow()
+    stamp = pa.array([batch_time] * table.num_rows, pa.timestamp("us", tz="UTC"))
+    table = table.append_column(BATCH_TIME_COLUMN, stamp)
+    schema = rows_df.schema.add(BATCH_TIME_COLUMN, TimestampType(), False)
+    return batch_df.sparkSession.createDataFrame(table, schema=schema)
+
+
+def nullable_type(data_type):
+    """``data_type`` with every nested field and element nullable."""
+    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
+
+    if isinstance(data_type, StructType):
+        return StructType([StructField(f.name, nullable_type(f.dataType), True) for f in data_type.fields])
+    if isinstance(data_type, ArrayType):
+        return ArrayType(nullable_type(data_type.elementType), True)
+    if isinstance(data_type, MapType):
+        return MapType(data_type.keyType, nullable_type(data_type.valueType), True)
+    return data_type

@@ -46,12 +46,33 @@ def supervise(**conf):
     return dag_run
 
 
+def wait_for_heartbeat(metrics_uri: str, timeout_s: float = 300.0) -> dict:
+    from payments_platform.stream_control import latest_heartbeat
+
+    deadline = time.monotonic() + timeout_s
+    while (heartbeat := latest_heartbeat(metrics_uri)) is None:
+        assert time.monotonic() < deadline, "the idle stream job wrote no heartbeat"
+        time.sleep(1)
+    return heartbeat
+
+
+def reconcile_result(dag_run) -> dict:
+    (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == "reconcile_stream"]
+    return ti.xcom_pull(task_ids="reconcile_stream")
+
+
 def test_supervisor_starts_restarts_a_killed_job_and_stops_on_request(supervised):
     assert not supervised.status().running
     supervise()
     started = supervised.status()
     assert started.running, "absent job started"
     assert f"--bootstrap {os.environ['PAYMENTS_KAFKA_BOOTSTRAP']}" in " ".join(supervised.command())
+
+    # Silent topics: no micro-batch ever commits, but the idle app's heartbeat keeps it healthy.
+    heartbeat = wait_for_heartbeat(supervised.profile.lake.metrics_uri)
+    assert heartbeat["lag_total"] == 0
+    assert reconcile_result(supervise()) == {"did": "nothing", "detail": "healthy"}
+    assert supervised.status().reference == started.reference
 
     os.killpg(os.getpgid(int(started.reference)), signal.SIGKILL)
     deadline = time.monotonic() + 10

@@ -37,6 +37,11 @@ def read_index(spark, index_uri: str):
     return spark.read.parquet(f"{index_uri}/stream_index")
 
 
+def parse_time(text: str) -> dt.datetime:
+    """A JSON message's timestamp (UTC) as a naive datetime, like Spark returns timestamps."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, kafka_topics, tmp_path):
     base = epoch_ms(T0)
     # ML output for t-sig arrives before its transaction.
@@ -59,7 +64,9 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
         ],
     )
     options = job_options(kafka_broker, kafka_topics, tmp_path)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_available_now(spark, options, load_rules())
+    finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     index_df = read_index(spark, options.index_uri)
     # Parquet reads every column back as nullable: compare names and types.
@@ -158,6 +165,12 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
         ("t-late", Reason.LATE),
         ("t-nouser", Reason.MISSING_REQUIRED_FIELD),
     ]
+    # Each message carries the time of the micro-batch that wrote it (the index row's ingested_at).
+    ingested = {r.transaction_id: r.ingested_at for r in index_df.select("transaction_id", "ingested_at").collect()}
+    assert all(started <= t <= finished for t in ingested.values())
+    in_ms = {key: t.replace(microsecond=t.microsecond // 1000 * 1000) for key, t in ingested.items()}  # JSON keeps ms
+    assert {key: parse_time(a["alert_time"]) for key, a in alerts.items()} == {key: in_ms[key] for key in alerts}
+    assert all(started <= parse_time(m["value"]["quarantined_at"]) <= finished for m in dead)
     payloads = " ".join(m["value"]["payload_masked"] for m in dead)
     assert "4111111111111111" not in payloads and '"cvv":"123"' not in payloads and "[pan ****1111]" in payloads
 
@@ -206,3 +219,24 @@ def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_onc
         ("t-a", 25, "ALLOW", ["HIGH_AMOUNT"]),
         ("t-a", 84, "MANUAL_REVIEW", ["HIGH_AMOUNT", "ML_SCORE_0.9900"]),
     ]
+
+
+def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_broker, kafka_topics, tmp_path):
+    """No clock in the streaming plan: Spark replaces current_timestamp() by a new literal every
+    micro-batch, which is compiled into the generated code and recompiles the validation stages
+    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.local_rows)."""
+    from spark_apps.jobs.stream_index import kafka_stream
+    from spark_apps.streaming.transforms import StreamSettings, build_stream
+
+    options = job_options(kafka_broker, kafka_topics, tmp_path)
+    stream_df = build_stream(
+        kafka_stream(spark, options, options.transactions_topic),
+        kafka_stream(spark, options, options.fraud_signals_topic),
+        b"k" * 32,
+        load_rules(),
+        StreamSettings(),
+    )
+    plan = stream_df._jdf.queryExecution().analyzed().toString().lower()
+    assert "transaction_id" in plan
+    for clock in ("current_timestamp", "now()", "current_date", "localtimestamp"):
+        assert clock not in plan

@@ -98,11 +98,14 @@ def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
     listener.onQueryStarted(SimpleNamespace(id="q-1", name="stream_index"))
     progress = {**PROGRESS, "eventTime": {"max": "2026-11-21T09:59:59.000Z"}}
     listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=json.dumps(progress))))
-    listener.onQueryIdle(SimpleNamespace(id="q-1"))
-    listener.onQueryIdle(SimpleNamespace(id="another-query"))
+    listener.onQueryIdle(SimpleNamespace(id="q-1", timestamp="2026-11-21T10:05:00.123Z"))
+    listener.onQueryIdle(SimpleNamespace(id="another-query", timestamp="2026-11-21T10:06:00.000Z"))
     batch, idle = published
     assert (batch["records_read"], batch["dead_letters"], batch["lag_total"]) == (7, 6, 2)
     assert batch["quarantine_rate"] == pytest.approx(6 / 7)
     assert batch["newest_produced_at"] == idle["newest_produced_at"] == "2026-11-21T09:59:59.000000Z"
     assert (idle["input_rows"], idle["lag_total"], idle["quarantine_rate"]) == (0, 2, None)
     assert json.loads((tmp_path / "stream" / "stream_index" / "latest.json").read_text())["dead_letters"] == 6
+    heartbeat = json.loads((tmp_path / "stream" / "stream_index" / "heartbeat.json").read_text())
+    assert (heartbeat["heartbeat_at"], heartbeat["query_id"], heartbeat["lag_total"]) == ("2026-11-21T10:05:00.123000Z", "q-1", 2)
+    assert heartbeat == idle  # the other query's idle event wrote nothing
