@@ -1,7 +1,8 @@
 """Stream index latency and throughput at fixed produce rates (issue 4).
 
     flock /tmp/payments-bench.lock python bench/bench_stream.py [--rates 1000 5000 10000] [--seconds 60]
-        [--trigger "200 milliseconds"] [--max-offsets-per-trigger 20000] [--drain-seconds 300] [--job-conf KEY=VALUE]
+        [--trigger "200 milliseconds"] [--max-offsets-per-trigger 20000] [--drain-seconds 300]
+        [--job-conf KEY=VALUE ...] [--job-arg=--OPTION=VALUE ...] [--geo-jump-minutes N]
 
 For each rate: an embedded broker, generated transactions (and their ML outputs)
 produced at that rate for ``--seconds`` while the stream index job runs as a
@@ -79,6 +80,19 @@ def _warm_event(i: int, now_ms: int) -> dict:
             "currency": "USD", "transaction_status": "AUTHORIZED", "channel": "POS", "updated_at": stamp}  # fmt: skip
 
 
+def short_geo_rules(work: Path, minutes: int) -> Path:
+    """include/config/fraud_rules.yaml with ``geo_jump.max_minutes`` replaced, written into ``work``."""
+    import yaml
+
+    from spark_apps.fraud_rules import RULES_PATH
+
+    rules = yaml.safe_load(Path(RULES_PATH).read_text())
+    rules["geo_jump"]["max_minutes"] = minutes
+    path = work / "fraud_rules.yaml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    return path
+
+
 def _epoch_s(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
@@ -89,7 +103,15 @@ def metrics_records(metrics_uri: Path) -> list[dict]:
 
 
 def run_rate(
-    rate: int, seconds: int, trigger: str, work: Path, max_offsets: int, drain_seconds: float, job_conf: tuple[str, ...] = ()
+    rate: int,
+    seconds: int,
+    trigger: str,
+    work: Path,
+    max_offsets: int,
+    drain_seconds: float,
+    job_conf: tuple[str, ...] = (),
+    job_args: tuple[str, ...] = (),
+    geo_jump_minutes: int | None = None,
 ) -> dict:
     from spark_apps.generator.drops import write_drops
     from spark_apps.generator.kafka_stream import stream_to_kafka
@@ -104,6 +126,8 @@ def run_rate(
     workload = generate_day(config)
     raw = work / "raw"
     write_drops(workload, str(raw))
+    if geo_jump_minutes is not None:  # the rules file with a shorter geo window (its state is kept that long)
+        job_args = (*job_args, f"--fraud-rules={short_geo_rules(work, geo_jump_minutes)}")
     names = {kind: f"bench.{kind}" for kind in TOPICS}
     with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
         command = [
@@ -117,6 +141,7 @@ def run_rate(
             "--max-offsets-per-trigger", str(max_offsets),
             "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
             *[arg for item in job_conf for arg in ("--conf", item)],
+            *job_args,
         ]  # fmt: skip
         env = {
             **os.environ,
@@ -149,7 +174,7 @@ def run_rate(
                 duration_s=seconds,
                 fraud_topic=names["fraud_signals"],
             )
-            produce_end = time.time()
+            produce_start, produce_end = produced["first_produce_ms"] / 1000, time.time()
             drained_at = None
             while time.time() - produce_end < drain_seconds:
                 records = metrics_records(work / "metrics")
@@ -214,6 +239,11 @@ def run_rate(
         if measured
         else None,
         "state_rows_first_last": [measured[0]["state_rows_total"], measured[-1]["state_rows_total"]] if measured else None,
+        # (seconds after producing started, state memory MB, state rows) per data batch
+        "state_timeline": [
+            [round(_epoch_s(r["committed_at"]) - produce_start), round(r["state_memory_bytes"] / 2**20, 1), r["state_rows_total"]]
+            for r in data_batches
+        ],
         "load_average_at_start": load_start,
         "load_average": os.getloadavg(),
         "max_offsets_per_trigger": max_offsets,
@@ -229,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=20_000)
     parser.add_argument("--drain-seconds", type=float, default=300.0)
     parser.add_argument("--job-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf for the job")
+    parser.add_argument("--geo-jump-minutes", type=int, help="run with the rules file's geo window set to this")
+    parser.add_argument(
+        "--job-arg",
+        action="append",
+        default=[],
+        metavar="--OPTION=VALUE",
+        help="extra stream job option, e.g. --job-arg=--dedup-horizon-seconds=60",
+    )
     args = parser.parse_args(argv)
     sustained = []
     out = PROJECT_ROOT / "bench" / "out"
@@ -238,7 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         result = run_rate(
-            rate, args.seconds, args.trigger, work, args.max_offsets_per_trigger, args.drain_seconds, tuple(args.job_conf)
+            rate,
+            args.seconds,
+            args.trigger,
+            work,
+            args.max_offsets_per_trigger,
+            args.drain_seconds,
+            tuple(args.job_conf),
+            tuple(args.job_arg),
+            args.geo_jump_minutes,
         )
         if result["sustained"]:
             sustained.append(rate)
