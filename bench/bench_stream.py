@@ -63,7 +63,7 @@ class AlertReader(threading.Thread):
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer(
-            {"bootstrap.servers": self.bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.wait.max.ms": 10}
+            {"bootstrap.servers": self.bootstrap, "group.id": "bench", "enable.auto.commit": False, "fetch.wait.max.ms": 100}
         )
         partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
         consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])

@@ -187,3 +187,41 @@ def test_driver_reader_does_not_hold_a_batch_open_while_producers_keep_sending(k
 def test_read_mode_is_checked():
     with pytest.raises(ValueError, match="readMode"):
         KafkaOptions.parse({"bootstrap.servers": "b:9092", "subscribe": "t", "readMode": "sideways"})
+
+
+def test_an_idle_driver_reader_waits_on_the_broker_instead_of_polling_it(kafka_broker, kafka_topics, monkeypatch):
+    """Between micro-batches the reader's consumer keeps one fetch open for up to 100 ms. With a
+    5 ms wait it sent hundreds of fetches per second, and the embedded broker's CPU grew with every
+    record it held until it took the cores the job needs (bench/RESULTS.md)."""
+    import json
+    import time
+
+    from spark_apps.kafka.source import KafkaDriverStreamReader
+
+    stats = []
+    consumer = KafkaOptions.consumer
+
+    def consumer_with_stats(self, **extra):
+        return consumer(self, **extra, **{"statistics.interval.ms": 200, "stats_cb": stats.append})
+
+    monkeypatch.setattr(KafkaOptions, "consumer", consumer_with_stats)
+    topic = kafka_topics["transactions"]
+    produce(kafka_broker.bootstrap, topic, [(f"k{i}", f"v{i}", i % 2) for i in range(4)])
+    options = {"bootstrap.servers": kafka_broker.bootstrap, "subscribe": topic, "startingOffsets": "earliest"}
+    reader = KafkaDriverStreamReader(KafkaOptions.parse(options))
+
+    def fetches() -> int:
+        return sum(b["req"].get("Fetch", 0) for b in json.loads(stats[-1])["brokers"].values())
+
+    try:
+        _batches, end = reader.read(reader.initialOffset())
+        assert end[topic] == {"0": 2, "1": 2}
+        time.sleep(0.5)
+        reader.read(end)  # nothing new; serves the statistics callbacks
+        before = fetches()
+        time.sleep(3)  # idle, as between micro-batches
+        reader.read(end)  # nothing new; serves the statistics callbacks
+        idle_fetches = fetches() - before
+    finally:
+        reader.stop()
+    assert 0 < idle_fetches <= 3 / 0.1 * 2, idle_fetches  # the consumer stays connected, at most ~10 fetches/s

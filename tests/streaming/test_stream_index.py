@@ -240,3 +240,56 @@ def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_brok
     assert "transaction_id" in plan
     for clock in ("current_timestamp", "now()", "current_date", "localtimestamp"):
         assert clock not in plan
+
+
+def compilations(spark) -> int:
+    """Generated-code compilations of this JVM so far (Spark's codegen metric)."""
+    return spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME().getCount()
+
+
+def test_a_running_stream_reuses_its_compiled_plan_code(spark, kafka_broker, kafka_topics, tmp_path):
+    """After its first micro-batches a running query compiles (almost) nothing: its plans' code is
+    the same every batch and stays cached. With Spark's default cache of 100 entries the stream
+    evicted its own classes and compiled ~100 again every batch (spark_apps.session.BASE_CONF)."""
+    import time
+
+    from spark_apps.jobs.stream_index import start_stream_index
+    from tests.streaming.helpers import PAN_KEY
+
+    options = job_options(kafka_broker, kafka_topics, tmp_path, available_now=False)
+    query, writer, listener = start_stream_index(spark, options, PAN_KEY, load_rules())
+    per_wave = []
+    try:
+        for wave in range(4):
+            before = compilations(spark)
+            base = epoch_ms(T0) + wave * 1000
+            ids = [f"w{wave}-{i}" for i in range(3)]
+            produce(kafka_broker.bootstrap, kafka_topics["fraud_signals"], [(ids[0], signal(ids[0], "0.5000", 1), base)])
+            produce(
+                kafka_broker.bootstrap,
+                kafka_topics["transactions"],
+                [
+                    *[(t, txn(t, at(1 + wave), user=f"u-{t}"), base + 1 + i) for i, t in enumerate(ids)],
+                    (f"bad-{wave}", '{"transaction_id": ', base + 5),  # unparseable: a dead letter
+                ],
+            )
+            deadline = time.monotonic() + 300
+            while True:
+                stats = [writer.stats(b) or {} for b in range(100)]
+                if (
+                    sum(s.get("index_rows", 0) for s in stats) == 3 * (wave + 1)
+                    and sum(s.get("dead_letters", 0) for s in stats) == wave + 1
+                ):
+                    break
+                assert query.exception() is None, query.exception()
+                assert time.monotonic() < deadline, f"wave {wave} not written: {stats}"
+                time.sleep(0.2)
+            per_wave.append(compilations(spark) - before)
+    finally:
+        query.stop()
+        spark.streams.removeListener(listener)
+    assert max(per_wave[2:]) <= 15, f"compilations per wave {per_wave}"
+    # The metric counts: new code (a long literal is compiled into it) is one compilation more.
+    before = compilations(spark)
+    spark.range(1).selectExpr(f"id + {time.time_ns()}L").collect()
+    assert compilations(spark) > before
