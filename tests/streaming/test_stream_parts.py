@@ -109,3 +109,40 @@ def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
     heartbeat = json.loads((tmp_path / "stream" / "stream_index" / "heartbeat.json").read_text())
     assert (heartbeat["heartbeat_at"], heartbeat["query_id"], heartbeat["lag_total"]) == ("2026-11-21T10:05:00.123000Z", "q-1", 2)
     assert heartbeat == idle  # the other query's idle event wrote nothing
+
+
+def test_import_cache_invalidation_rereads_a_zip_only_when_it_changed(tmp_path, monkeypatch):
+    """Python workers call importlib.invalidate_caches() before every task; unpatched, CPython
+    3.11 re-reads the whole directory of pyspark.zip once per imported package each time."""
+    import importlib
+    import sys
+    import time
+    import zipfile
+    import zipimport
+
+    import spark_apps.streaming.compat  # noqa: F401 - applies the patch
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped_pkg/__init__.py", "")
+        zf.writestr("zipped_pkg/first.py", "VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(archive))
+    import zipped_pkg.first  # noqa: F401 - creates the archive's importers
+
+    reads = []
+    original = zipimport._read_directory
+    monkeypatch.setattr(zipimport, "_read_directory", lambda path: reads.append(path) or original(path))
+    importlib.invalidate_caches()  # first call per importer: reads once and remembers the archive
+    reads.clear()
+    for _ in range(3):
+        importlib.invalidate_caches()
+    assert [r for r in reads if r == str(archive)] == []
+
+    time.sleep(0.01)
+    with zipfile.ZipFile(archive, "a") as zf:  # the archive changes: the next invalidation sees it
+        zf.writestr("zipped_pkg/second.py", "VALUE = 2\n")
+    importlib.invalidate_caches()
+    assert str(archive) in reads
+    assert importlib.import_module("zipped_pkg.second").VALUE == 2
+    for name in ("zipped_pkg.second", "zipped_pkg.first", "zipped_pkg"):
+        sys.modules.pop(name, None)
