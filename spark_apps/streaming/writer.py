@@ -49,6 +49,7 @@ from spark_apps.schemas import (
     STREAM_INDEX_SCHEMA,
 )
 from spark_apps.sources import source_location
+from spark_apps.streaming.rule_state import CARD_WINDOW_SCHEMA
 from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_SIGNAL, ROW_TXN, SIGNAL_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -122,12 +123,12 @@ class ReferenceData:
 def with_small_count(df: DataFrame, fx_df: DataFrame, rules: FraudRules) -> DataFrame:
     """``small_count``: the card-testing window's charges at or below the small amount, in reporting currency."""
     entries_df = (
-        df.select("transaction_id", F.explode("card_window_amounts").alias("_e"))
+        df.select("transaction_id", F.explode(F.from_json("card_window_json", CARD_WINDOW_SCHEMA)).alias("_e"))
         .select(
             "transaction_id",
             F.col("_e.amount").alias("amount"),
             F.col("_e.currency").alias("currency"),
-            F.col("_e.event_time").alias("event_time"),
+            F.timestamp_millis(F.col("_e.t_ms")).alias("event_time"),
         )
         .transform(with_fx_conversion, fx_df)
         .groupBy("transaction_id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from decimal import Decimal
 
@@ -65,12 +66,17 @@ def test_distinct_devices_so_far_today():
     assert state.signals(T + 300_000, "t3", "tok_a", "u-1", "US", WINDOWS)["distinct_devices"] == 4
 
 
-def test_card_window_amounts_for_card_testing():
+def test_card_window_for_card_testing():
     state = BucketState()
     add(state, 0, "t0", amount="1.00")
     add(state, 30, "t1", amount="2.50")
-    amounts = state.signals(T + 30_000, "t1", "tok_a", "u-1", "US", WINDOWS)["card_window_amounts"]
-    assert [(a["amount"], a["currency"]) for a in amounts] == [(Decimal("1.00"), "USD"), (Decimal("2.50"), "USD")]
+    window = state.signals(T + 30_000, "t1", "tok_a", "u-1", "US", WINDOWS)["card_window_json"]
+    entries = json.loads(window, parse_float=Decimal)
+    assert [(a["amount"], a["currency"], a["t_ms"]) for a in entries] == [
+        (Decimal("1.00"), "USD", T),
+        (Decimal("2.50"), "USD", T + 30_000),
+    ]
+    assert state.signals(T, "t0", "tok_b", "u-2", "US", WINDOWS)["card_window_json"] == "[]"  # no history
 
 
 def test_eviction_keeps_state_bounded_and_round_trips():

@@ -146,3 +146,34 @@ def test_import_cache_invalidation_rereads_a_zip_only_when_it_changed(tmp_path, 
     assert importlib.import_module("zipped_pkg.second").VALUE == 2
     for name in ("zipped_pkg.second", "zipped_pkg.first", "zipped_pkg"):
         sys.modules.pop(name, None)
+
+
+def test_small_count_reads_the_card_window_in_the_reporting_currency(spark):
+    """The rule operator hands the card-testing window over as JSON text (rule_state.CARD_WINDOW_SCHEMA);
+    the writer converts each entry with the FX rate of its day and counts those at or below the
+    small amount. Empty windows and missing ones count 0."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from pyspark.testing import assertDataFrameEqual
+
+    from spark_apps.fraud_rules import load_rules
+    from spark_apps.schemas import FX_RATE_SCHEMA, REPORTING_CURRENCY
+    from spark_apps.streaming.writer import with_small_count
+
+    rules = load_rules()  # small amount 5.00 (reporting currency)
+    t = 1_795_000_000_000  # 2026-11-18 (UTC)
+    day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date()
+    fx_df = spark.createDataFrame([(day, "EUR", Decimal("1.10"))], FX_RATE_SCHEMA)
+    window = (
+        f'[{{"amount":4.00,"currency":"EUR","t_ms":{t}}},'  # 4.40 reporting: small
+        f'{{"amount":5.00,"currency":"EUR","t_ms":{t}}},'  # 5.50: not small
+        f'{{"amount":5.00,"currency":"{REPORTING_CURRENCY}","t_ms":{t}}}]'  # 5.00: small (at the bound)
+    )
+    rows_df = spark.createDataFrame(
+        [("t1", window), ("t2", "[]"), ("t3", None)], "transaction_id string, card_window_json string"
+    )
+    assertDataFrameEqual(
+        with_small_count(rows_df, fx_df, rules).select("transaction_id", "small_count"),
+        [("t1", 2), ("t2", 0), ("t3", 0)],
+    )
