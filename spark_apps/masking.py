@@ -69,7 +69,9 @@ def with_hmac_pads(key: bytes):
 
         # From Arrow the rows are a local relation in the JVM; from a Python list they were an RDD
         # whose every broadcast (each stream micro-batch) started Python workers (~0.8 s per batch).
-        pads = pa.table({INNER_PAD_COLUMN: pa.array([inner_pad], pa.binary()), OUTER_PAD_COLUMN: pa.array([outer_pad], pa.binary())})
+        pads = pa.table(
+            {INNER_PAD_COLUMN: pa.array([inner_pad], pa.binary()), OUTER_PAD_COLUMN: pa.array([outer_pad], pa.binary())}
+        )
         pads_df = df.sparkSession.createDataFrame(pads, f"{INNER_PAD_COLUMN} binary, {OUTER_PAD_COLUMN} binary")
         return df.crossJoin(F.broadcast(pads_df))
 
