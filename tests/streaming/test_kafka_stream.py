@@ -35,3 +35,27 @@ def test_limit_stops_early(kafka_broker, kafka_topics):
     assert (
         stream_to_kafka(events, kafka_broker.bootstrap, kafka_topics["dead_letter"], rate_per_second=1000, limit=3)["total"] == 3
     )
+
+
+def test_records_leave_in_batches_not_one_request_each(kafka_broker, kafka_topics, monkeypatch):
+    """The producer lingers ~20 ms so records share a batch: each record batch is one object in the
+    embedded broker's storage, and its cost per fetch grows with their number (bench/RESULTS.md)."""
+    import json
+
+    import confluent_kafka
+
+    stats, created = [], []
+    producer = confluent_kafka.Producer
+
+    def producer_with_stats(config):
+        created.append(producer({**config, "statistics.interval.ms": 100, "stats_cb": stats.append}))
+        return created[-1]
+
+    monkeypatch.setattr(confluent_kafka, "Producer", producer_with_stats)
+    events = [(f"k{i}".encode(), b"{}", 0) for i in range(2000)]
+    topic = kafka_topics["dead_letter"]
+    assert stream_to_kafka(events, kafka_broker.bootstrap, topic, rate_per_second=1000, retime=False)["total"] == 2000
+    created[0].poll(0.3)  # one more statistics callback, after the final flush
+    last = json.loads(stats[-1])  # cumulative counters: messages sent and produce requests
+    requests = sum(b["req"].get("Produce", 0) for b in last["brokers"].values())
+    assert last["txmsgs"] == 2000 and last["txmsgs"] / requests >= 8, requests  # ~20 per request at 20 ms, ~2 at 2 ms
