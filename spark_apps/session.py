@@ -17,6 +17,11 @@ BASE_CONF = {
     # than the stream's micro-batch plans generate, so every batch compiled ~100 classes again
     # (then JIT-compiled them again). Static: it has to be set when the session is built.
     "spark.sql.codegen.cache.maxEntries": "1000",
+    # PySpark records the Python call site of every DataFrame/Column call for error messages:
+    # five extra JVM round trips per call, which made building the stream's per-batch scoring
+    # plan (hundreds of column expressions) take over a second. Error messages stay; only the
+    # Python file:line of the DataFrame query context goes.
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
 
 
