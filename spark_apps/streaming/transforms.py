@@ -242,7 +242,7 @@ def with_rule_signals_from_state(rows_df: DataFrame, rules, settings: StreamSett
     columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in rows_df.schema.fields)
     signals = ", ".join(f"{name} {dtype}" for name, dtype in RULE_SIGNAL_COLUMNS)
     return rows_df.groupBy("rule_bucket").applyInPandasWithState(
-        make_rule_state_function(RuleWindows.from_rules(rules)),
+        make_rule_state_function(RuleWindows.from_rules(rules, settings.late_bound_seconds + settings.signal_window_seconds)),
         f"{columns}, {signals}",
         RULE_STATE_SCHEMA,
         "append",

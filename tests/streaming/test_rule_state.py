@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from decimal import Decimal
 
 from spark_apps.fraud_rules import load_rules
@@ -79,18 +78,91 @@ def test_card_window_for_card_testing():
     assert state.signals(T, "t0", "tok_b", "u-2", "US", WINDOWS)["card_window_json"] == "[]"  # no history
 
 
+LOOKBACK = RuleWindows.from_rules(load_rules(), lookback_seconds=15 * 60)  # late bound 10 min + signal window 5 min
+
+
 def test_eviction_keeps_state_bounded_and_round_trips():
     state = BucketState()
     for i in range(100):
         add(state, i * 60, f"t{i}", device=f"d{i % 3}")
-    state.evict(T + 100 * 60_000, WINDOWS)
-    # Cards keep 5 minutes, users keep the geo-jump window (60 min) behind the watermark.
-    assert len(state.cards["tok_a"]) == 0 or min(e[0] for e in state.cards["tok_a"]) >= T + 95 * 60_000
-    assert min(e[0] for e in state.users["u-1"]) >= T + 40 * 60_000
+    state.evict(T + 100 * 60_000, LOOKBACK)
+    # Later rows look up from 100 - 15 = 85 min on: cards keep the 5-minute window before that,
+    # the user's history from 85 min plus its newest entry before (84 min).
+    assert [e[0] for e in state.cards["tok_a"]] == [T + m * 60_000 for m in range(80, 100)]
+    assert [e[0] for e in state.users["u-1"]] == [T + m * 60_000 for m in range(84, 100)]
     restored = BucketState.load(state.dump())
-    assert pickle.dumps(restored.users) == pickle.dumps(state.users)
+    assert (restored.cards, restored.users, restored.devices) == (state.cards, state.users, state.devices)
+    state.evict(T + 150 * 60_000, LOOKBACK)  # nothing newer arrived: only the user's last entry can still matter
+    assert state.cards == {}
+    assert [e[0] for e in state.users["u-1"]] == [T + 99 * 60_000]
+    state.evict(T + 300 * 60_000, LOOKBACK)  # too old for any geo jump
+    assert state.users == {}
+
+
+def test_eviction_changes_no_signal_a_later_row_can_ask_for():
+    """Rows of later batches carry event times down to watermark - lookback (a transaction up to
+    the late bound before its produce time, a signal row its transaction's time). Their signals
+    after eviction equal those from the whole history: card windows and the previous transaction."""
+    import copy
+
+    full = BucketState()
+    for i in range(100):  # a card used every minute from 0 to 99 min, one user, US
+        add(full, i * 60, f"t{i}", amount="1.00")
+    add(full, 30 * 60 + 1, "abroad", card="tok_b", user="u-2", country="FR")  # u-2's only entry before 85 min
+    evicted = copy.deepcopy(full)
+    evicted.evict(T + 100 * 60_000, LOOKBACK)
+    for minute in (85, 86, 90, 99, 100):
+        t = T + minute * 60_000
+        for card, user, country in (("tok_a", "u-1", "US"), ("tok_b", "u-2", "US")):
+            late = f"late-{minute}-{user}"
+            expected = full.signals(t, late, card, user, country, LOOKBACK)
+            assert evicted.signals(t, late, card, user, country, LOOKBACK) == expected, (minute, user)
+    geo = evicted.signals(T + 86 * 60_000, "x", "tok_b", "u-2", "US", LOOKBACK)["prev_country_minutes"]
+    assert 55 < geo < 56  # a geo jump (<= 60 min) to an entry 55 minutes before the watermark's lookback
+    assert evicted.signals(T + 86 * 60_000, "x", "tok_a", "u-1", "US", LOOKBACK)["card_count_5m"] == 5  # 82-86 min
 
 
 def test_card_key_falls_back_to_the_user_like_the_batch():
     assert card_key(None, "u-9") == "user:u-9"
     assert card_key("tok_x", "u-9") == "tok_x"
+
+
+def test_state_keeps_amounts_as_exact_text_and_unpickles_with_the_gc_paused(monkeypatch):
+    """Decimal objects made pickling a bucket twice as slow, and the cyclic GC walking the
+    unpickled tuples over and over made loading it 2.5x slower (bench/bench_rule_state.py)."""
+    import gc
+
+    import pandas as pd
+
+    from spark_apps.streaming import rule_state
+
+    state = BucketState()
+    add(state, 0, "t0", amount="1.10")
+    assert state.cards["tok_a"][0][2] == "1.10"
+    old_style = BucketState(cards={"tok_a": [(T - 1000, "old", Decimal("2.50"), "USD")]})  # state written by earlier code
+    assert json.loads(old_style.signals(T, "t1", "tok_a", "u-1", "US", WINDOWS)["card_window_json"])[0]["amount"] == 2.5
+
+    class GroupState:
+        exists, get, updated = True, (state.dump(),), None
+
+        def getCurrentWatermarkMs(self):
+            return 0
+
+        def update(self, value):
+            self.updated = value
+
+    gc_during_load = []
+    original_load = rule_state.BucketState.load
+    monkeypatch.setattr(
+        rule_state.BucketState,
+        "load",
+        classmethod(lambda cls, blob: gc_during_load.append(gc.isenabled()) or original_load(blob)),
+    )
+    row = {"row_kind": "txn", "event_time": pd.Timestamp(T + 1000, unit="ms", tz="UTC"), "transaction_id": "t1",
+           "user_id": "u-1", "card_token": "tok_a", "country": "US", "device_id": "d-1", "amount": Decimal("3.00"),
+           "currency": "USD", "kafka_partition": 0, "kafka_offset": 1}  # fmt: skip
+    group_state = GroupState()
+    out = list(rule_state.make_rule_state_function(WINDOWS)(("b",), iter([pd.DataFrame([row])]), group_state))
+    assert out[0]["velocity_count"].tolist() == [2]
+    assert gc_during_load == [False] and gc.isenabled()
+    assert [e[2] for e in BucketState.load(group_state.updated[0]).cards["tok_a"]] == ["1.10", "3.00"]
