@@ -179,26 +179,33 @@ def test_small_count_reads_the_card_window_in_the_reporting_currency(spark):
     )
 
 
+def record_jvm_calls(monkeypatch) -> list[str]:
+    """From now on in the test, every Py4J command the driver sends to the JVM, in order."""
+    import py4j.clientserver
+
+    sent: list[str] = []
+    original = py4j.clientserver.ClientServerConnection.send_command
+
+    def recording(self, command):
+        sent.append(command)
+        return original(self, command)
+
+    monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", recording)
+    return sent
+
+
 def test_building_a_column_makes_no_call_site_round_trips_to_the_jvm(spark, monkeypatch):
     """The micro-batch writer builds its scoring plan anew every batch. With PySpark's DataFrame
     debugging on (its default), every Column call also sent the Python call site to the JVM:
     five extra round trips each (measured before the function lookups were cached: 33 instead of
     13 for this expression, together over a second per batch). spark_apps.session.BASE_CONF
     turns it off (a static setting)."""
-    import py4j.clientserver
     import pyspark.errors.utils
     from pyspark.sql import functions as F
 
     monkeypatch.setattr(pyspark.errors.utils, "_enable_debugging_cache", None)
     F.col("warm_up")  # PySpark reads the session's setting once, on the first Column call
-    sent = []
-    original = py4j.clientserver.ClientServerConnection.send_command
-
-    def counting(self, command):
-        sent.append(command)
-        return original(self, command)
-
-    monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", counting)
+    sent = record_jvm_calls(monkeypatch)
     F.when(F.col("amount") > F.lit(5), F.lit("high"))
     assert len(sent) <= 13, f"{len(sent)} JVM calls to build one CASE expression"
 
@@ -206,18 +213,10 @@ def test_building_a_column_makes_no_call_site_round_trips_to_the_jvm(spark, monk
 def test_a_function_call_resolves_its_jvm_method_once(spark, monkeypatch):
     """spark_apps.session.cache_jvm_function_lookups: after the first F.col the next ones make one
     JVM round trip (the call) instead of three (two reflection lookups, then the call)."""
-    import py4j.clientserver
     from pyspark.sql import functions as F
 
     F.col("warm_up")
-    sent = []
-    original = py4j.clientserver.ClientServerConnection.send_command
-
-    def counting(self, command):
-        sent.append(command)
-        return original(self, command)
-
-    monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", counting)
+    sent = record_jvm_calls(monkeypatch)
     column = F.col("amount")
     assert len(sent) == 1, sent
     assert str(column) == "Column<'amount'>"
