@@ -28,7 +28,9 @@ and the event joins the state) and ``signal`` (an ML output matched to a
 transaction: the signals are recomputed from state for that transaction, which is
 already part of it, so a late-arriving model score can be combined with the rules).
 
-State is one pickled blob per bucket. After each batch, what no later row can use is
+State is one pickled value per bucket holding, per card / user, that key's entries pickled
+on their own (:class:`PackedEntries`): a batch unpickles and pickles again only the keys it
+touches, so its cost follows the batch more than the state. After each batch, what no later row can use is
 evicted (:meth:`BucketState.evict`): card entries older than the card windows before the
 earliest event time a later row can carry (watermark - late bound - signal window), user
 history before that time except each user's newest entry, and device days before it. State
@@ -44,7 +46,7 @@ import gc
 import io
 import json
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -64,6 +66,12 @@ RULE_SIGNAL_COLUMNS = (
 SIGNAL_NAMES = tuple(name for name, _type in RULE_SIGNAL_COLUMNS)
 CARD_WINDOW_SCHEMA = "array<struct<amount:decimal(18,2),currency:string,t_ms:bigint>>"  # of card_window_json
 _MS_PER_DAY = 86_400_000
+# An untouched key is unpickled for eviction only once its oldest entry is this far past the
+# floor, so it is rewritten about once a minute rather than every batch. Keeping older entries a
+# little longer changes no signal: every lookup counts by its own window or takes the newest
+# earlier entry.
+EVICTION_SLACK_MS = 60_000
+STATE_FORMAT = "rule-state-v2"  # first element of a bucket's pickled state (earlier code wrote three dicts)
 _EPOCH_UTC = pd.Timestamp(0, tz="UTC")
 
 
@@ -93,40 +101,113 @@ class RuleWindows:
         return max(self.velocity_ms, self.card_testing_ms, 300_000)
 
 
+class PackedEntries(Mapping):
+    """key -> time-sorted list of entry tuples, kept between micro-batches as one pickled value per
+    key next to the leading value of its first two entries (what :meth:`evict_where` checks). A
+    batch unpickles only the keys it reads, adds to or evicts from, and pickles only those again:
+    pickling a bucket's entries as one structure made every batch pay for every entry of the
+    state (``bench/bench_rule_state.py``)."""
+
+    def __init__(self, packed: dict | None = None, entries: dict | None = None) -> None:
+        self._packed: dict[str, tuple] = packed if packed is not None else {}  # key -> (first, second, pickled entries)
+        self._open: dict[str, list[tuple]] = {k: list(v) for k, v in (entries or {}).items() if v}
+
+    def __getitem__(self, key: str) -> list[tuple]:
+        entries = self._open.get(key)
+        if entries is None:
+            entries = self._open[key] = pickle.loads(self._packed[key][2])
+        return entries
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._open
+        yield from (key for key in self._packed if key not in self._open)
+
+    def __len__(self) -> int:
+        return len(self._open) + sum(1 for key in self._packed if key not in self._open)
+
+    def open(self, key: str) -> list[tuple]:
+        """The key's entries to change in place (created empty)."""
+        try:
+            return self[key]
+        except KeyError:
+            entries = self._open[key] = []
+            return entries
+
+    def evict_where(self, due, keep) -> None:
+        """``entries = keep(entries)`` for every key that is open or whose packed ``(first, second)``
+        leading values make ``due`` true; keys left without entries are removed."""
+        for key, (first, second, pickled) in self._packed.items():
+            if key not in self._open and due(first, second):
+                self._open[key] = pickle.loads(pickled)
+        for key in list(self._open):
+            kept = keep(self._open[key])
+            if kept:
+                self._open[key] = kept
+            else:
+                del self._open[key]
+                self._packed.pop(key, None)
+
+    def packed(self) -> dict[str, tuple]:
+        """Every key as (first, second | None, pickled entries), pickling the open ones again."""
+        for key, entries in self._open.items():
+            second = entries[1][0] if len(entries) > 1 else None
+            self._packed[key] = (entries[0][0], second, pickle.dumps(entries, pickle.HIGHEST_PROTOCOL))
+        self._open.clear()
+        return self._packed
+
+
 class BucketState:
-    """Per-bucket history: cards -> sorted [(t_ms, txn_id, amount text, currency)], users -> sorted
-    [(t_ms, txn_id, country)] and users -> {day: {device: first t_ms}}."""
+    """Per-bucket history (:class:`PackedEntries` each): cards -> [(t_ms, txn_id, amount text, currency)],
+    users -> [(t_ms, txn_id, country)], users -> [(UTC day, device, first t_ms)] sorted by (day, device)."""
 
     def __init__(self, cards=None, users=None, devices=None) -> None:
-        self.cards: dict[str, list[tuple]] = cards or {}
-        self.users: dict[str, list[tuple]] = users or {}
-        self.devices: dict[str, dict[int, dict[str, int]]] = devices or {}
+        self.cards = cards if isinstance(cards, PackedEntries) else PackedEntries(entries=cards)
+        self.users = users if isinstance(users, PackedEntries) else PackedEntries(entries=users)
+        self.devices = devices if isinstance(devices, PackedEntries) else PackedEntries(entries=devices)
 
     @classmethod
     def load(cls, blob: bytes | None) -> BucketState:
-        return cls(*pickle.loads(blob)) if blob else cls()
+        if not blob:
+            return cls()
+        data = pickle.loads(blob)
+        if data[0] == STATE_FORMAT:
+            return cls(*(PackedEntries(packed) for packed in data[1:]))
+        # Written by earlier code: one tuple per entry, amounts possibly Decimal, devices as {day: {device: first}}.
+        cards, users, devices = data
+        return cls(
+            {card: [(t, i, None if a is None else str(a), c) for t, i, a, c in entries] for card, entries in cards.items()},
+            users,
+            {
+                u: sorted((d, dev, first) for d, firsts in days.items() for dev, first in firsts.items())
+                for u, days in devices.items()
+            },
+        )
 
     def dump(self) -> bytes:
-        # Without the memo ("fast" mode; the state is acyclic dicts, lists and tuples): the memo
-        # looked up every one of the state's objects (dump 0.98 -> 0.62 s for a 1,000 txn/s
-        # bucket, the blob 30 -> 35 MB). pickle.loads reads both forms.
+        # Without the memo ("fast" mode; the state is acyclic dicts, tuples and texts).
         out = io.BytesIO()
         pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.fast = True
-        pickler.dump((self.cards, self.users, self.devices))
+        pickler.dump((STATE_FORMAT, self.cards.packed(), self.users.packed(), self.devices.packed()))
         return out.getvalue()
 
     def add(self, t_ms: int, txn_id: str, card: str, user: str, country, device, amount, currency) -> None:
-        entries = self.cards.setdefault(card, [])
+        entries = self.cards.open(card)
         if not _contains(entries, t_ms, txn_id):
-            # The amount as its exact text: a Decimal per entry made pickling the state twice as slow.
+            # The amount as its exact text: Decimal objects made pickling slower.
             bisect.insort(entries, (t_ms, txn_id, None if amount is None else str(amount), currency))
-        history = self.users.setdefault(user, [])
+        history = self.users.open(user)
         if not _contains(history, t_ms, txn_id):
             bisect.insort(history, (t_ms, txn_id, country or ""))
         if device:
-            day = self.devices.setdefault(user, {}).setdefault(t_ms // _MS_PER_DAY, {})
-            day[device] = min(day.get(device, t_ms), t_ms)
+            days = self.devices.open(user)
+            day = t_ms // _MS_PER_DAY
+            index = bisect.bisect_left(days, (day, device))
+            if index < len(days) and days[index][:2] == (day, device):
+                if t_ms < days[index][2]:
+                    days[index] = (day, device, t_ms)
+            else:
+                days.insert(index, (day, device, t_ms))
 
     def signals(self, t_ms: int, txn_id: str, card: str, user: str, country, windows: RuleWindows) -> dict:
         """RULE_SIGNAL_COLUMNS of a transaction at ``t_ms``, by name."""
@@ -155,45 +236,47 @@ class BucketState:
         prev_minutes = None
         if previous is not None and previous[2] and country and previous[2] != country:
             prev_minutes = (t_ms - previous[0]) / 60_000
-        day = self.devices.get(user, {}).get(t_ms // _MS_PER_DAY, {})
-        devices = sum(1 for first in day.values() if first <= t_ms)
+        devices = 0
+        days = self.devices.get(user)
+        if days:
+            day = t_ms // _MS_PER_DAY
+            today = days[bisect.bisect_left(days, (day,)) : bisect.bisect_left(days, (day + 1,))]
+            devices = sum(1 for entry in today if entry[2] <= t_ms)
         return velocity, minute, five, "[" + ",".join(amounts) + "]", prev_minutes, devices
 
     def evict(self, watermark_ms: int, windows: RuleWindows) -> None:
         """Drop what no later row can see. Later rows look up from event times at or after
         ``earliest`` = watermark - lookback: a card entry matters within the card windows before
         that; a user's history only through its newest entry before a lookup, so of the entries
-        before ``earliest`` only the newest is kept, and only while a geo jump to it is possible."""
+        before ``earliest`` only the newest is kept, and only while a geo jump to it is possible.
+        Only keys whose oldest entries may go are decoded (:meth:`PackedEntries.evict_where`)."""
         if watermark_ms <= 0:
             return
         earliest = watermark_ms - windows.lookback_ms
         card_floor = earliest - windows.card_retention_ms
-        for card in list(self.cards):
-            kept = self.cards[card][bisect.bisect_left(self.cards[card], (card_floor,)) :]
-            if kept:
-                self.cards[card] = kept
-            else:
-                del self.cards[card]
+        self.cards.evict_where(
+            lambda first, _second: first < card_floor - EVICTION_SLACK_MS,
+            lambda entries: entries[bisect.bisect_left(entries, (card_floor,)) :],
+        )
         geo_floor = earliest - windows.geo_jump_ms
-        for user in list(self.users):
-            history = self.users[user]
+
+        def keep_history(history: list[tuple]) -> list[tuple]:
             first_kept = bisect.bisect_left(history, (earliest,))
             if first_kept > 0 and history[first_kept - 1][0] >= geo_floor:
                 first_kept -= 1  # the newest entry before `earliest`: the previous one of later lookups
-            if first_kept < len(history):
-                self.users[user] = history[first_kept:]
-            else:
-                del self.users[user]
-        day_floor = earliest // _MS_PER_DAY
-        for user in list(self.devices):
-            days = {d: v for d, v in self.devices[user].items() if d >= day_floor}
-            if days:
-                self.devices[user] = days
-            else:
-                del self.devices[user]
+            return history[first_kept:]
 
-    def size(self) -> int:
-        return sum(map(len, self.cards.values())) + sum(map(len, self.users.values()))
+        # The oldest entry goes when a newer one is also before `earliest` or it is beyond any geo jump.
+        self.users.evict_where(
+            lambda first, second: (
+                first < geo_floor - EVICTION_SLACK_MS or (second is not None and second < earliest - EVICTION_SLACK_MS)
+            ),
+            keep_history,
+        )
+        day_floor = earliest // _MS_PER_DAY
+        self.devices.evict_where(
+            lambda first, _second: first < day_floor, lambda days: days[bisect.bisect_left(days, (day_floor,)) :]
+        )
 
 
 def _contains(entries: list[tuple], t_ms: int, txn_id: str) -> bool:
@@ -212,9 +295,10 @@ def _window_entry_json(entry: tuple) -> str:
 @contextmanager
 def _gc_paused():
     """Python's cyclic GC off while a bucket's state is unpickled and updated: the state is
-    hundreds of thousands of tuples, and each allocation burst set off collections that walk
-    all of them again (measured: unpickling 0.65 s -> 0.26 s for a 1,000 txn/s bucket). The
-    state must be released before the collector is back on, or its first collection walks it."""
+    tens of thousands of keys, and each allocation burst set off collections that walk all
+    of them again (measured when entries were tuples: unpickling 0.65 s -> 0.26 s for a 1,000
+    txn/s bucket). The state is released before the collector is back on, or its first
+    collection walks it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -117,6 +117,17 @@ def test_eviction_changes_no_signal_a_later_row_can_ask_for():
             late = f"late-{minute}-{user}"
             expected = full.signals(t, late, card, user, country, LOOKBACK)
             assert evicted.signals(t, late, card, user, country, LOOKBACK) == expected, (minute, user)
+    # The same from a state that went through a micro-batch boundary (keys packed, evicted with the slack).
+    packed = BucketState.load(copy.deepcopy(full).dump())
+    packed.evict(T + 100 * 60_000, LOOKBACK)
+    restored = BucketState.load(packed.dump())
+    for minute in (85, 86, 90, 99, 100):
+        t = T + minute * 60_000
+        for card, user, country in (("tok_a", "u-1", "US"), ("tok_b", "u-2", "US")):
+            late = f"late-{minute}-{user}"
+            assert restored.signals(t, late, card, user, country, LOOKBACK) == full.signals(
+                t, late, card, user, country, LOOKBACK
+            )
     geo = evicted.signals(T + 86 * 60_000, "x", "tok_b", "u-2", "US", LOOKBACK)["prev_country_minutes"]
     assert 55 < geo < 56  # a geo jump (<= 60 min) to an entry 55 minutes before the watermark's lookback
     assert evicted.signals(T + 86 * 60_000, "x", "tok_a", "u-1", "US", LOOKBACK)["card_count_5m"] == 5  # 82-86 min
@@ -166,3 +177,49 @@ def test_state_keeps_amounts_as_exact_text_and_unpickles_with_the_gc_paused(monk
     assert out[0]["velocity_count"].tolist() == [2]
     assert gc_during_load == [False] and gc.isenabled()
     assert [e[2] for e in BucketState.load(group_state.updated[0]).cards["tok_a"]] == ["1.10", "3.00"]
+
+
+def test_a_batch_unpickles_only_the_keys_it_touches_or_evicts(monkeypatch):
+    """Each card's and user's entries are pickled on their own: a micro-batch pays for the keys it
+    reads, adds to or evicts from, not for the whole state (bench/bench_rule_state.py)."""
+    import pickle
+
+    from spark_apps.streaming import rule_state
+
+    state = BucketState()
+    for i in range(50):
+        add(state, 0, f"old{i}", card=f"tok_old{i}", user=f"u-old{i}")  # 0 min
+        add(state, 930, f"new{i}", card=f"tok_new{i}", user=f"u-new{i}")  # 15.5 min
+    blob = state.dump()
+    loads = []
+    original_loads = pickle.loads
+    monkeypatch.setattr(rule_state.pickle, "loads", lambda data: loads.append(len(data)) or original_loads(data))
+    batch = BucketState.load(blob)
+    add(batch, 1000, "t1", card="tok_new7", user="u-new7")  # 16.7 min
+    # Earliest lookup 21 min, card floor 16 min: the old cards' entries are past it by more than the
+    # slack (a minute), the other new cards' by less, so they stay packed; every user keeps its
+    # only (newest) entry. The touched card is evicted exactly.
+    batch.evict(T + 36 * 60_000, LOOKBACK)
+    assert len(loads) == 1 + 3 + 50  # the bucket, the touched card / user / devices, the 50 old cards
+    assert set(batch.cards) == {f"tok_new{i}" for i in range(50)}
+    restored = BucketState.load(batch.dump())
+    assert [e[1] for e in restored.cards["tok_new7"]] == ["t1"]
+    assert [e[1] for e in restored.cards["tok_new3"]] == ["new3"]
+
+
+def test_state_written_by_earlier_code_is_read():
+    """Buckets pickled as three dicts of entry tuples (Decimal amounts, devices by day) still load."""
+    import pickle
+
+    old_blob = pickle.dumps(
+        (
+            {"tok_a": [(T - 1000, "t0", Decimal("2.50"), "USD")]},
+            {"u-1": [(T - 1000, "t0", "FR")]},
+            {"u-1": {T // 86_400_000: {"d-1": T - 1000, "d-2": T - 500}}},
+        )
+    )
+    state = BucketState.load(old_blob)
+    signals = state.signals(T, "t1", "tok_a", "u-1", "US", WINDOWS)
+    assert json.loads(signals["card_window_json"]) == [{"amount": 2.5, "currency": "USD", "t_ms": T - 1000}]
+    assert (signals["velocity_count"], signals["prev_country_minutes"], signals["distinct_devices"]) == (1, 1000 / 60_000, 2)
+    assert BucketState.load(state.dump()).cards["tok_a"] == [(T - 1000, "t0", "2.50", "USD")]
