@@ -52,7 +52,6 @@ from spark_apps.streaming.transforms import StreamSettings, build_stream
 log = logging.getLogger("stream_index")
 QUERY_NAME = "stream_index"
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 20_000
-CONVERT_TO_LOCAL_RELATION = "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation"
 # State in RocksDB (off the JVM heap, bounded memory) with changelog checkpointing: a batch
 # commit uploads only the changes, not a snapshot. A checkpoint keeps the provider it was
 # created with (Spark records it in the offset log), so existing queries are unaffected.
@@ -117,12 +116,6 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
     # expressions (four branches of the same CASE chains) took most of each batch (measured: over a
     # minute of CPU per batch in PruneFilters). Switching it off changes optimization only, not results.
     spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
-    # The micro-batch writer scores the batch's rows as local data (writer.local_rows). This rule
-    # would evaluate every projection over them on the driver, row by row and uncompiled
-    # (measured: 10 s instead of 0.7 s for 40,000 rows); without it they run as generated code.
-    excluded = [r for r in (spark.conf.get("spark.sql.optimizer.excludedRules", "") or "").split(",") if r]
-    if CONVERT_TO_LOCAL_RELATION not in excluded:
-        spark.conf.set("spark.sql.optimizer.excludedRules", ",".join([*excluded, CONVERT_TO_LOCAL_RELATION]))
     chosen = spark.sparkContext.getConf()
     for key, value in STREAM_CONF.items():  # unless the session was built with a choice (--conf)
         if not chosen.contains(key):

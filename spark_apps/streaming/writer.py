@@ -8,8 +8,8 @@ For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
    spark_apps.fraud_rules) and become STREAM_INDEX_SCHEMA rows;
 2. ``signal`` rows whose transaction was indexed in an earlier batch (the model output
    arrived after it) are scored the same way; they produce an updated alert only;
-3. the streaming plan runs once (:func:`local_rows`: its rows become a DataFrame over
-   local data, so scoring plans against a small relation), then index rows, alerts and
+3. the streaming plan runs once (:func:`materialized_rows`: its rows are kept on the executors,
+   so scoring plans against a leaf holding them), then index rows, alerts and
    dead letters come out of one more Spark job (``toArrow`` of :func:`batch_output`);
    the driver writes the index rows with
    pyarrow under ``<index>/stream_index/dt=D/hour=H/`` as ``part-b<batch>-00000.parquet``:
@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import TimestampType
 
 from spark_apps import lake
 from spark_apps.enrichment import with_fx_conversion, with_merchant_risk, with_policy, with_policy_flags
@@ -55,7 +54,7 @@ from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_SIGNAL, ROW_TXN
 log = logging.getLogger(__name__)
 _ALL_FIELDS = {"ignoreNullFields": "false"}  # messages carry every schema field, nulls included
 INDEX_TABLE = "stream_index"
-BATCH_TIME_COLUMN = "_batch_time"  # see local_rows
+BATCH_TIME_COLUMN = "_batch_time"  # see materialized_rows
 REFERENCE_SOURCES = {"fx_rates": FX_RATE_SCHEMA, "merchants": MERCHANT_SCHEMA, "policies": POLICY_SCHEMA}
 
 
@@ -342,7 +341,13 @@ class StreamIndexBatchWriter:
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         now = dt.datetime.now(dt.UTC)
         marks = [("start", time.monotonic())]
-        rows_df = local_rows(batch_df, now)  # the stateful plan runs here, once
+        rows_df = materialized_rows(batch_df, now)  # the stateful plan runs here, once
+        try:
+            self._write(rows_df, batch_id, marks)
+        finally:
+            release_rows(rows_df)
+
+    def _write(self, rows_df: DataFrame, batch_id: int, marks: list) -> None:
         marks.append(("state", time.monotonic()))
         scored_df = with_scoring(rows_to_score(rows_df), self.reference.get(), self.rules)
         output_df = batch_output(rows_df, scored_df, batch_id)
@@ -366,33 +371,26 @@ class StreamIndexBatchWriter:
         )
 
 
-def local_rows(batch_df: DataFrame, batch_time: dt.datetime) -> DataFrame:
-    """The micro-batch's rows (one Spark job over the streaming plan) as a DataFrame over local
-    data, with the batch's time as column :data:`BATCH_TIME_COLUMN`.
+def materialized_rows(batch_df: DataFrame, batch_time: dt.datetime) -> DataFrame:
+    """The micro-batch's rows, with the batch's time as column :data:`BATCH_TIME_COLUMN`, computed
+    once (one Spark job over the streaming plan) and kept on the executors (``localCheckpoint``):
+    scoring then plans against a leaf holding them, not the whole streaming plan. Free them with
+    :func:`release_rows`.
 
-    Scoring then plans against a small local relation instead of the whole streaming plan, and
-    no cache has to be kept or released. The time is data, not a literal: a timestamp literal is
-    compiled into the generated code, so a new one every batch would recompile every stage."""
+    Not the rows as local data on the driver (as before): Spark maps over every row of a local
+    relation each time it analyzes a plan containing it (its read checks transform the node's
+    arguments, the rows included), and the scoring plan is analyzed a hundred times (measured
+    over 38,000 rows: building the scoring plan 2.6 s -> 0.6 s, running it 4.2 s -> 2.0 s). The
+    time is data, not a literal: a timestamp literal is compiled into the generated code, so a
+    new one every batch would recompile every stage."""
     import pyarrow as pa
 
-    # Arrow cannot hold a null struct (the dead_letter column of txn rows) with non-null fields.
-    columns = [F.col(f.name).cast(nullable_type(f.dataType)).alias(f.name) for f in batch_df.schema.fields]
-    rows_df = batch_df.select(*columns)
-    table = rows_df.toArrow()
-    stamp = pa.array([batch_time] * table.num_rows, pa.timestamp("us", tz="UTC"))
-    table = table.append_column(BATCH_TIME_COLUMN, stamp)
-    schema = rows_df.schema.add(BATCH_TIME_COLUMN, TimestampType(), False)
-    return batch_df.sparkSession.createDataFrame(table, schema=schema)
+    stamp = pa.table({BATCH_TIME_COLUMN: pa.array([batch_time], pa.timestamp("us", tz="UTC"))})
+    time_df = batch_df.sparkSession.createDataFrame(stamp, schema=f"{BATCH_TIME_COLUMN} timestamp")
+    return batch_df.crossJoin(F.broadcast(time_df)).localCheckpoint(eager=True)
 
 
-def nullable_type(data_type):
-    """``data_type`` with every nested field and element nullable."""
-    from pyspark.sql.types import ArrayType, MapType, StructField, StructType
-
-    if isinstance(data_type, StructType):
-        return StructType([StructField(f.name, nullable_type(f.dataType), True) for f in data_type.fields])
-    if isinstance(data_type, ArrayType):
-        return ArrayType(nullable_type(data_type.elementType), True)
-    if isinstance(data_type, MapType):
-        return MapType(data_type.keyType, nullable_type(data_type.valueType), True)
-    return data_type
+def release_rows(rows_df: DataFrame) -> None:
+    """Drop :func:`materialized_rows`' blocks now rather than when the JVM's garbage collector
+    lets Spark's context cleaner find them (a long-running stream would hold many batches)."""
+    rows_df._jdf.queryExecution().analyzed().rdd().unpersist(False)

@@ -224,7 +224,7 @@ def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_onc
 def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_broker, kafka_topics, tmp_path):
     """No clock in the streaming plan: Spark replaces current_timestamp() by a new literal every
     micro-batch, which is compiled into the generated code and recompiles the validation stages
-    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.local_rows)."""
+    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.materialized_rows)."""
     from spark_apps.jobs.stream_index import kafka_stream
     from spark_apps.streaming.transforms import StreamSettings, build_stream
 

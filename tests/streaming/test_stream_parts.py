@@ -220,3 +220,42 @@ def test_a_function_call_resolves_its_jvm_method_once(spark, monkeypatch):
     column = F.col("amount")
     assert len(sent) == 1, sent
     assert str(column) == "Column<'amount'>"
+
+
+def test_batch_rows_are_materialized_once_with_the_batch_time_and_released(spark):
+    """The writer runs the streaming plan once and scores a leaf holding its rows (kept on the
+    executors, not a local relation that Spark maps over at every analysis); the rows carry the
+    batch time as data, and their blocks are dropped when the batch is done, failed or not."""
+    import datetime as dt
+
+    from pyspark.testing import assertDataFrameEqual
+
+    from spark_apps.streaming import writer
+
+    def cached_rdds() -> list[int]:
+        return [info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
+
+    before = cached_rdds()
+    batch_time = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
+    batch_df = spark.createDataFrame([("t-1", None), ("t-2", 7)], "transaction_id string, score int")
+    rows_df = writer.materialized_rows(batch_df, batch_time)
+    assert rows_df._jdf.queryExecution().analyzed().getClass().getSimpleName() == "LogicalRDD"
+    assertDataFrameEqual(
+        rows_df,
+        spark.createDataFrame(
+            [("t-1", None, batch_time), ("t-2", 7, batch_time)],
+            f"transaction_id string, score int, {writer.BATCH_TIME_COLUMN} timestamp",
+        ),
+    )
+    assert len(cached_rdds()) == len(before) + 1
+    writer.release_rows(rows_df)
+    assert cached_rdds() == before
+
+    class FailingWriter(writer.StreamIndexBatchWriter):
+        def _write(self, rows_df, batch_id, marks):
+            raise RuntimeError("sink down")
+
+    failing = FailingWriter("unused", None, None, None, "alerts", "dead")
+    with pytest.raises(RuntimeError, match="sink down"):
+        failing(batch_df, 3)
+    assert cached_rdds() == before
