@@ -3,10 +3,11 @@
 Streaming plan (:func:`build_stream`), one query, every record accounted for::
 
     transactions topic -> parse + validate (spark_apps.validation)
-        invalid                    -> dead letter (reason from validation)
-        valid -> mask (spark_apps.masking)
-            late: produced_at - event_time > late bound    -> dead letter (reason ``late``)
-            on time -> watermark on produced_at -> dropDuplicatesWithinWatermark(transaction_id)
+        invalid, or valid but late (produced_at - event_time > late bound)
+                                   -> dead letter (reason from validation, or ``late``;
+                                      the record as it arrived, masked)
+        valid and on time -> mask (spark_apps.masking) -> watermark on produced_at
+                                   -> dropDuplicatesWithinWatermark(transaction_id)
     fraud-signals topic -> parse  (invalid -> dead letter)
         -> watermark on produced_at, stream-stream inner join with the deduplicated
            transactions within +- the signal window (signal before or after its transaction)
@@ -45,8 +46,9 @@ from spark_apps.streaming.rule_state import RULE_SIGNAL_COLUMNS, RULE_STATE_SCHE
 from spark_apps.validation import (
     SOURCE_COLUMNS,
     parse_json_events,
-    rejected_events,
-    valid_events,
+    payload_masked_col,
+    reason_detail_col,
+    valid_event_columns,
     with_source_columns,
     with_validation,
 )
@@ -54,7 +56,6 @@ from spark_apps.validation import (
 ROW_TXN = "txn"
 ROW_SIGNAL = "signal"
 ROW_DEAD_LETTER = "dead_letter"
-KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "produced_at")
 SIGNAL_COLUMNS = ("fraud_score", "model_version", "fraud_explanations", "inference_time")
 
 
@@ -109,24 +110,57 @@ def dead_letter_row_col() -> Column:
 # --- transactions ----------------------------------------------------------------------
 
 
-def split_transactions(kafka_df: DataFrame, pan_key: bytes) -> tuple[DataFrame, DataFrame]:
-    """(masked valid transactions + Kafka columns, dead-letter rows) from the transactions topic.
+def split_transactions(kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int) -> tuple[DataFrame, DataFrame]:
+    """(masked valid on-time transactions + Kafka columns, dead-letter rows) from the transactions topic.
 
-    The steps of ``validation.validate_json_events`` with one addition: a filter barrier after
-    the validation projection (:func:`with_filter_barrier`). Without it Catalyst pushes each
-    branch's filter (valid / rejected / late) through the projections, inlining ``reason_code``'s
-    CASE chain down to ``from_json(value).<field>`` (measured: ~100 copies of the JSON parse in
-    one filter, too large for code generation, evaluated row by row, in every branch)."""
+    The steps of ``validation.validate_json_events`` with two additions. Transactions later than
+    the bound (:func:`late_col`) are dead letters too, with reason ``late``, taken in the same
+    branch as the rejected records: every branch of the plan parses and validates the topic
+    again (Spark shares no scan between branches), ~1 s per 20,000 records on one core. And a
+    filter barrier after the validation projection (:func:`with_filter_barrier`): without it
+    Catalyst pushes each branch's filter through the projections, inlining ``reason_code``'s CASE
+    chain down to ``from_json(value).<field>`` (measured: ~100 copies of the JSON parse in one
+    filter, too large for code generation, evaluated row by row, in every branch)."""
     records_df = with_kafka_columns(kafka_df).drop("source_location")
     location = F.concat_ws(
         "/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"), F.col("kafka_offset").cast("string")
     )
     events_df = with_source_columns(parse_json_events(records_df, "value"), "kafka", "kafka", location)
     tagged_df = with_filter_barrier(with_validation(events_df))
+    late = F.col("reason_code").isNull() & late_col(late_bound_seconds, F.col("_event_time"))
     extra = tuple(c for c in records_df.columns if c != "value" and c not in RAW_TRANSACTION_FIELDS)
-    valid_df = valid_events(tagged_df, keep=SOURCE_COLUMNS + extra)
-    rejected_df = rejected_events(tagged_df, "stream", dt.datetime.now(dt.UTC))
-    return with_masked_card_fields(valid_df, pan_key), rejected_df
+    on_time_df = tagged_df.filter(F.col("reason_code").isNull() & ~late).select(
+        *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra)
+    )
+    dead_df = tagged_df.filter(F.col("reason_code").isNotNull() | late).select(
+        *transaction_dead_letter_columns(late_bound_seconds)
+    )
+    return with_masked_card_fields(on_time_df, pan_key), dead_df
+
+
+def transaction_dead_letter_columns(late_bound_seconds: int) -> list[Column]:
+    """QUARANTINE_SCHEMA columns of a rejected or late record of a tagged frame (reason_code null = late).
+    The payload is the record as it arrived, masked, for both."""
+    is_late = F.col("reason_code").isNull()
+    text_id = F.col("transaction_id")
+    values = {
+        "reason_code": F.coalesce(F.col("reason_code"), F.lit(Reason.LATE)),
+        "reason_detail": F.when(
+            is_late,
+            F.concat(
+                F.lit(f"produced more than {int(late_bound_seconds)}s after event_time: "),
+                F.date_format("_event_time", "yyyy-MM-dd'T'HH:mm:ss'Z'"),
+            ),
+        ).otherwise(reason_detail_col()),
+        "source_name": F.col("source_name"),
+        "source_format": F.col("source_format"),
+        "source_location": F.col("source_location"),
+        "transaction_id": F.when(is_late, F.trim(text_id)).when(F.length(text_id) <= MAX_FIELD_LENGTH, text_id),
+        "payload_masked": payload_masked_col(),
+        "run_id": F.lit("stream"),
+        "quarantined_at": batch_time_placeholder_col(),
+    }
+    return [values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
 
 
 def with_filter_barrier(df: DataFrame) -> DataFrame:
@@ -136,35 +170,9 @@ def with_filter_barrier(df: DataFrame) -> DataFrame:
     return df.withColumn("_filter_barrier", F.spark_partition_id()).filter(F.col("_filter_barrier") >= 0)
 
 
-def late_col(late_bound_seconds: int) -> Column:
+def late_col(late_bound_seconds: int, event_time: Column) -> Column:
     """The event reached Kafka more than the late bound after it happened."""
-    return F.col("produced_at") > F.col("event_time") + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
-
-
-def late_dead_letters(masked_df: DataFrame, late_bound_seconds: int) -> DataFrame:
-    """QUARANTINE_SCHEMA rows (reason ``late``) for transactions later than the bound; payload masked."""
-    payload = F.to_json(F.struct(*[F.col(c) for c in masked_df.columns if c not in (*KAFKA_COLUMNS, "source_location")]))
-    values = {
-        "reason_code": F.lit(Reason.LATE),
-        "reason_detail": F.concat(
-            F.lit(f"produced more than {int(late_bound_seconds)}s after event_time: "),
-            F.date_format("event_time", "yyyy-MM-dd'T'HH:mm:ss'Z'"),
-        ),
-        "source_name": F.col("source_name"),
-        "source_format": F.col("source_format"),
-        "source_location": F.col("source_location"),
-        "transaction_id": F.col("transaction_id"),
-        "payload_masked": payload,
-        "run_id": F.lit("stream"),
-        "quarantined_at": batch_time_placeholder_col(),
-    }
-    return masked_df.filter(late_col(late_bound_seconds)).select(
-        *[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
-    )
-
-
-def filter_on_time(masked_df: DataFrame, late_bound_seconds: int) -> DataFrame:
-    return masked_df.filter(~late_col(late_bound_seconds))
+    return F.col("produced_at") > event_time + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
 
 
 def deduplicated(on_time_df: DataFrame, dedup_horizon_seconds: int) -> DataFrame:
@@ -254,19 +262,16 @@ def build_stream(
     transactions_df: DataFrame, signals_kafka_df: DataFrame, pan_key: bytes, rules, settings: StreamSettings
 ) -> DataFrame:
     """The whole streaming plan: one DataFrame of ``row_kind`` txn / signal / dead_letter rows."""
-    masked_df, rejected_df = split_transactions(transactions_df, pan_key)
-    late_df = late_dead_letters(masked_df, settings.late_bound_seconds)
+    on_time_df, txn_dead_df = split_transactions(transactions_df, pan_key, settings.late_bound_seconds)
     null_signals = [F.lit(None).cast(f.dataType).alias(n) for n, f in zip(SIGNAL_COLUMNS, _signal_fields(), strict=True)]
-    txn_df = deduplicated(filter_on_time(masked_df, settings.late_bound_seconds), settings.dedup_horizon_seconds).select(
-        "*", *null_signals
-    )
+    txn_df = deduplicated(on_time_df, settings.dedup_horizon_seconds).select("*", *null_signals)
     signals_df, bad_signals_df = split_signals(signals_kafka_df)
     signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
     rule_input_df = with_rule_bucket(
         txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df), settings.rule_buckets
     )
     ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
-    dead_df = rejected_df.unionByName(late_df).unionByName(bad_signals_df)
+    dead_df = txn_dead_df.unionByName(bad_signals_df)
     dead_rows_df = dead_df.select(
         F.lit(ROW_DEAD_LETTER).alias("row_kind"),
         F.col("transaction_id"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -171,6 +172,15 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
     in_ms = {key: t.replace(microsecond=t.microsecond // 1000 * 1000) for key, t in ingested.items()}  # JSON keeps ms
     assert {key: parse_time(a["alert_time"]) for key, a in alerts.items()} == {key: in_ms[key] for key in alerts}
     assert all(started <= parse_time(m["value"]["quarantined_at"]) <= finished for m in dead)
+    # A late record's dead letter carries the record as it arrived, masked like a rejected one.
+    late = next(m["value"] for m in dead if m["value"]["reason_code"] == Reason.LATE)
+    assert late["reason_detail"] == "produced more than 600s after event_time: 2026-11-21T08:00:00Z"
+    assert json.loads(late["payload_masked"]) == {
+        **txn("t-late", "2026-11-21T08:00:00Z", user="u-late"),
+        "pan": "****1111",
+        "cvv": "***",
+        "expiry": "12/**",
+    }
     payloads = " ".join(m["value"]["payload_masked"] for m in dead)
     assert "4111111111111111" not in payloads and '"cvv":"123"' not in payloads and "[pan ****1111]" in payloads
 
@@ -221,14 +231,10 @@ def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_onc
     ]
 
 
-def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_broker, kafka_topics, tmp_path):
-    """No clock in the streaming plan: Spark replaces current_timestamp() by a new literal every
-    micro-batch, which is compiled into the generated code and recompiles the validation stages
-    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.materialized_rows)."""
+def analyzed_stream_plan(spark, options) -> str:
     from spark_apps.jobs.stream_index import kafka_stream
     from spark_apps.streaming.transforms import StreamSettings, build_stream
 
-    options = job_options(kafka_broker, kafka_topics, tmp_path)
     stream_df = build_stream(
         kafka_stream(spark, options, options.transactions_topic),
         kafka_stream(spark, options, options.fraud_signals_topic),
@@ -236,10 +242,29 @@ def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_brok
         load_rules(),
         StreamSettings(),
     )
-    plan = stream_df._jdf.queryExecution().analyzed().toString().lower()
+    return stream_df._jdf.queryExecution().analyzed().toString()
+
+
+def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_broker, kafka_topics, tmp_path):
+    """No clock in the streaming plan: Spark replaces current_timestamp() by a new literal every
+    micro-batch, which is compiled into the generated code and recompiles the validation stages
+    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.materialized_rows)."""
+    plan = analyzed_stream_plan(spark, job_options(kafka_broker, kafka_topics, tmp_path)).lower()
     assert "transaction_id" in plan
     for clock in ("current_timestamp", "now()", "current_date", "localtimestamp"):
         assert clock not in plan
+
+
+def test_the_streaming_plan_parses_the_transactions_topic_in_three_branches(spark, kafka_broker, kafka_topics, tmp_path):
+    """Spark shares no scan between branches of a streaming plan: each one parses and validates
+    the topic again. Transactions: rejected and late records in one dead-letter branch, and the
+    deduplicated rows twice (indexed, and joined with the ML outputs). ML outputs: dead letters
+    and the join."""
+    options = job_options(kafka_broker, kafka_topics, tmp_path)
+    scans = [line for line in analyzed_stream_plan(spark, options).splitlines() if "StreamingRelationV2" in line]
+    assert sum(f"subscribe={options.transactions_topic}," in line for line in scans) == 3
+    assert sum(f"subscribe={options.fraud_signals_topic}," in line for line in scans) == 2
+    assert len(scans) == 5
 
 
 def compilations(spark) -> int:
