@@ -20,7 +20,7 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
   --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900)
   --signal-window-seconds N       an ML output joins its transaction within +- N s of produce time (300)
-  --rule-buckets N                state groups of the rule operator (8)
+  --rule-buckets N                state groups of the rule operator (8); fixed for a checkpoint
   --reference-refresh-seconds N   reload FX / merchants / policies every N s (300)
   --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
   --fraud-rules PATH              rules YAML (include/config/fraud_rules.yaml)
@@ -106,6 +106,38 @@ def kafka_stream(spark: SparkSession, options: StreamJobOptions, topic: str):
     return reader.load()
 
 
+RULE_BUCKETS_FILE = "_rule_buckets.json"
+
+
+def with_checkpoint_rule_buckets(options: StreamJobOptions) -> StreamJobOptions:
+    """``options`` with the rule-bucket layout of its checkpoint. The bucket count and layout
+    decide which state key holds a user's rule state, so a checkpoint keeps the ones it started
+    with (recorded in ``<checkpoint>/_rule_buckets.json``): a checkpoint with batches but no
+    record was started by earlier code and keeps the ``modulo`` keys; a new one gets ``balanced``
+    keys. Another bucket count than the recorded one is refused (it would lose the state)."""
+    from dataclasses import replace
+
+    from pyarrow import fs as pafs
+
+    from spark_apps import lake
+
+    record_uri = f"{options.checkpoint_location}/{RULE_BUCKETS_FILE}"
+    filesystem, record_path = lake._filesystem(record_uri)
+    if filesystem.get_file_info(record_path).type != pafs.FileType.NotFound:
+        recorded = json.loads(lake.read_text(record_uri))
+    else:
+        offsets_path = lake._filesystem(f"{options.checkpoint_location}/offsets")[1]
+        started = filesystem.get_file_info(offsets_path).type != pafs.FileType.NotFound
+        recorded = {"rule_buckets": options.settings.rule_buckets, "layout": "modulo" if started else "balanced"}
+        lake.write_text(record_uri, json.dumps(recorded, sort_keys=True) + "\n")
+    if recorded["rule_buckets"] != options.settings.rule_buckets:
+        raise ValueError(
+            f"checkpoint {options.checkpoint_location} keeps its rule state in {recorded['rule_buckets']} buckets; "
+            f"got --rule-buckets {options.settings.rule_buckets}. Use {recorded['rule_buckets']}, or a new checkpoint."
+        )
+    return replace(options, settings=replace(options.settings, rule_bucket_layout=recorded["layout"]))
+
+
 def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: bytes, rules, publishers=()):
     """Start the query (and its metrics listener); return (query, batch writer, listener)."""
     from spark_apps.kafka.sink import BatchKafkaSink
@@ -120,6 +152,7 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
     for key, value in STREAM_CONF.items():  # unless the session was built with a choice (--conf)
         if not chosen.contains(key):
             spark.conf.set(key, value)
+    options = with_checkpoint_rule_buckets(options)
     stream_df = build_stream(
         kafka_stream(spark, options, options.transactions_topic),
         kafka_stream(spark, options, options.fraud_signals_topic),

@@ -26,6 +26,7 @@ caught. Duplicates are counted by Spark (``numDroppedDuplicateRows`` in the metr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
@@ -67,12 +68,62 @@ class StreamSettings:
     dedup_horizon_seconds: int = 900
     signal_window_seconds: int = 300
     rule_buckets: int = 8
+    # How a bucket number becomes the rule state's key (see with_rule_bucket). A checkpoint keeps the
+    # layout it started with (spark_apps.jobs.stream_index.with_checkpoint_rule_buckets).
+    rule_bucket_layout: str = "balanced"
 
     def __post_init__(self) -> None:
         if self.dedup_horizon_seconds < self.late_bound_seconds:
             raise ValueError("dedup_horizon_seconds must be at least late_bound_seconds (or on-time duplicates escape)")
         if min(self.late_bound_seconds, self.signal_window_seconds, self.rule_buckets) <= 0:
             raise ValueError("late bound, signal window and rule buckets must be positive")
+        if self.rule_bucket_layout not in RULE_BUCKET_LAYOUTS:
+            raise ValueError(f"rule_bucket_layout must be one of {RULE_BUCKET_LAYOUTS}, not {self.rule_bucket_layout!r}")
+        if self.rule_bucket_layout == "balanced" and self.rule_buckets > BALANCED_KEY_MODULUS:
+            raise ValueError(f"at most {BALANCED_KEY_MODULUS} rule buckets")
+
+
+# "balanced": bucket b's key is a number Spark's hash partitioning sends to state partition
+# b mod P, for any power-of-two P up to the modulus; "modulo": the key is b itself (checkpoints
+# started before the balanced keys), whose hashes fall unevenly (0-3 split 3 + 1 over 2 partitions).
+RULE_BUCKET_LAYOUTS = ("balanced", "modulo")
+BALANCED_KEY_MODULUS = 1024
+_HASH_SEED = 42  # Spark's HashPartitioning: pmod(Murmur3Hash(keys, 42), partitions)
+
+
+def murmur3_int(value: int, seed: int = _HASH_SEED) -> int:
+    """Spark's hash of an int column (Murmur3_x86_32.hashInt), as a signed 32-bit int."""
+
+    def mix(h: int, k: int) -> int:
+        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
+        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
+        k = (k * 0x1B873593) & 0xFFFFFFFF
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
+        return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
+
+    h = mix(seed & 0xFFFFFFFF, value & 0xFFFFFFFF) ^ 4
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+@functools.cache
+def balanced_bucket_keys(buckets: int) -> tuple[int, ...]:
+    """Key of each bucket: the smallest int >= 0 whose Spark hash is the bucket number modulo
+    BALANCED_KEY_MODULUS. Then bucket b is on state partition b mod P whenever P divides the
+    modulus, so B buckets over P partitions put B/P on each (for B a multiple of P)."""
+    keys: dict[int, int] = {}
+    value = 0
+    while len(keys) < buckets:
+        bucket = murmur3_int(value) % BALANCED_KEY_MODULUS
+        if bucket < buckets and bucket not in keys:
+            keys[bucket] = value
+        value += 1
+    return tuple(keys[b] for b in range(buckets))
 
 
 # --- column helpers ---------------------------------------------------------------------
@@ -241,8 +292,13 @@ def matched_signals(txn_df: DataFrame, signals_df: DataFrame, settings: StreamSe
 # --- rule state -------------------------------------------------------------------------
 
 
-def with_rule_bucket(df: DataFrame, buckets: int) -> DataFrame:
-    return df.withColumn("rule_bucket", F.pmod(F.xxhash64("user_id"), F.lit(buckets)).cast("int"))
+def with_rule_bucket(df: DataFrame, buckets: int, layout: str = "balanced") -> DataFrame:
+    """``rule_bucket``: the rule state's key for the row's user (a hash of user_id modulo ``buckets``,
+    as the layout's key)."""
+    bucket = F.pmod(F.xxhash64("user_id"), F.lit(buckets)).cast("int")
+    if layout == "balanced":
+        bucket = F.element_at(F.array(*[F.lit(k) for k in balanced_bucket_keys(buckets)]), bucket + 1)
+    return df.withColumn("rule_bucket", bucket)
 
 
 def with_rule_signals_from_state(rows_df: DataFrame, rules, settings: StreamSettings) -> DataFrame:
@@ -268,7 +324,9 @@ def build_stream(
     signals_df, bad_signals_df = split_signals(signals_kafka_df)
     signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
     rule_input_df = with_rule_bucket(
-        txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df), settings.rule_buckets
+        txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df),
+        settings.rule_buckets,
+        settings.rule_bucket_layout,
     )
     ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
     dead_df = txn_dead_df.unionByName(bad_signals_df)

@@ -259,3 +259,93 @@ def test_batch_rows_are_materialized_once_with_the_batch_time_and_released(spark
     with pytest.raises(RuntimeError, match="sink down"):
         failing(batch_df, 3)
     assert cached_rdds() == before
+
+
+# --- rule buckets over the state partitions ------------------------------------------------
+
+
+def test_murmur3_int_is_sparks_hash_of_an_int(spark):
+    from pyspark.sql import functions as F
+
+    from spark_apps.streaming.transforms import murmur3_int
+
+    values = [0, 1, -1, 42, 1021, 123_456_789, 2**31 - 1, -(2**31)]
+    hashed = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v").alias("h")).collect()
+    assert {r.v: r.h for r in hashed} == {v: murmur3_int(v) for v in values}
+
+
+def state_partition_of_each_bucket(spark, buckets: int, layout: str, partitions: int) -> dict[int, int]:
+    """bucket -> the partition Spark's hash partitioning on rule_bucket (the rule operator's
+    required distribution) sends it to, over users spread across every bucket."""
+    from pyspark.sql import functions as F
+
+    from spark_apps.streaming.transforms import with_rule_bucket
+
+    users_df = spark.createDataFrame([(f"u-{n}",) for n in range(200)], "user_id string")
+    rows = (
+        with_rule_bucket(users_df, buckets, layout)
+        .withColumn("bucket", F.pmod(F.xxhash64("user_id"), F.lit(buckets)))
+        .repartition(partitions, "rule_bucket")
+        .select("bucket", F.spark_partition_id().alias("partition"))
+        .distinct()
+        .collect()
+    )
+    assert len(rows) == buckets  # one partition per bucket, every bucket seen
+    return {r.bucket: r.partition for r in rows}
+
+
+@pytest.mark.parametrize(("buckets", "partitions"), [(4, 2), (8, 2), (8, 4), (8, 8), (16, 4)])
+def test_balanced_rule_buckets_are_spread_evenly_over_the_state_partitions(spark, buckets, partitions):
+    placed = state_partition_of_each_bucket(spark, buckets, "balanced", partitions)
+    assert placed == {b: b % partitions for b in range(buckets)}
+
+
+def test_modulo_rule_buckets_of_earlier_checkpoints_fall_unevenly(spark):
+    """Why the balanced keys exist: the bucket numbers themselves hash 3 + 1 over two partitions."""
+    placed = state_partition_of_each_bucket(spark, 4, "modulo", 2)
+    assert sorted(list(placed.values()).count(p) for p in (0, 1)) == [1, 3]
+
+
+def checkpoint_options(tmp_path, rule_buckets: int = 4):
+    from spark_apps.jobs.stream_index import StreamJobOptions
+
+    lake_dir = tmp_path / "lake"
+    return StreamJobOptions(
+        "127.0.0.1:9", "t", "s", "a", "d", *(str(lake_dir / n) for n in ("raw", "index", "cp", "metrics")),
+        settings=StreamSettings(rule_buckets=rule_buckets),
+    )  # fmt: skip
+
+
+def test_a_new_checkpoint_records_balanced_rule_buckets_and_keeps_them(tmp_path):
+    from spark_apps.jobs.stream_index import RULE_BUCKETS_FILE, with_checkpoint_rule_buckets
+
+    options = checkpoint_options(tmp_path)
+    assert with_checkpoint_rule_buckets(options).settings.rule_bucket_layout == "balanced"
+    record = tmp_path / "lake" / "cp" / "stream_index" / RULE_BUCKETS_FILE
+    assert json.loads(record.read_text()) == {"layout": "balanced", "rule_buckets": 4}
+    (record.parent / "offsets").mkdir()  # the query ran
+    assert with_checkpoint_rule_buckets(options).settings.rule_bucket_layout == "balanced"
+
+
+def test_a_checkpoint_started_by_earlier_code_keeps_its_modulo_rule_buckets(tmp_path):
+    from spark_apps.jobs.stream_index import RULE_BUCKETS_FILE, with_checkpoint_rule_buckets
+
+    options = checkpoint_options(tmp_path)
+    (tmp_path / "lake" / "cp" / "stream_index" / "offsets").mkdir(parents=True)
+    resolved = with_checkpoint_rule_buckets(options)
+    assert resolved.settings.rule_bucket_layout == "modulo" and resolved.settings.rule_buckets == 4
+    record = tmp_path / "lake" / "cp" / "stream_index" / RULE_BUCKETS_FILE
+    assert json.loads(record.read_text()) == {"layout": "modulo", "rule_buckets": 4}
+
+
+def test_another_rule_bucket_count_than_the_checkpoints_is_refused(tmp_path):
+    from spark_apps.jobs.stream_index import with_checkpoint_rule_buckets
+
+    with_checkpoint_rule_buckets(checkpoint_options(tmp_path, rule_buckets=4))
+    with pytest.raises(ValueError, match="keeps its rule state in 4 buckets; got --rule-buckets 8"):
+        with_checkpoint_rule_buckets(checkpoint_options(tmp_path, rule_buckets=8))
+
+
+def test_settings_reject_an_unknown_rule_bucket_layout():
+    with pytest.raises(ValueError, match="rule_bucket_layout"):
+        StreamSettings(rule_bucket_layout="random")
