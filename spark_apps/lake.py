@@ -158,14 +158,15 @@ def _required(field: StructField) -> Column:
     return F.when(column.isNull(), F.raise_error(F.lit(f"null in required column {field.name}"))).otherwise(column)
 
 
-def conform_to_schema(df: DataFrame, schema: StructType) -> DataFrame:
+def conform_to_schema(df: DataFrame, schema: StructType, keep: tuple[str, ...] = ()) -> DataFrame:
     """Select exactly ``schema``'s columns, in order, with its types; fail on missing/extra columns or type drift.
 
     Types must already match (no silent casts of money or timestamps). Non-nullable
-    columns raise at write time if a null reaches them.
+    columns raise at write time if a null reaches them. ``keep`` columns of ``df`` follow
+    the schema's, unchecked.
     """
     expected = {f.name: f.dataType for f in schema.fields}
-    actual = {f.name: f.dataType for f in df.schema.fields}
+    actual = {f.name: f.dataType for f in df.schema.fields if f.name not in keep}
     missing = sorted(set(expected) - set(actual))
     extra = sorted(set(actual) - set(expected))
     wrong = sorted(
@@ -175,7 +176,7 @@ def conform_to_schema(df: DataFrame, schema: StructType) -> DataFrame:
     )
     if missing or extra or wrong:
         raise LakeError(f"schema mismatch: missing={missing} extra={extra} wrong_type={wrong}")
-    return df.select([_required(f).alias(f.name) for f in schema.fields])
+    return df.select([_required(f).alias(f.name) for f in schema.fields] + [F.col(name) for name in keep])
 
 
 def without_nullability(dtype):

@@ -10,7 +10,8 @@ For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
    arrived after it) are scored the same way; they produce an updated alert only;
 3. the streaming plan runs once (:func:`materialized_rows`: its rows are kept on the executors,
    so scoring plans against a leaf holding them), then index rows, alerts and
-   dead letters come out of one more Spark job (``toArrow`` of :func:`batch_output`);
+   dead letters come out of one more Spark job (``toArrow`` of :func:`batch_output`, which
+   scores each row once for both its index row and its alert);
    the driver writes the index rows with
    pyarrow under ``<index>/stream_index/dt=D/hour=H/`` as ``part-b<batch>-00000.parquet``:
    written to a staging folder, then every file of an earlier attempt of the same batch is
@@ -164,20 +165,20 @@ def latest_signal_per_transaction(signal_df: DataFrame, keep: tuple[str, ...] = 
     )
 
 
-def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: F.Column) -> DataFrame:
-    """STREAM_INDEX_SCHEMA columns (+ dt/hour partition columns)."""
+def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: F.Column, keep: tuple[str, ...] = ()) -> DataFrame:
+    """STREAM_INDEX_SCHEMA columns (+ ``keep`` columns, then dt/hour partition columns)."""
     out = scored_df.withColumn("run_id", F.lit(f"stream-b{batch_id}")).withColumn("ingested_at", ingested_at)
-    return lake.conform_to_schema(out.select(*STREAM_INDEX_SCHEMA.fieldNames()), STREAM_INDEX_SCHEMA).withColumns(
-        {"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")}
-    )
+    return lake.conform_to_schema(
+        out.select(*STREAM_INDEX_SCHEMA.fieldNames(), *keep), STREAM_INDEX_SCHEMA, keep=keep
+    ).withColumns({"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")})
 
 
 def flagged_col() -> F.Column:
     return (F.size("rule_flags") > 0) | (F.size("policy_flags") > 0) | (F.col("recommended_action") != F.lit("ALLOW"))
 
 
-def alert_rows(scored_df: DataFrame, alert_time: F.Column) -> DataFrame:
-    """FRAUD_ALERT_SCHEMA rows for the flagged transactions; reasons = rule flags + POLICY_<flag> + ML score."""
+def alert_columns(alert_time: F.Column) -> list[F.Column]:
+    """FRAUD_ALERT_SCHEMA columns of a scored row; reasons = rule flags + POLICY_<flag> + ML score."""
     reasons = F.concat(
         F.col("rule_flags"),
         F.transform(F.col("policy_flags"), lambda f: F.concat(F.lit("POLICY_"), f)),
@@ -186,9 +187,12 @@ def alert_rows(scored_df: DataFrame, alert_time: F.Column) -> DataFrame:
         ).otherwise(F.array().cast("array<string>")),
     )
     values = {"reasons": reasons, "alert_time": alert_time}
-    return scored_df.filter(flagged_col()).select(
-        *[_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
-    )
+    return [_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
+
+
+def alert_json_col(alert_time: F.Column) -> F.Column:
+    """The alert message (FRAUD_ALERT_SCHEMA as JSON) of a flagged scored row; null when not flagged."""
+    return F.when(flagged_col(), F.to_json(F.struct(*alert_columns(alert_time)), _ALL_FIELDS))
 
 
 def _cast_scalar(column, data_type):
@@ -273,31 +277,33 @@ def rows_to_score(batch_df: DataFrame) -> DataFrame:
     return indexed_df.unionByName(updates_df.select(*indexed_df.columns))
 
 
-def outgoing_messages(scored_df: DataFrame, dead_df: DataFrame, alert_time: F.Column) -> DataFrame:
-    """(kind, key, json) of every alert and dead letter of the batch, in one frame."""
-    alerts = alert_rows(scored_df, alert_time).select(
-        F.lit("alert").alias("kind"), F.col("transaction_id").alias("key"), F.to_json(F.struct("*"), _ALL_FIELDS).alias("json")
-    )
-    dead = dead_df.select(
+def dead_letter_messages(dead_df: DataFrame) -> DataFrame:
+    """(kind ``dead_letter``, key, json) of QUARANTINE_SCHEMA rows."""
+    return dead_df.select(
         F.lit("dead_letter").alias("kind"),
         F.coalesce("transaction_id", "source_location", F.lit("unknown")).alias("key"),
         F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames()), _ALL_FIELDS).alias("json"),
     )
-    return alerts.unionByName(dead)
 
 
 def batch_output(batch_df: DataFrame, scored_df: DataFrame, batch_id: int) -> DataFrame:
-    """Everything a micro-batch writes, in one frame (one Spark job): ``kind`` index / alert /
-    dead_letter; index rows carry STREAM_INDEX_SCHEMA + dt / hour, messages ``key`` and ``json``.
-    Index ``ingested_at``, ``alert_time`` and dead letters' ``quarantined_at`` are the batch's time."""
+    """Everything a micro-batch writes, in one frame (one Spark job). ``kind`` index: a
+    STREAM_INDEX_SCHEMA row + dt / hour, with its alert in ``json`` when flagged; ``update``: a
+    transaction indexed earlier, for its alert (``json``) only; ``dead_letter``: ``key`` and
+    ``json``. A scored row yields its index row and its alert in one pass (as separate rows,
+    Spark scored the batch once for each). Index ``ingested_at``, ``alert_time`` and dead
+    letters' ``quarantined_at`` are the batch's time."""
     now = F.col(BATCH_TIME_COLUMN)
-    index_df = index_rows(scored_df.filter(~F.col("is_update")), batch_id, now).withColumn("kind", F.lit("index"))
+    kind = F.when(F.col("is_update"), F.lit("update")).otherwise(F.lit("index"))
+    scored_out_df = index_rows(
+        scored_df.withColumns({"kind": kind, "json": alert_json_col(now)}), batch_id, now, keep=("kind", "json")
+    )
     dead_df = (
         batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER)
         .select("dead_letter.*", BATCH_TIME_COLUMN)
         .withColumn("quarantined_at", now)
     )
-    return index_df.unionByName(outgoing_messages(scored_df, dead_df, now), allowMissingColumns=True)
+    return scored_out_df.unionByName(dead_letter_messages(dead_df), allowMissingColumns=True)
 
 
 def split_output(table) -> tuple:
@@ -307,11 +313,12 @@ def split_output(table) -> tuple:
     kind = table.column("kind")
     index = table.filter(pc.equal(kind, "index")).select([*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"])
 
-    def messages(name: str) -> list[tuple[str, str]]:
-        rows = table.filter(pc.equal(kind, name))
-        return sorted(zip(rows.column("key").to_pylist(), rows.column("json").to_pylist(), strict=True))
+    def pairs(rows, key: str) -> list[tuple[str, str]]:
+        return sorted(zip(rows.column(key).to_pylist(), rows.column("json").to_pylist(), strict=True))
 
-    return index, messages("alert"), messages("dead_letter")
+    scored = pc.or_(pc.equal(kind, "index"), pc.equal(kind, "update"))
+    alerts = table.filter(pc.and_(scored, pc.is_valid(table.column("json"))))
+    return index, pairs(alerts, "transaction_id"), pairs(table.filter(pc.equal(kind, "dead_letter")), "key")
 
 
 class StreamIndexBatchWriter:

@@ -349,3 +349,28 @@ def test_another_rule_bucket_count_than_the_checkpoints_is_refused(tmp_path):
 def test_settings_reject_an_unknown_rule_bucket_layout():
     with pytest.raises(ValueError, match="rule_bucket_layout"):
         StreamSettings(rule_bucket_layout="random")
+
+
+def test_split_output_takes_index_rows_alerts_of_index_and_update_rows_and_dead_letters():
+    """One scored row carries its index row and, when flagged, its alert (``json``); an update row
+    (a transaction indexed earlier) only an alert."""
+    import pyarrow as pa
+
+    from spark_apps.schemas import STREAM_INDEX_SCHEMA
+    from spark_apps.streaming.writer import split_output
+
+    rows = [
+        {"kind": "index", "transaction_id": "t-2", "json": '{"a":2}', "key": None},
+        {"kind": "index", "transaction_id": "t-1", "json": None, "key": None},  # not flagged
+        {"kind": "update", "transaction_id": "t-0", "json": '{"a":0}', "key": None},
+        {"kind": "update", "transaction_id": "t-9", "json": None, "key": None},  # re-scored, not flagged
+        {"kind": "dead_letter", "transaction_id": None, "json": '{"d":1}', "key": "tx/0/5"},
+    ]
+    columns = {name: [r.get(name) for r in rows] for name in STREAM_INDEX_SCHEMA.fieldNames()}
+    columns.update({k: [r[k] for r in rows] for k in ("kind", "transaction_id", "json", "key")})
+    columns.update({"dt": ["2026-11-21"] * 5, "hour": ["10"] * 5})
+    index, alerts, dead = split_output(pa.table(columns))
+    assert index.column("transaction_id").to_pylist() == ["t-2", "t-1"]
+    assert index.column_names == [*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"]
+    assert alerts == [("t-0", '{"a":0}'), ("t-2", '{"a":2}')]
+    assert dead == [("tx/0/5", '{"d":1}')]
