@@ -19,7 +19,9 @@ Per-event latency starts at the Kafka produce timestamp and ends
     ``committed_at`` in the metrics records; the row's ``run_id`` names its batch).
 Prints p50 / p95 / p99 of both, the achieved input and processing rates, the lag
 (max during the run, after draining) and the state memory at the start and the end
-of the run; writes everything as JSON to bench/out/stream_<rate>.json. A rate counts as
+of the run, and the CPU seconds the job's processes used from the start of producing
+until drained (per record produced, and as cores busy); writes everything as JSON to
+bench/out/stream_<rate>.json. A rate counts as
 sustained when the job drained (lag 0) within ``SUSTAINED_DRAIN_S`` of the end of producing.
 """
 
@@ -100,6 +102,25 @@ def short_geo_rules(work: Path, minutes: int) -> Path:
 
 def _epoch_s(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process and its descendants (reaped ones included)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def metrics_records(metrics_uri: Path) -> list[dict]:
@@ -188,6 +209,7 @@ def run_rate(
                     time.sleep(1)
             warm_batches = len(metrics_records(work / "metrics"))
             load_start = os.getloadavg()
+            cpu_start, cpu_clock_start = tree_cpu_seconds(job.pid), time.time()
             produced = stream_to_kafka(
                 workload,
                 broker.bootstrap,
@@ -209,6 +231,7 @@ def run_rate(
                     )
                     break
                 time.sleep(1)
+            cpu_used, cpu_wall = tree_cpu_seconds(job.pid) - cpu_start, time.time() - cpu_clock_start
         finally:
             time.sleep(2)
             alerts.stop_event.set()
@@ -272,6 +295,11 @@ def run_rate(
             [round(_epoch_s(r["committed_at"]) - produce_start), round(r["state_memory_bytes"] / 2**20, 1), r["state_rows_total"]]
             for r in data_batches
         ],
+        # CPU of the job's processes (JVM + Python workers) from producing to drained (or the drain
+        # timeout): work per record is steadier than wall time on a machine shared with the broker.
+        "job_cpu_seconds": round(cpu_used, 1),
+        "job_cpu_ms_per_record": round(cpu_used * 1000 / max(produced["total"], 1), 3),
+        "job_cores_busy": round(cpu_used / max(cpu_wall, 1e-9), 2),
         "load_average_at_start": load_start,
         "load_average": os.getloadavg(),
         "max_offsets_per_trigger": max_offsets,
@@ -327,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"rate {rate}/s: produced {result['produced']['rate_per_second']}/s, indexed {result['indexed_rows']}, "
             f"alert p50/p95/p99 {a.get('p50')}/{a.get('p95')}/{a.get('p99')} ms, index p50/p95/p99 {i.get('p50')}/{i.get('p95')}/{i.get('p99')} ms, "
-            f"lag max {result['lag_max']}, drained after {result['drained_seconds_after_produce']} s, state bytes {result['state_memory_bytes_first_last']}",
+            f"lag max {result['lag_max']}, drained after {result['drained_seconds_after_produce']} s, state bytes {result['state_memory_bytes_first_last']}, "
+            f"job CPU {result['job_cpu_seconds']} s ({result['job_cpu_ms_per_record']} ms/record, {result['job_cores_busy']} cores busy)",
             flush=True,
         )
     print(f"highest rate sustained (drained within {SUSTAINED_DRAIN_S:.0f} s): {max(sustained, default=None)}/s", flush=True)
