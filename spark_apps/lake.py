@@ -97,15 +97,24 @@ def _filesystem(uri: str):
 
     if uri.startswith("s3a://") or uri.startswith("s3n://"):
         uri = "s3://" + uri.split("://", 1)[1]
+    if uri.startswith("s3://") and "?" not in uri:
+        # Writes open at their first upload: a small file is one PUT, not a 3-request multipart
+        # upload. An error (no such bucket, access) then surfaces when the stream is closed.
+        uri += "?allow_delayed_open=true"
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
+def is_object_store(filesystem) -> bool:
+    """No folders: a key is written without its parents, and one PUT replaces an object atomically."""
+    return filesystem.type_name in ("s3", "gcs")
+
+
 def write_text(uri: str, text: str) -> None:
     filesystem, path = _filesystem(uri)
-    parent = path.rsplit("/", 1)[0]
-    filesystem.create_dir(parent, recursive=True)
+    if not is_object_store(filesystem):  # on S3, folder marker objects cost 4 requests
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with filesystem.open_output_stream(path) as stream:
         stream.write(text.encode("utf-8"))
 

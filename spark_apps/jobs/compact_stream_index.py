@@ -20,15 +20,9 @@ import sys
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from spark_apps.lake import check_date, date_location
+from spark_apps.lake import _filesystem, check_date, date_location
 
 TABLE = "stream_index"
-
-
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://"))
-    return pafs.LocalFileSystem(), uri
 
 
 def compact_hour(filesystem: pafs.FileSystem, folder: str) -> dict[str, int]:

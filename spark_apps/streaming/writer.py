@@ -213,8 +213,10 @@ def commit_index_batch(index_df: DataFrame, index_uri: str, batch_id: int) -> in
 def commit_index_table(table, index_uri: str, batch_id: int) -> int:
     """Write a batch's index rows (an Arrow table with ``dt`` / ``hour`` columns) as one
     ``dt=D/hour=H/part-b<batch>-00000.parquet`` per partition, replacing any earlier attempt's
-    files of the batch: each file is written to a staging folder first, then every
-    ``part-b<batch>-*`` of the partition is deleted and the new file renamed in. Returns the files."""
+    files of the batch. On a local file system each file is written to a staging folder first,
+    then every ``part-b<batch>-*`` of the partition is deleted and the new file renamed in. On
+    S3 each file is one PUT of its final key: an object appears whole or not at all, and a
+    replay (the same rows, as Spark replays a batch from its offsets) replaces it. Returns the files."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from pyarrow import fs as pafs
@@ -225,6 +227,12 @@ def commit_index_table(table, index_uri: str, batch_id: int) -> int:
     prefix = f"part-b{int(batch_id):012d}-"
     columns = [c for c in table.column_names if c not in ("dt", "hour")]
     keys = sorted(set(zip(table.column("dt").to_pylist(), table.column("hour").to_pylist(), strict=True)))
+    if lake.is_object_store(filesystem):
+        for date, hour in keys:
+            rows = table.filter(pc.and_(pc.equal(table.column("dt"), date), pc.equal(table.column("hour"), hour)))
+            path = f"{table_path}/dt={date}/hour={hour}/{prefix}00000.parquet"
+            pq.write_table(rows.select(columns), path, filesystem=filesystem, compression="snappy")
+        return len(keys)
     staged = []
     for n, (date, hour) in enumerate(keys):
         rows = table.filter(pc.and_(pc.equal(table.column("dt"), date), pc.equal(table.column("hour"), hour)))
