@@ -20,7 +20,9 @@ Fields of one record (format_version 1)::
     watermark               ISO-8601 event-time watermark (produce time of the stream)
     state_rows_total, state_memory_bytes, state_rows_dropped_by_watermark,
     duplicates_dropped      transaction duplicates removed (numDroppedDuplicateRows of the dedup operator)
-    state_operators         [{name, rows_total, memory_bytes, rows_dropped_by_watermark}]
+    state_operators         [{name, rows_total, memory_bytes, rows_dropped_by_watermark, rows_removed,
+                            updates_ms, removals_ms, commit_ms}] (the times summed over the operator's
+                            tasks; removals include the watermark eviction's scan of the state)
     sources                 [{description, start_offset, end_offset, input_rows}]
     lag                     {"<topic>": {"<partition>": records behind the broker's end}}
     lag_total
@@ -114,6 +116,10 @@ def progress_record(
                 "rows_total": op.get("numRowsTotal", 0),
                 "memory_bytes": op.get("memoryUsedBytes", 0),
                 "rows_dropped_by_watermark": op.get("numRowsDroppedByWatermark", 0),
+                "rows_removed": op.get("numRowsRemoved", 0),
+                "updates_ms": op.get("allUpdatesTimeMs", 0),
+                "removals_ms": op.get("allRemovalsTimeMs", 0),
+                "commit_ms": op.get("commitTimeMs", 0),
             }
             for op in operators
         ],

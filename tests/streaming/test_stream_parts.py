@@ -27,6 +27,10 @@ PROGRESS = {
             "numRowsTotal": 10,
             "memoryUsedBytes": 1000,
             "numRowsDroppedByWatermark": 0,
+            "numRowsRemoved": 3,
+            "allUpdatesTimeMs": 40,
+            "allRemovalsTimeMs": 250,
+            "commitTimeMs": 12,
             "customMetrics": {"numDroppedDuplicateRows": 2},
         },
         {
@@ -56,6 +60,17 @@ def test_progress_record_fields():
     assert (record["state_rows_total"], record["state_memory_bytes"], record["duplicates_dropped"]) == (22, 2500, 2)
     assert record["lag_total"] == 1 and record["watermark"] == "2026-11-21T09:45:00.000Z"
     assert record["sources"][0]["end_offset"] == {"tx": {"0": 9, "1": 3}}
+    assert record["state_operators"][0] == {
+        "name": "dedupeWithinWatermark",
+        "rows_total": 10,
+        "memory_bytes": 1000,
+        "rows_dropped_by_watermark": 0,
+        "rows_removed": 3,
+        "updates_ms": 40,
+        "removals_ms": 250,
+        "commit_ms": 12,
+    }
+    assert record["state_operators"][2]["removals_ms"] == 0  # absent in Spark's progress: 0
     json.dumps(record)  # serializable as written
 
 
