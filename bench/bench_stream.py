@@ -295,6 +295,18 @@ def run_rate(
             [round(_epoch_s(r["committed_at"]) - produce_start), round(r["state_memory_bytes"] / 2**20, 1), r["state_rows_total"]]
             for r in data_batches
         ],
+        # (seconds after producing started, [[operator, state rows, update ms, removal ms, commit ms], ...])
+        # of every 10th data batch and the last: which operator's cost grows with its state
+        "state_operator_timeline": [
+            [
+                round(_epoch_s(r["committed_at"]) - produce_start),
+                [
+                    [op["name"], op["rows_total"], op.get("updates_ms"), op.get("removals_ms"), op.get("commit_ms")]
+                    for op in r.get("state_operators", [])
+                ],
+            ]
+            for r in data_batches[::10] + data_batches[-1:]
+        ],
         # CPU of the job's processes (JVM + Python workers) from producing to drained (or the drain
         # timeout): work per record is steadier than wall time on a machine shared with the broker.
         "job_cpu_seconds": round(cpu_used, 1),
