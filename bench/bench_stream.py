@@ -123,6 +123,12 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process (all threads: the producer, the alert reader, librdkafka's)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def metrics_records(metrics_uri: Path) -> list[dict]:
     folder = metrics_uri / "stream" / "stream_index" / "batches"
     return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])
@@ -210,6 +216,7 @@ def run_rate(
             warm_batches = len(metrics_records(work / "metrics"))
             load_start = os.getloadavg()
             cpu_start, cpu_clock_start = tree_cpu_seconds(job.pid), time.time()
+            broker_cpu_start, harness_cpu_start = tree_cpu_seconds(broker.process.pid), _own_cpu_seconds()
             produced = stream_to_kafka(
                 workload,
                 broker.bootstrap,
@@ -232,6 +239,8 @@ def run_rate(
                     break
                 time.sleep(1)
             cpu_used, cpu_wall = tree_cpu_seconds(job.pid) - cpu_start, time.time() - cpu_clock_start
+            broker_cpu = tree_cpu_seconds(broker.process.pid) - broker_cpu_start
+            harness_cpu = _own_cpu_seconds() - harness_cpu_start
         finally:
             time.sleep(2)
             alerts.stop_event.set()
@@ -312,6 +321,10 @@ def run_rate(
         "job_cpu_seconds": round(cpu_used, 1),
         "job_cpu_ms_per_record": round(cpu_used * 1000 / max(produced["total"], 1), 3),
         "job_cores_busy": round(cpu_used / max(cpu_wall, 1e-9), 2),
+        # The rest of the two cores over the same span: the embedded broker, and this script
+        # (producer, alert reader). In production the brokers are other machines.
+        "broker_cores_busy": round(broker_cpu / max(cpu_wall, 1e-9), 2),
+        "bench_cores_busy": round(harness_cpu / max(cpu_wall, 1e-9), 2),
         "load_average_at_start": load_start,
         "load_average": os.getloadavg(),
         "max_offsets_per_trigger": max_offsets,
@@ -368,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             f"rate {rate}/s: produced {result['produced']['rate_per_second']}/s, indexed {result['indexed_rows']}, "
             f"alert p50/p95/p99 {a.get('p50')}/{a.get('p95')}/{a.get('p99')} ms, index p50/p95/p99 {i.get('p50')}/{i.get('p95')}/{i.get('p99')} ms, "
             f"lag max {result['lag_max']}, drained after {result['drained_seconds_after_produce']} s, state bytes {result['state_memory_bytes_first_last']}, "
-            f"job CPU {result['job_cpu_seconds']} s ({result['job_cpu_ms_per_record']} ms/record, {result['job_cores_busy']} cores busy)",
+            f"job CPU {result['job_cpu_seconds']} s ({result['job_cpu_ms_per_record']} ms/record, {result['job_cores_busy']} cores busy; "
+            f"broker {result['broker_cores_busy']}, bench {result['bench_cores_busy']} cores busy)",
             flush=True,
         )
     print(f"highest rate sustained (drained within {SUSTAINED_DRAIN_S:.0f} s): {max(sustained, default=None)}/s", flush=True)
