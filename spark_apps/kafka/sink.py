@@ -16,7 +16,8 @@ Guarantee: **at-least-once, deduplicated per micro-batch; never lost.**
   consumers that need exactly-once keep the latest message per key (the alerts topic
   is naturally compacted by transaction id). Alert values carry ``alert_time`` (when the
   batch ran), so a resent alert differs only in that field. Markers older than
-  ``MARKERS_KEPT`` batches are deleted.
+  ``MARKERS_KEPT`` batches are deleted; on S3 the checkpoints bucket's lifecycle rule
+  expires them instead (infra/terraform/modules/lake, ``sent_marker_prefixes``).
 
 Kafka transactions would close that last window, but the embedded broker does not
 honour aborts (see spark_apps.kafka.broker), so the design does not depend on them.
@@ -103,9 +104,13 @@ class BatchKafkaSink:
         return sent
 
     def _forget(self, topic: str, batch_id: int) -> None:
-        """Drop an old marker: Spark never replays a batch that far back (it keeps ~100 batches)."""
+        """Drop an old marker: Spark never replays a batch that far back (it keeps ~100 batches).
+        Not on an object store: there a delete is 3 requests in the batch's path, and the
+        bucket's lifecycle rule expires markers."""
         if batch_id < 0:
             return
         filesystem, path = lake._filesystem(self.marker_uri(topic, batch_id))
+        if lake.is_object_store(filesystem):
+            return
         with contextlib.suppress(FileNotFoundError, OSError):
             filesystem.delete_file(path)

@@ -152,6 +152,23 @@ def test_superseded_index_versions_expire_after_the_retention_period():
     assert tm.variables_of(LAKE)["index_retention_days"]["default"] == 30
 
 
+def test_only_the_streams_sent_markers_expire_in_the_checkpoints_bucket():
+    """The stream stops deleting markers on S3 (spark_apps.kafka.sink); the bucket expires them. A
+    prefix above _sent/ would expire the checkpoint's offsets and state: the variable refuses it."""
+    lifecycle = tm.block(LAKE, "aws_s3_bucket_lifecycle_configuration", "this").body
+    [dynamic] = [d["rule"] for d in tm.as_list(lifecycle["dynamic"]) if "rule" in d and "sent_marker" in d["rule"]["for_each"]]
+    assert tm.expression(dynamic["for_each"]) == 'each.key == "checkpoints" ? var.sent_marker_prefixes : []'
+    [markers] = tm.as_list(dynamic["content"])
+    [filter_] = tm.as_list(markers["filter"])
+    assert tm.expression(filter_["prefix"]) == "rule.value"
+    [expiration] = tm.as_list(markers["expiration"])
+    assert tm.expression(expiration["days"]) == "var.sent_marker_retention_days"
+    variables = tm.variables_of(LAKE)
+    assert variables["sent_marker_prefixes"]["default"] == ["checkpoints/stream_index/_sent/"]
+    assert 'endswith(prefix, "/_sent/")' in str(variables["sent_marker_prefixes"]["validation"])
+    assert variables["sent_marker_retention_days"]["default"] == 7
+
+
 # --- IAM -------------------------------------------------------------------------------
 
 

@@ -323,3 +323,14 @@ def test_glue_arns_cover_every_table_by_name():
     arns = tm.expression(tm.outputs_of(CATALOG)["glue_resource_arns"]["value"])
     assert ":catalog" in arns and ":database/${aws_glue_catalog_database.this.name}" in arns
     assert "table/${aws_glue_catalog_database.this.name}/${name}" in arns and "aws_glue_catalog_table.this" in arns
+
+
+def test_the_sent_marker_lifecycle_prefix_is_where_the_aws_stream_writes_its_markers():
+    """The job's markers: <checkpoint_uri>/<query name>/_sent/<topic>/<batch> (spark_apps.kafka.sink)."""
+    from payments_platform.stream_control import STREAM_QUERY_NAME
+
+    checkpoint_uri = _aws_profile()["lake"]["checkpoint_uri"]
+    bucket_and_path = checkpoint_uri.removeprefix("s3://")
+    assert bucket_and_path.split("/", 1)[0] == "${PAYMENTS_CHECKPOINT_BUCKET}"
+    prefix = f"{bucket_and_path.split('/', 1)[1].strip('/')}/{STREAM_QUERY_NAME}/_sent/"
+    assert tm.variables_of(tm.MODULES_ROOT / "lake")["sent_marker_prefixes"]["default"] == [prefix]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_apps.kafka.sink import BatchKafkaSink, DeliveryError
+from spark_apps.kafka.sink import MARKERS_KEPT, BatchKafkaSink, DeliveryError
 from tests.streaming.helpers import consume_all
 
 pytestmark = [pytest.mark.kafka]
@@ -26,6 +26,15 @@ def test_an_empty_batch_is_marked_sent(kafka_broker, kafka_topics, tmp_path):
     sink = BatchKafkaSink(kafka_broker.bootstrap, str(tmp_path / "sent"))
     assert sink.send(kafka_topics["dead_letter"], 0, []) == 0
     assert sink.already_sent(kafka_topics["dead_letter"], 0)
+
+
+def test_a_marker_is_forgotten_once_it_is_markers_kept_batches_old(kafka_broker, kafka_topics, tmp_path):
+    topic = kafka_topics["dead_letter"]
+    sink = BatchKafkaSink(kafka_broker.bootstrap, str(tmp_path / "sent"))
+    sink.send(topic, 0, [])
+    sink.send(topic, 1, [])
+    sink.send(topic, MARKERS_KEPT, [])
+    assert sorted(p.name for p in (tmp_path / "sent" / topic).iterdir()) == [f"{b:012d}" for b in (1, MARKERS_KEPT)]
 
 
 def test_undeliverable_batch_raises_and_is_not_marked(tmp_path):

@@ -62,12 +62,11 @@ def test_sent_markers_on_s3_cost_two_requests_per_topic_and_batch(s3_lake, kafka
     assert served == [f"HEAD {marker} 200", f"GET {marker} 206"]
     assert sorted(m["key"] for m in consume_all(kafka_broker.bootstrap, topic)) == ["t-1", "t-2"]
     served.clear()
-    assert sink.send(topic, 3 + MARKERS_KEPT, []) == 0  # also forgets batch 3's marker
+    # A local checkpoint forgets batch 3's marker here; on S3 the bucket's lifecycle rule
+    # expires markers (a delete would be HEAD + DELETE + PUT of the "folder" object).
+    assert sink.send(topic, 3 + MARKERS_KEPT, []) == 0
     later = marker.replace("000000000003", f"{3 + MARKERS_KEPT:012d}")
-    folder = marker.rsplit("/", 1)[0] + "/"
-    # pyarrow re-creates the "folder" object after a delete: 3 requests (left alone).
-    assert served == [f"HEAD {later} 404", f"PUT {later} 200", f"HEAD {marker} 200", f"DELETE {marker} 204", f"PUT {folder} 200"]
-    assert not sink.already_sent(topic, 3)
+    assert served == [f"HEAD {later} 404", f"PUT {later} 200"]
 
 
 def test_index_commit_on_s3_puts_each_partition_file_once_and_a_replay_replaces_it(s3_lake):

@@ -103,6 +103,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  # The stream's sent markers (<checkpoint>/_sent/<topic>/<batch>): only a replayed batch's
+  # marker is ever read, so they expire here rather than being deleted by the job (on S3 a
+  # delete is 3 requests per topic and micro-batch).
+  dynamic "rule" {
+    for_each = each.key == "checkpoints" ? var.sent_marker_prefixes : []
+    content {
+      id     = "expire-sent-markers-${rule.key}"
+      status = "Enabled"
+
+      filter {
+        prefix = rule.value
+      }
+
+      expiration {
+        days = var.sent_marker_retention_days
+      }
+    }
+  }
+
   # Whole-bucket expiry where data has a fixed useful life.
   dynamic "rule" {
     for_each = contains(keys(local.object_expiry_days), each.key) ? [local.object_expiry_days[each.key]] : []

@@ -36,6 +36,23 @@ variable "superseded_tag" {
   }
 }
 
+variable "sent_marker_prefixes" {
+  description = "Key prefixes of the streaming app's sent markers in the checkpoints bucket (<checkpoint_uri path>/<query name>/_sent/); they expire after sent_marker_retention_days."
+  type        = list(string)
+  default     = ["checkpoints/stream_index/_sent/"]
+
+  validation {
+    condition     = alltrue([for prefix in var.sent_marker_prefixes : endswith(prefix, "/_sent/")])
+    error_message = "Each prefix must end in /_sent/: a shorter one would expire the checkpoint's offsets and state."
+  }
+}
+
+variable "sent_marker_retention_days" {
+  description = "Days a sent marker is kept. A stream restarted after a longer stop may resend its one uncommitted batch's alerts (same keys)."
+  type        = number
+  default     = 7
+}
+
 variable "raw_retention_days" {
   description = "Days raw drops (which still hold clear card data) are kept before expiry."
   type        = number
