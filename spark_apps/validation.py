@@ -179,7 +179,15 @@ def valid_event_columns(available: list[str], keep: tuple[str, ...] = SOURCE_COL
         "merchant_id": F.trim(col("merchant_id")),
         "country": F.upper(F.trim(col("country"))),
     }
-    columns = [typed.get(f.name, col(f.name)).cast(f.dataType).alias(f.name) for f in TRANSACTION_EVENT_SCHEMA.fields]
+    # Raw fields are text: a text field passes through as the same column, not an alias of it. The
+    # optimizer removes such an alias in some branches of a plan and not in others, and then two
+    # branches over the same records no longer share their shuffle (spark_apps.streaming.transforms).
+    columns = [
+        typed.get(f.name, col(f.name)).cast(f.dataType).alias(f.name)
+        if f.name in typed or f.dataType != StringType()
+        else col(f.name)
+        for f in TRANSACTION_EVENT_SCHEMA.fields
+    ]
     return columns + [col(c) for c in keep if c in available]
 
 

@@ -153,25 +153,37 @@ def batch_time_placeholder_col() -> Column:
     return F.lit(None).cast("timestamp")
 
 
-def dead_letter_row_col() -> Column:
-    """The dead-letter message (QUARANTINE_SCHEMA fields) as one struct column."""
-    return F.struct(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
+def quarantine_struct_col(values: dict[str, Column]) -> Column:
+    """A dead-letter message: QUARANTINE_SCHEMA fields from ``values`` (by name), as one struct column."""
+    return F.struct(*[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
 
 
 # --- transactions ----------------------------------------------------------------------
 
 
-def split_transactions(kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int) -> tuple[DataFrame, DataFrame]:
-    """(masked valid on-time transactions + Kafka columns, dead-letter rows) from the transactions topic.
+def split_transactions(
+    kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int, dedup_horizon_seconds: int
+) -> tuple[DataFrame, DataFrame]:
+    """(masked valid on-time transactions + Kafka columns, dead letters) from the transactions topic,
+    both with the watermark on ``produced_at`` (the dedup horizon behind the newest). A dead letter
+    has the same columns plus ``dead_letter``, its QUARANTINE_SCHEMA message (masked payload).
 
-    The steps of ``validation.validate_json_events`` with two additions. Transactions later than
-    the bound (:func:`late_col`) are dead letters too, with reason ``late``, taken in the same
-    branch as the rejected records: every branch of the plan parses and validates the topic
-    again (Spark shares no scan between branches), ~1 s per 20,000 records on one core. And a
-    filter barrier after the validation projection (:func:`with_filter_barrier`): without it
-    Catalyst pushes each branch's filter through the projections, inlining ``reason_code``'s CASE
-    chain down to ``from_json(value).<field>`` (measured: ~100 copies of the JSON parse in one
-    filter, too large for code generation, evaluated row by row, in every branch)."""
+    The steps of ``validation.validate_json_events`` with two additions: transactions later than
+    the bound (:func:`late_col`) are dead letters too, with reason ``late``; and the topic is
+    parsed, validated and masked once per micro-batch for its three uses (indexed, joined with
+    the ML outputs, dead letters). Spark shares no scan between branches of a plan, so each branch
+    used to parse and validate the topic again (~1 s per 20,000 records on one core). Now every
+    record is validated and masked once, then shuffled by ``transaction_id`` (the shuffle the
+    dedup needs); the branches start above it, and a shuffle that recurs identically in a plan
+    runs once. For that, every branch must read every column of it: dead letters therefore keep
+    the transaction's columns (build_stream passes them on). No card number, CVV, expiry or IP
+    reaches the shuffle unmasked.
+
+    Filter barriers (:func:`with_filter_barrier`): after the validation projection, or Catalyst
+    pushes the filters through the projections, inlining ``reason_code``'s CASE chain down to
+    ``from_json(value).<field>`` (measured: ~100 copies of the JSON parse in one filter, too
+    large for code generation, evaluated row by row); and above the shuffle, or each branch's
+    filter is pushed below it and the branches' shuffles differ."""
     records_df = with_kafka_columns(kafka_df).drop("source_location")
     location = F.concat_ws(
         "/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"), F.col("kafka_offset").cast("string")
@@ -180,18 +192,25 @@ def split_transactions(kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: 
     tagged_df = with_filter_barrier(with_validation(events_df))
     late = F.col("reason_code").isNull() & late_col(late_bound_seconds, F.col("_event_time"))
     extra = tuple(c for c in records_df.columns if c != "value" and c not in RAW_TRANSACTION_FIELDS)
-    on_time_df = tagged_df.filter(F.col("reason_code").isNull() & ~late).select(
-        *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra)
+    dead_letter = F.when(F.col("reason_code").isNotNull() | late, transaction_dead_letter_col(late_bound_seconds))
+    checked_df = tagged_df.select(
+        *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra), dead_letter.alias("dead_letter")
     )
-    dead_df = tagged_df.filter(F.col("reason_code").isNotNull() | late).select(
-        *transaction_dead_letter_columns(late_bound_seconds)
+    # The watermark below the shuffle: above it, Spark would not see the rows as partitioned by
+    # transaction_id and would shuffle them again for the dedup.
+    shuffled_df = with_filter_barrier(
+        with_masked_card_fields(checked_df, pan_key)
+        .withWatermark("produced_at", f"{int(dedup_horizon_seconds)} seconds")
+        .repartition("transaction_id")
     )
-    return with_masked_card_fields(on_time_df, pan_key), dead_df
+    on_time_df = shuffled_df.filter(F.col("dead_letter").isNull()).drop("dead_letter", "_filter_barrier")
+    dead_df = shuffled_df.filter(F.col("dead_letter").isNotNull()).drop("_filter_barrier")
+    return on_time_df, dead_df
 
 
-def transaction_dead_letter_columns(late_bound_seconds: int) -> list[Column]:
-    """QUARANTINE_SCHEMA columns of a rejected or late record of a tagged frame (reason_code null = late).
-    The payload is the record as it arrived, masked, for both."""
+def transaction_dead_letter_col(late_bound_seconds: int) -> Column:
+    """The dead-letter message (:func:`quarantine_struct_col`) of a rejected or late record of a tagged
+    frame (reason_code null = late). The payload is the record as it arrived, masked, for both."""
     is_late = F.col("reason_code").isNull()
     text_id = F.col("transaction_id")
     values = {
@@ -211,7 +230,7 @@ def transaction_dead_letter_columns(late_bound_seconds: int) -> list[Column]:
         "run_id": F.lit("stream"),
         "quarantined_at": batch_time_placeholder_col(),
     }
-    return [values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
+    return quarantine_struct_col(values)
 
 
 def with_filter_barrier(df: DataFrame) -> DataFrame:
@@ -226,11 +245,10 @@ def late_col(late_bound_seconds: int, event_time: Column) -> Column:
     return F.col("produced_at") > event_time + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
 
 
-def deduplicated(on_time_df: DataFrame, dedup_horizon_seconds: int) -> DataFrame:
-    """Exactly one row per transaction_id within the horizon (the first produced)."""
-    return on_time_df.withWatermark("produced_at", f"{int(dedup_horizon_seconds)} seconds").dropDuplicatesWithinWatermark(
-        ["transaction_id"]
-    )
+def deduplicated(on_time_df: DataFrame) -> DataFrame:
+    """Exactly one row per transaction_id within the horizon (the first produced): the delay of the
+    watermark on ``produced_at`` (:func:`split_transactions`)."""
+    return on_time_df.dropDuplicatesWithinWatermark(["transaction_id"])
 
 
 # --- fraud signals ---------------------------------------------------------------------
@@ -238,8 +256,11 @@ def deduplicated(on_time_df: DataFrame, dedup_horizon_seconds: int) -> DataFrame
 _SIGNAL_TEXT_SCHEMA = StructType([StructField(f.name, StringType(), True) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields])
 
 
-def split_signals(kafka_df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(typed ML outputs + Kafka columns, dead-letter rows) from the fraud-signals topic."""
+def split_signals(kafka_df: DataFrame, dedup_horizon_seconds: int) -> tuple[DataFrame, DataFrame]:
+    """(typed ML outputs + their produce time, dead letters) from the fraud-signals topic, both with
+    the watermark on ``signal_produced_at``. A dead letter has the same columns plus ``dead_letter``.
+    Parsed and validated once per micro-batch, then shuffled by ``signal_transaction_id`` for the
+    join, the dead letters above that shuffle (as in :func:`split_transactions`)."""
     records_df = with_kafka_columns(kafka_df)
     parsed = F.from_json(F.col("value"), _SIGNAL_TEXT_SCHEMA)
     text = {f.name: F.trim(F.col(f"_s.{f.name}")) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
@@ -257,36 +278,43 @@ def split_signals(kafka_df: DataFrame) -> tuple[DataFrame, DataFrame]:
         .when((score < 0) | (score > 1), F.lit(Reason.INVALID_VALUE))
     )
     tagged_df = with_filter_barrier(records_df.withColumn("_s", parsed).withColumn("reason_code", reason))
-    signals_df = tagged_df.filter(F.col("reason_code").isNull()).select(
+    dead_letter = {
+        "reason_code": F.col("reason_code"),
+        "reason_detail": F.concat(F.lit("fraud signal: "), F.col("reason_code")),
+        "source_name": F.lit("kafka"),
+        "source_format": F.lit("kafka"),
+        "source_location": F.col("source_location"),
+        "transaction_id": F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]),
+        "payload_masked": mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))),
+        "run_id": F.lit("stream"),
+        "quarantined_at": batch_time_placeholder_col(),
+    }
+    checked_df = tagged_df.select(
         text["transaction_id"].alias("signal_transaction_id"),
         score.alias("fraud_score"),
         text["model_version"].alias("model_version"),
         F.col("_s.explanations").alias("fraud_explanations"),
         inference.alias("inference_time"),
         F.col("produced_at").alias("signal_produced_at"),
+        F.when(F.col("reason_code").isNotNull(), quarantine_struct_col(dead_letter)).alias("dead_letter"),
     )
-    dead_df = tagged_df.filter(F.col("reason_code").isNotNull()).select(
-        F.col("reason_code"),
-        F.concat(F.lit("fraud signal: "), F.col("reason_code")).alias("reason_detail"),
-        F.lit("kafka").alias("source_name"),
-        F.lit("kafka").alias("source_format"),
-        F.col("source_location"),
-        F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]).alias("transaction_id"),
-        mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))).alias("payload_masked"),
-        F.lit("stream").alias("run_id"),
-        batch_time_placeholder_col().alias("quarantined_at"),
+    shuffled_df = with_filter_barrier(
+        checked_df.withWatermark("signal_produced_at", f"{int(dedup_horizon_seconds)} seconds").repartition(
+            "signal_transaction_id"
+        )
     )
+    signals_df = shuffled_df.filter(F.col("dead_letter").isNull()).drop("dead_letter", "_filter_barrier")
+    dead_df = shuffled_df.filter(F.col("dead_letter").isNotNull()).drop("_filter_barrier")
     return signals_df, dead_df
 
 
 def matched_signals(txn_df: DataFrame, signals_df: DataFrame, settings: StreamSettings) -> DataFrame:
     """Deduplicated transactions joined with their ML outputs produced within +- the signal window."""
     window = int(settings.signal_window_seconds)
-    watermarked = signals_df.withWatermark("signal_produced_at", f"{int(settings.dedup_horizon_seconds)} seconds")
     condition = (F.col("transaction_id") == F.col("signal_transaction_id")) & F.col("signal_produced_at").between(
         F.col("produced_at") - F.expr(f"INTERVAL {window} SECONDS"), F.col("produced_at") + F.expr(f"INTERVAL {window} SECONDS")
     )
-    return txn_df.drop(*SIGNAL_COLUMNS).join(watermarked, condition, "inner").drop("signal_transaction_id", "signal_produced_at")
+    return txn_df.drop(*SIGNAL_COLUMNS).join(signals_df, condition, "inner").drop("signal_transaction_id", "signal_produced_at")
 
 
 # --- rule state -------------------------------------------------------------------------
@@ -318,10 +346,12 @@ def build_stream(
     transactions_df: DataFrame, signals_kafka_df: DataFrame, pan_key: bytes, rules, settings: StreamSettings
 ) -> DataFrame:
     """The whole streaming plan: one DataFrame of ``row_kind`` txn / signal / dead_letter rows."""
-    on_time_df, txn_dead_df = split_transactions(transactions_df, pan_key, settings.late_bound_seconds)
+    on_time_df, txn_dead_df = split_transactions(
+        transactions_df, pan_key, settings.late_bound_seconds, settings.dedup_horizon_seconds
+    )
     null_signals = [F.lit(None).cast(f.dataType).alias(n) for n, f in zip(SIGNAL_COLUMNS, _signal_fields(), strict=True)]
-    txn_df = deduplicated(on_time_df, settings.dedup_horizon_seconds).select("*", *null_signals)
-    signals_df, bad_signals_df = split_signals(signals_kafka_df)
+    txn_df = deduplicated(on_time_df).select("*", *null_signals)
+    signals_df, signal_dead_df = split_signals(signals_kafka_df, settings.dedup_horizon_seconds)
     signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
     rule_input_df = with_rule_bucket(
         txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df),
@@ -329,11 +359,10 @@ def build_stream(
         settings.rule_bucket_layout,
     )
     ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
-    dead_df = txn_dead_df.unionByName(bad_signals_df)
-    dead_rows_df = dead_df.select(
-        F.lit(ROW_DEAD_LETTER).alias("row_kind"),
-        F.col("transaction_id"),
-        dead_letter_row_col().alias("dead_letter"),
+    # Dead letters keep their record's columns (see split_transactions); only row_kind and
+    # dead_letter are read.
+    dead_rows_df = txn_dead_df.unionByName(signal_dead_df, allowMissingColumns=True).withColumn(
+        "row_kind", F.lit(ROW_DEAD_LETTER)
     )
     return ruled_df.unionByName(dead_rows_df, allowMissingColumns=True)
 

@@ -255,16 +255,31 @@ def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_brok
         assert clock not in plan
 
 
-def test_the_streaming_plan_parses_the_transactions_topic_in_three_branches(spark, kafka_broker, kafka_topics, tmp_path):
-    """Spark shares no scan between branches of a streaming plan: each one parses and validates
-    the topic again. Transactions: rejected and late records in one dead-letter branch, and the
-    deduplicated rows twice (indexed, and joined with the ML outputs). ML outputs: dead letters
-    and the join."""
+def test_a_micro_batch_reads_parses_and_shuffles_each_topic_once(spark, kafka_broker, kafka_topics, tmp_path):
+    """Each topic is read, parsed, validated (and masked) once per micro-batch and shuffled once by
+    its transaction id; the other uses of it (the second dedup, the dead letters) read that
+    shuffle's output (ReusedExchange). Spark shares no scan between branches of a plan: before,
+    the transactions were parsed in three branches and the ML outputs in two, and the
+    transactions were shuffled twice for the two dedups."""
+    from spark_apps.jobs.stream_index import drain_and_stop, start_stream_index
+    from tests.streaming.helpers import PAN_KEY
+
+    base = epoch_ms(T0)
+    produce(kafka_broker.bootstrap, kafka_topics["fraud_signals"], [("t-1", signal("t-1", "0.5000", 1), base)])
+    produce(kafka_broker.bootstrap, kafka_topics["transactions"], [("t-1", txn("t-1", at(1)), base + 1)])
     options = job_options(kafka_broker, kafka_topics, tmp_path)
-    scans = [line for line in analyzed_stream_plan(spark, options).splitlines() if "StreamingRelationV2" in line]
-    assert sum(f"subscribe={options.transactions_topic}," in line for line in scans) == 3
-    assert sum(f"subscribe={options.fraud_signals_topic}," in line for line in scans) == 2
-    assert len(scans) == 5
+    query, _writer, listener = start_stream_index(spark, options, PAN_KEY, load_rules())
+    try:
+        drain_and_stop(query, options)
+    finally:
+        spark.streams.removeListener(listener)
+    lines = query._jsq.streamingQuery().lastExecution().executedPlan().treeString().splitlines()
+    assert sum("MicroBatchScan" in line for line in lines) == 2
+    assert sum("from_json" in line for line in lines) == 2
+    shuffles = [line.split("hashpartitioning(")[1].split("#")[0] for line in lines if "+- Exchange hashpartitioning(" in line]
+    assert sorted(shuffles) == ["rule_bucket", "signal_transaction_id", "transaction_id"]
+    reused = [line.split("ReusedExchange [")[1].split("#")[0] for line in lines if "ReusedExchange [" in line]
+    assert sorted(reused) == ["signal_transaction_id", "transaction_id", "transaction_id"]
 
 
 def compilations(spark) -> int:
