@@ -358,6 +358,14 @@ def test_msk_has_three_private_brokers_with_iam_auth_tls_and_cmk():
         assert setting in config
 
 
+def test_msk_brokers_stamp_records_with_their_append_time():
+    """The stream job's produced_at is the Kafka record timestamp: its late bound and watermark
+    must not follow a producer's clock (a future timestamp would move the watermark ahead)."""
+    config = tm.block(tm.MODULES_ROOT / "msk", "aws_msk_configuration", "this").body["server_properties"]
+    settings = dict(line.strip().split("=", 1) for line in config.splitlines() if "=" in line)
+    assert settings["log.message.timestamp.type"] == "LogAppendTime"
+
+
 def test_eks_is_private_with_encrypted_secrets_and_imdsv2_nodes():
     compute = tm.MODULES_ROOT / "compute"
     cluster = tm.block(compute, "aws_eks_cluster", "this").body

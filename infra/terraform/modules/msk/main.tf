@@ -30,10 +30,14 @@ resource "aws_vpc_security_group_ingress_rule" "clients" {
 resource "aws_msk_configuration" "this" {
   name           = "${var.name_prefix}-msk"
   kafka_versions = [var.kafka_version]
-  description    = "Durable defaults: no auto-created topics, RF 3, min ISR 2, no unclean elections"
+  description    = "Durable defaults: no auto-created topics, RF 3, min ISR 2, no unclean elections; broker time stamps"
 
+  # LogAppendTime: a record's timestamp is the broker's append time, not the producer's clock.
+  # The stream job judges lateness and keeps its watermark by it (produced_at), so a producer
+  # with a skewed clock can neither make records look late nor move the watermark ahead.
   server_properties = <<-EOT
     auto.create.topics.enable=false
+    log.message.timestamp.type=LogAppendTime
     default.replication.factor=3
     min.insync.replicas=2
     num.partitions=6
