@@ -143,7 +143,8 @@ def progress_record(
 
 def records_read(progress: dict) -> int:
     """Kafka records the batch consumed, from each source's offset range (``numInputRows`` counts a
-    record once per scan of its source in the plan, several times here)."""
+    record once per scan of its source in the plan: once per topic in this job's plan since each
+    topic is read once, but not for every plan)."""
     total = 0
     for source in progress.get("sources") or []:
         start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))

@@ -360,9 +360,12 @@ def build_stream(
     )
     ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
     # Dead letters keep their record's columns (see split_transactions); only row_kind and
-    # dead_letter are read.
-    dead_rows_df = txn_dead_df.unionByName(signal_dead_df, allowMissingColumns=True).withColumn(
-        "row_kind", F.lit(ROW_DEAD_LETTER)
+    # dead_letter are read. They are few: one partition, not one per shuffle partition of each
+    # topic, or every stage of the micro-batch's scoring runs that many more (empty) tasks.
+    dead_rows_df = (
+        txn_dead_df.unionByName(signal_dead_df, allowMissingColumns=True)
+        .withColumn("row_kind", F.lit(ROW_DEAD_LETTER))
+        .coalesce(1)
     )
     return ruled_df.unionByName(dead_rows_df, allowMissingColumns=True)
 
