@@ -389,3 +389,28 @@ def test_split_output_takes_index_rows_alerts_of_index_and_update_rows_and_dead_
     assert index.column_names == [*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"]
     assert alerts == [("t-0", '{"a":0}'), ("t-2", '{"a":2}')]
     assert dead == [("tx/0/5", '{"d":1}')]
+
+
+def test_a_local_checkpoint_is_written_through_hadoops_file_system_api(spark, tmp_path):
+    """On a local disk the checkpoint files go through Spark's FileSystem-based manager (its default,
+    FileContext, starts readlink and chmod processes for every file without Hadoop's native
+    library: 35 ms vs 10 ms per file); on S3 Spark's default stays."""
+    from spark_apps.jobs.stream_index import CHECKPOINT_FILE_MANAGER, LOCAL_CHECKPOINT_FILE_MANAGER, stream_conf
+
+    assert stream_conf(str(tmp_path))[CHECKPOINT_FILE_MANAGER] == LOCAL_CHECKPOINT_FILE_MANAGER
+    assert stream_conf(f"file://{tmp_path}")[CHECKPOINT_FILE_MANAGER] == LOCAL_CHECKPOINT_FILE_MANAGER
+    assert CHECKPOINT_FILE_MANAGER not in stream_conf("s3://payments-checkpoints/stream_index")
+    # The key is the one Spark reads when it opens a checkpoint (offsets, commits, state changelogs).
+    jvm, previous = spark._jvm, spark.conf.get(CHECKPOINT_FILE_MANAGER, None)
+    spark.conf.set(CHECKPOINT_FILE_MANAGER, LOCAL_CHECKPOINT_FILE_MANAGER)
+    try:
+        hadoop_conf = spark._jsparkSession.sessionState().newHadoopConf()
+        manager = jvm.org.apache.spark.sql.execution.streaming.CheckpointFileManager.create(
+            jvm.org.apache.hadoop.fs.Path(f"file://{tmp_path}"), hadoop_conf
+        )
+        assert manager.getClass().getName() == LOCAL_CHECKPOINT_FILE_MANAGER
+    finally:
+        if previous is None:
+            spark.conf.unset(CHECKPOINT_FILE_MANAGER)
+        else:
+            spark.conf.set(CHECKPOINT_FILE_MANAGER, previous)
