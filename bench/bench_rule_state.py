@@ -1,7 +1,7 @@
 """The stream's rule operator at steady state: per-micro-batch cost of one bucket's state (issue 4).
 
     python bench/bench_rule_state.py [--rates 100 500 1000] [--buckets 4] [--batch-seconds 5]
-        [--users 50000] [--batches 3]
+        [--users 50000] [--batches 3] [--signal-rows]
 
 ``bench_stream.py`` runs for about a minute, far less than the rule state's retention
 (card windows and user history reach back from the watermark, which trails produce
@@ -13,6 +13,8 @@ real operator function (spark_apps.streaming.rule_state): unpickle the bucket, a
 batch and compute its signals, evict, pickle. Prints per rate the state entries, the
 blob size (what the state store writes each batch per bucket) and the milliseconds per
 batch and bucket; the buckets of a batch run in parallel on the executor cores.
+With ``--signal-rows`` each transaction also comes with its ML output's row, as the stream's
+join emits it: in the same batch for 95% of them, in the next batch for the rest.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def transaction(rng: random.Random, i: int, t_ms: int, users: int) -> dict:
     }
 
 
-def run_rate(rate: int, buckets: int, batch_s: int, users: int, batches: int) -> dict:
+def run_rate(rate: int, buckets: int, batch_s: int, users: int, batches: int, signal_rows: bool = False) -> dict:
     from spark_apps.fraud_rules import load_rules
     from spark_apps.streaming.rule_state import BucketState, RuleWindows, make_rule_state_function
 
@@ -96,12 +98,18 @@ def run_rate(rate: int, buckets: int, batch_s: int, users: int, batches: int) ->
     bucket.evict(now_ms - DEDUP_HORIZON_S * 1000, windows)
     state = FakeGroupState(bucket.dump(), now_ms - DEDUP_HORIZON_S * 1000)
     timings = []
+    signals_next: list[dict] = []  # ML outputs arriving a batch after their transaction
     for b in range(batches):
         rows = []
         start = now_ms + b * batch_s * 1000
         for k in range(int(per_bucket * batch_s)):
             rows.append(transaction(rng, i, int(start + k * step_ms), users_here))
             i += 1
+        if signal_rows:
+            late_from = int(len(rows) * 0.95)
+            signals = [{**row, "row_kind": "signal"} for row in rows]
+            rows += signals_next + signals[:late_from]
+            signals_next = signals[late_from:]
         frame = pd.DataFrame(rows)
         state.watermark_ms = start + batch_s * 1000 - DEDUP_HORIZON_S * 1000
         began = time.perf_counter()
@@ -114,6 +122,7 @@ def run_rate(rate: int, buckets: int, batch_s: int, users: int, batches: int) ->
         "buckets": buckets,
         "batch_seconds": batch_s,
         "rows_per_bucket_batch": int(per_bucket * batch_s),
+        "signal_rows": signal_rows,
         "card_entries": sum(map(len, final.cards.values())),
         "user_entries": sum(map(len, final.users.values())),
         "blob_mb": round(len(state.blob) / 2**20, 1),
@@ -128,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-seconds", type=int, default=5)
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--signal-rows", action="store_true", help="each transaction's ML output row too (see above)")
     args = parser.parse_args(argv)
     for rate in args.rates:
-        result = run_rate(rate, args.buckets, args.batch_seconds, args.users, args.batches)
+        result = run_rate(rate, args.buckets, args.batch_seconds, args.users, args.batches, args.signal_rows)
         print(json.dumps(result))
         print(
             f"rate {rate} txn/s, {args.buckets} buckets: per bucket {result['card_entries']} card + {result['user_entries']} "

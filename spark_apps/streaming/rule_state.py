@@ -27,6 +27,9 @@ Input row kinds: ``txn`` (a deduplicated, on-time transaction: signals are compu
 and the event joins the state) and ``signal`` (an ML output matched to a
 transaction: the signals are recomputed from state for that transaction, which is
 already part of it, so a late-arriving model score can be combined with the rules).
+A signal row whose transaction is in the same micro-batch gets null signals: only the
+transaction's row is scored then (the writer reads a signal row's rule values only for a
+transaction indexed in an earlier batch), and computing them was half the rows' lookups.
 
 State is one pickled value per bucket holding, per card / user, that key's entries pickled
 on their own (:class:`PackedEntries`): a batch unpickles and pickles again only the keys it
@@ -64,6 +67,7 @@ RULE_SIGNAL_COLUMNS = (
     ("distinct_devices", "int"),
 )
 SIGNAL_NAMES = tuple(name for name, _type in RULE_SIGNAL_COLUMNS)
+_NOT_READ = (None,) * len(SIGNAL_NAMES)  # the rule values of a signal row whose transaction is in the same batch
 CARD_WINDOW_SCHEMA = "array<struct<amount:decimal(18,2),currency:string,t_ms:bigint>>"  # of card_window_json
 _MS_PER_DAY = 86_400_000
 # An untouched key is unpickled for eviction only once its oldest entry is this far past the
@@ -339,7 +343,16 @@ def make_rule_state_function(windows: RuleWindows):
             for i in range(len(ids)):
                 if is_txn[i]:
                     bucket.add(t_ms[i], ids[i], cards[i], users[i], countries[i], devices[i], amounts[i], currencies[i])
-            rows = [bucket.signal_values(t_ms[i], ids[i], cards[i], users[i], countries[i], windows) for i in range(len(ids))]
+            # A signal row's rule values are read only when its transaction was indexed in an earlier
+            # micro-batch (writer.rows_to_score scores it as an update); when the transaction is in
+            # this one, its own row carries them (same user, so same bucket and call).
+            in_batch = {ids[i] for i in range(len(ids)) if is_txn[i]}
+            rows = [
+                bucket.signal_values(t_ms[i], ids[i], cards[i], users[i], countries[i], windows)
+                if is_txn[i] or ids[i] not in in_batch
+                else _NOT_READ
+                for i in range(len(ids))
+            ]
             bucket.evict(state.getCurrentWatermarkMs(), windows)
             state.update((bucket.dump(),))
             del bucket  # freed by reference counting while the collector is still off (see _gc_paused)

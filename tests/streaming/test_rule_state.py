@@ -25,6 +25,28 @@ def add(
     state.add(T + int(t_s * 1000), txn, card, user, country, device, Decimal(amount), "USD")
 
 
+class FakeGroupState:
+    """What the rule operator function uses of Spark's GroupState."""
+
+    def __init__(self, blob: bytes | None = None) -> None:
+        self.exists, self.get, self.updated = blob is not None, (blob,), None
+
+    def getCurrentWatermarkMs(self) -> int:
+        return 0
+
+    def update(self, value) -> None:
+        self.updated = value
+
+
+def operator_row(kind: str, txn: str, t_s: float, amount: str = "1.00") -> dict:
+    """An input row of the rule operator (row_kind txn or signal) for user u-1, card tok_a."""
+    import pandas as pd
+
+    return {"row_kind": kind, "event_time": pd.Timestamp(T + int(t_s * 1000), unit="ms", tz="UTC"), "transaction_id": txn,
+            "user_id": "u-1", "card_token": "tok_a", "country": "US", "device_id": "d-1", "amount": Decimal(amount),
+            "currency": "USD", "kafka_partition": 0, "kafka_offset": int(t_s)}  # fmt: skip
+
+
 def test_card_velocity_counts_the_trailing_window_including_the_event():
     state = BucketState()
     for i, t in enumerate((0, 20, 40, 59)):
@@ -153,15 +175,6 @@ def test_state_keeps_amounts_as_exact_text_and_unpickles_with_the_gc_paused(monk
     old_style = BucketState(cards={"tok_a": [(T - 1000, "old", Decimal("2.50"), "USD")]})  # state written by earlier code
     assert json.loads(old_style.signals(T, "t1", "tok_a", "u-1", "US", WINDOWS)["card_window_json"])[0]["amount"] == 2.5
 
-    class GroupState:
-        exists, get, updated = True, (state.dump(),), None
-
-        def getCurrentWatermarkMs(self):
-            return 0
-
-        def update(self, value):
-            self.updated = value
-
     gc_during_load = []
     original_load = rule_state.BucketState.load
     monkeypatch.setattr(
@@ -169,11 +182,9 @@ def test_state_keeps_amounts_as_exact_text_and_unpickles_with_the_gc_paused(monk
         "load",
         classmethod(lambda cls, blob: gc_during_load.append(gc.isenabled()) or original_load(blob)),
     )
-    row = {"row_kind": "txn", "event_time": pd.Timestamp(T + 1000, unit="ms", tz="UTC"), "transaction_id": "t1",
-           "user_id": "u-1", "card_token": "tok_a", "country": "US", "device_id": "d-1", "amount": Decimal("3.00"),
-           "currency": "USD", "kafka_partition": 0, "kafka_offset": 1}  # fmt: skip
-    group_state = GroupState()
-    out = list(rule_state.make_rule_state_function(WINDOWS)(("b",), iter([pd.DataFrame([row])]), group_state))
+    group_state = FakeGroupState(state.dump())
+    frame = pd.DataFrame([operator_row("txn", "t1", 1, amount="3.00")])
+    out = list(rule_state.make_rule_state_function(WINDOWS)(("b",), iter([frame]), group_state))
     assert out[0]["velocity_count"].tolist() == [2]
     assert gc_during_load == [False] and gc.isenabled()
     assert [e[2] for e in BucketState.load(group_state.updated[0]).cards["tok_a"]] == ["1.10", "3.00"]
@@ -223,3 +234,24 @@ def test_state_written_by_earlier_code_is_read():
     assert json.loads(signals["card_window_json"]) == [{"amount": 2.5, "currency": "USD", "t_ms": T - 1000}]
     assert (signals["velocity_count"], signals["prev_country_minutes"], signals["distinct_devices"]) == (1, 1000 / 60_000, 2)
     assert BucketState.load(state.dump()).cards["tok_a"] == [(T - 1000, "t0", "2.50", "USD")]
+
+
+def test_a_signal_row_gets_rule_values_only_when_its_transaction_was_in_an_earlier_batch():
+    """The writer reads a signal row's rule values only for a transaction indexed in an earlier
+    batch (an updated alert). With the transaction in the same batch its own row is scored, so
+    the operator does not compute them for the signal row."""
+    import pandas as pd
+
+    from spark_apps.streaming.rule_state import SIGNAL_NAMES, make_rule_state_function
+
+    earlier = BucketState()
+    add(earlier, 0, "t0")  # indexed in an earlier batch
+    rows = [operator_row("signal", "t1", 1), operator_row("txn", "t1", 1), operator_row("signal", "t0", 0)]
+    out = list(make_rule_state_function(WINDOWS)(("b",), iter([pd.DataFrame(rows)]), FakeGroupState(earlier.dump())))[0]
+    by_row = {(r["row_kind"], r["transaction_id"]): r for r in out.to_dict("records")}
+    assert set(by_row) == {("txn", "t1"), ("signal", "t1"), ("signal", "t0")}
+    assert (by_row[("txn", "t1")]["velocity_count"], by_row[("txn", "t1")]["card_count_1m"]) == (2, 2)
+    assert all(pd.isna(by_row[("signal", "t1")][name]) for name in SIGNAL_NAMES)
+    signal_t0 = by_row[("signal", "t0")]
+    assert (signal_t0["velocity_count"], signal_t0["distinct_devices"]) == (1, 1)
+    assert json.loads(signal_t0["card_window_json"]) == [{"amount": 1.0, "currency": "USD", "t_ms": T}]
