@@ -19,7 +19,9 @@ For batch ``b`` of the streaming plan (spark_apps.streaming.transforms):
    A replayed batch (same offsets, same state version, so the same rows) therefore
    replaces its own files and never duplicates a transaction;
 4. alerts (every transaction with a rule flag, a policy flag or an action other than
-   ALLOW) and dead letters are sent with :class:`spark_apps.kafka.sink.BatchKafkaSink`.
+   ALLOW) and dead letters are sent with :class:`spark_apps.kafka.sink.BatchKafkaSink`:
+   the alerts before the index files are written (they are what the gateway waits for),
+   the dead letters after.
 
 Only after all of that returns does Spark commit the batch, so a crash anywhere in
 between replays the whole batch.
@@ -269,7 +271,8 @@ def rows_to_score(batch_df: DataFrame) -> DataFrame:
 
     One aggregation (the latest signal row per transaction, its transaction columns included:
     every signal row of a transaction carries the same ones) and broadcast joins, so the
-    micro-batch is shuffled once."""
+    micro-batch is shuffled once. Of a signal row whose transaction is in this batch only the
+    SIGNAL_COLUMNS are read: the rule operator leaves its rule values null (rule_state)."""
     txn_df = batch_df.filter(F.col("row_kind") == ROW_TXN)
     signal_df = batch_df.filter(F.col("row_kind") == ROW_SIGNAL)
     others = tuple(c for c in batch_df.columns if c not in (*SIGNAL_COLUMNS, "transaction_id"))
@@ -369,11 +372,14 @@ class StreamIndexBatchWriter:
         marks.append(("plan", time.monotonic()))
         index, alerts, dead = split_output(output_df.toArrow())
         marks.append(("score", time.monotonic()))
+        # Alerts first: they are what the gateway waits for; the index rows become visible to
+        # readers with the files, and Spark commits the batch only after all of it either way.
+        alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
+        marks.append(("alerts", time.monotonic()))
         files = commit_index_table(index, self.index_uri, batch_id)
         marks.append(("index", time.monotonic()))
-        alerts_sent = self.sink.send(self.alerts_topic, batch_id, alerts)
         dead_sent = self.sink.send(self.dead_letter_topic, batch_id, dead)
-        marks.append(("send", time.monotonic()))
+        marks.append(("dead_letters", time.monotonic()))
         self.last_outcome = BatchOutcome(batch_id, files, alerts_sent, dead_sent)
         self._record_stats(batch_id, dead_letters=len(dead), alerts=len(alerts), index_rows=index.num_rows)
         log.info(
