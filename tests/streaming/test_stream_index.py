@@ -248,7 +248,7 @@ def analyzed_stream_plan(spark, options) -> str:
 def test_the_streaming_plan_is_the_same_code_every_micro_batch(spark, kafka_broker, kafka_topics, tmp_path):
     """No clock in the streaming plan: Spark replaces current_timestamp() by a new literal every
     micro-batch, which is compiled into the generated code and recompiles the validation stages
-    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.materialized_rows)."""
+    each batch. Batch times are set by the writer from data (spark_apps.streaming.writer.BatchRows)."""
     plan = analyzed_stream_plan(spark, job_options(kafka_broker, kafka_topics, tmp_path)).lower()
     assert "transaction_id" in plan
     for clock in ("current_timestamp", "now()", "current_date", "localtimestamp"):

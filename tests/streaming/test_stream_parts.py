@@ -237,12 +237,14 @@ def test_a_function_call_resolves_its_jvm_method_once(spark, monkeypatch):
     assert str(column) == "Column<'amount'>"
 
 
-def test_batch_rows_are_materialized_once_with_the_batch_time_and_released(spark):
-    """The writer runs the streaming plan once and scores a leaf holding its rows (kept on the
-    executors, not a local relation that Spark maps over at every analysis); the rows carry the
-    batch time as data, and their blocks are dropped when the batch is done, failed or not."""
+def test_batch_rows_are_computed_once_in_the_background_with_the_batch_time_and_released(spark):
+    """The writer runs the streaming plan once, in the background while it builds the scoring plan,
+    and scores a leaf holding its rows (kept on the executors, not a local relation that Spark maps
+    over at every analysis); the rows carry the batch time as data, and their blocks are dropped
+    when the batch is done, failed or not."""
     import datetime as dt
 
+    import pandas as pd
     from pyspark.testing import assertDataFrameEqual
 
     from spark_apps.streaming import writer
@@ -250,29 +252,50 @@ def test_batch_rows_are_materialized_once_with_the_batch_time_and_released(spark
     def cached_rdds() -> list[int]:
         return [info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
 
+    computed = spark.sparkContext.accumulator(0)
+
+    def counted(frames):  # stands in for the stateful plan: each row it emits is counted
+        for frame in frames:
+            computed.add(len(frame))
+            yield frame
+
     before = cached_rdds()
     batch_time = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
-    batch_df = spark.createDataFrame([("t-1", None), ("t-2", 7)], "transaction_id string, score int")
-    rows_df = writer.materialized_rows(batch_df, batch_time)
-    assert rows_df._jdf.queryExecution().analyzed().getClass().getSimpleName() == "LogicalRDD"
-    assertDataFrameEqual(
-        rows_df,
-        spark.createDataFrame(
-            [("t-1", None, batch_time), ("t-2", 7, batch_time)],
-            f"transaction_id string, score int, {writer.BATCH_TIME_COLUMN} timestamp",
-        ),
+    source_df = spark.createDataFrame(
+        pd.DataFrame({"transaction_id": ["t-1", "t-2"], "score": [None, 7]}).astype({"score": "Int32"})
     )
+    batch_df = source_df.mapInPandas(counted, "transaction_id string, score int")
+    rows = writer.BatchRows(batch_df, batch_time)
+    assert rows.df._jdf.queryExecution().analyzed().getClass().getSimpleName() == "LogicalRDD"
+    expected_df = spark.createDataFrame(
+        [("t-1", None, batch_time), ("t-2", 7, batch_time)],
+        f"transaction_id string, score int, {writer.BATCH_TIME_COLUMN} timestamp",
+    )
+    assertDataFrameEqual(rows.wait(), expected_df)
+    assertDataFrameEqual(rows.df.filter("score = 7"), expected_df.filter("score = 7"))
+    assert computed.value == 2  # computed once, read twice
     assert len(cached_rdds()) == len(before) + 1
-    writer.release_rows(rows_df)
+    rows.release()
     assert cached_rdds() == before
 
     class FailingWriter(writer.StreamIndexBatchWriter):
-        def _write(self, rows_df, batch_id, marks):
+        def _write(self, rows, batch_id, marks):
             raise RuntimeError("sink down")
 
     failing = FailingWriter("unused", None, None, None, "alerts", "dead")
     with pytest.raises(RuntimeError, match="sink down"):
         failing(batch_df, 3)
+    assert cached_rdds() == before
+
+    def broken(frames):
+        for _frame in frames:
+            raise ValueError("no such offset")
+        yield from ()
+
+    broken_rows = writer.BatchRows(source_df.mapInPandas(broken, "transaction_id string, score int"), batch_time)
+    with pytest.raises(Exception, match="no such offset"):
+        broken_rows.wait()
+    broken_rows.release()
     assert cached_rdds() == before
 
 
