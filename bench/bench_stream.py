@@ -20,7 +20,9 @@ Per-event latency starts at the Kafka produce timestamp and ends
 Prints p50 / p95 / p99 of both, the achieved input and processing rates, the lag
 (max during the run, after draining) and the state memory at the start and the end
 of the run, and the CPU seconds the job's processes used from the start of producing
-until drained (per record produced, and as cores busy); writes everything as JSON to
+until drained (per record produced, and as cores busy). The JSON also has the alert
+latency per minute of produce time (``alert_latency_by_minute_ms``: a long run shows
+the JVM warming up and the state growing). Writes everything as JSON to
 bench/out/stream_<rate>.json. A rate counts as
 sustained when the job drained (lag 0) within ``SUSTAINED_DRAIN_S`` of the end of producing.
 """
@@ -55,6 +57,15 @@ def percentiles(values: list[float]) -> dict:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
     return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": round(ordered[-1], 1)}
+
+
+def per_minute(pairs: list[tuple[float, float]], start_ms: float) -> list[list]:
+    """[minute after start, n, p50, p99] of (produce ms, latency ms) pairs, by the minute produced:
+    how latency moves as the JVM warms up and the state grows."""
+    minutes: dict[int, list[float]] = {}
+    for produced_ms, latency in pairs:
+        minutes.setdefault(int((produced_ms - start_ms) // 60_000), []).append(latency)
+    return [[m, stats["n"], stats["p50"], stats["p99"]] for m, stats in sorted((m, percentiles(v)) for m, v in minutes.items())]
 
 
 class AlertReader(threading.Thread):
@@ -273,7 +284,8 @@ def run_rate(
     ]
     index_latency = [committed[run] - p for _t, run, p in measured_rows if run in committed]
     by_id = {t: p for t, _run, p in measured_rows}
-    alert_latency = [received - by_id[tid] for tid, received in alerts.received.items() if tid in by_id]
+    alert_pairs = [(by_id[tid], received - by_id[tid]) for tid, received in alerts.received.items() if tid in by_id]
+    alert_latency = [latency for _produced, latency in alert_pairs]
     data_batches = [r for r in measured if r["input_rows"] > 0]
     parts = ("queryPlanning", "latestOffset", "addBatch", "walCommit", "commitOffsets")
     duration_parts = {part: percentiles([(r["duration_ms"] or {}).get(part, 0) for r in data_batches]) for part in parts}
@@ -287,6 +299,7 @@ def run_rate(
         "alerts_received": len(alerts.received),
         "index_commit_latency_ms": percentiles(index_latency),
         "alert_latency_ms": percentiles(alert_latency),
+        "alert_latency_by_minute_ms": per_minute(alert_pairs, first_measured_ms),
         "batches": len(data_batches),
         "batch_duration_ms": percentiles([r["batch_duration_ms"] for r in data_batches]),
         "batch_duration_parts_ms": duration_parts,
