@@ -62,6 +62,9 @@ class FraudRules:
     require_3ds_min_velocity: int = 4
     manual_review_above: int = 80
 
+    def __hash__(self) -> int:  # flag_weights is a dict; equal rules hash equal (cached columns)
+        return hash((self.velocity_window_seconds, self.high_amount_min, tuple(sorted(self.flag_weights.items()))))
+
 
 def parse_rules(document: dict[str, Any], source: str = "<rules>") -> FraudRules:
     """Build :class:`FraudRules` from the YAML document; raise RulesError naming the bad key."""
@@ -212,23 +215,32 @@ def with_rule_signals(df: DataFrame, rules: FraudRules) -> DataFrame:
 
 def with_rule_flags(df: DataFrame, rules: FraudRules) -> DataFrame:
     """``rule_flags`` from the signals of :func:`with_rule_signals`."""
-    small = F.col("amount_reporting").isNotNull() & (F.col("amount_reporting") <= F.lit(rules.card_testing_small_amount))
-    return df.withColumn(
-        "rule_flags",
-        flags_col(
-            {
-                VELOCITY: F.col("velocity_count") > rules.velocity_max_transactions,
-                CARD_TESTING: small & (F.col("small_count") >= rules.card_testing_min_transactions),
-                GEO_JUMP: F.col("prev_country_minutes") <= rules.geo_jump_max_minutes,
-                HIGH_AMOUNT: F.col("amount_reporting") >= F.lit(rules.high_amount_min).cast(AMOUNT_TYPE),
-                DEVICE_CHURN: F.col("distinct_devices") >= rules.device_churn_min_devices,
-            }
-        ),
-    )
+    return df.withColumn("rule_flags", _rule_flags_col(rules))
 
 
 def with_risk(df: DataFrame, rules: FraudRules) -> DataFrame:
     """``risk_score`` and ``recommended_action`` from rule_flags, policy_flags, fraud_score, velocity_count."""
-    return df.withColumn(
-        "risk_score", risk_score_col(F.col("rule_flags"), F.col("policy_flags"), F.col("fraud_score"), rules)
-    ).withColumn("recommended_action", recommended_action_col(F.col("risk_score"), F.col("velocity_count"), rules))
+    risk_score, action = _risk_cols(rules)
+    return df.withColumn("risk_score", risk_score).withColumn("recommended_action", action)
+
+
+# Built once per rules rather than per call: the stream scores every micro-batch, and each Column
+# call is a Py4J round trip (a Column is an unresolved expression, resolved anew in each plan).
+@functools.cache
+def _rule_flags_col(rules: FraudRules) -> Column:
+    small = F.col("amount_reporting").isNotNull() & (F.col("amount_reporting") <= F.lit(rules.card_testing_small_amount))
+    return flags_col(
+        {
+            VELOCITY: F.col("velocity_count") > rules.velocity_max_transactions,
+            CARD_TESTING: small & (F.col("small_count") >= rules.card_testing_min_transactions),
+            GEO_JUMP: F.col("prev_country_minutes") <= rules.geo_jump_max_minutes,
+            HIGH_AMOUNT: F.col("amount_reporting") >= F.lit(rules.high_amount_min).cast(AMOUNT_TYPE),
+            DEVICE_CHURN: F.col("distinct_devices") >= rules.device_churn_min_devices,
+        }
+    )
+
+
+@functools.cache
+def _risk_cols(rules: FraudRules) -> tuple[Column, Column]:
+    risk_score = risk_score_col(F.col("rule_flags"), F.col("policy_flags"), F.col("fraud_score"), rules)
+    return risk_score, recommended_action_col(F.col("risk_score"), F.col("velocity_count"), rules)

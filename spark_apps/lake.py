@@ -17,6 +17,7 @@ and locally; the Parquet data is written by Spark.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -185,7 +186,14 @@ def conform_to_schema(df: DataFrame, schema: StructType, keep: tuple[str, ...] =
     )
     if missing or extra or wrong:
         raise LakeError(f"schema mismatch: missing={missing} extra={extra} wrong_type={wrong}")
-    return df.select([_required(f).alias(f.name) for f in schema.fields] + [F.col(name) for name in keep])
+    return df.select(*_conformed_columns(schema, tuple(keep)))
+
+
+@functools.cache
+def _conformed_columns(schema: StructType, keep: tuple[str, ...]) -> tuple[Column, ...]:
+    # Built once per schema: the stream conforms every micro-batch, and each Column call is a
+    # Py4J round trip (a Column is an unresolved expression, resolved anew in each plan).
+    return tuple(_required(f).alias(f.name) for f in schema.fields) + tuple(F.col(name) for name in keep)
 
 
 def without_nullability(dtype):

@@ -30,6 +30,7 @@ between replays the whole batch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -157,22 +158,31 @@ def with_scoring(rows_df: DataFrame, reference: dict[str, DataFrame], rules: Fra
 
 def latest_signal_per_transaction(signal_df: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     """Per transaction id, the SIGNAL_COLUMNS of its latest ML output (and ``keep`` columns of that row)."""
+    latest, unpacked = _latest_signal_columns((*SIGNAL_COLUMNS, *keep))
+    return signal_df.groupBy("transaction_id").agg(latest).select("transaction_id", *unpacked)
+
+
+# Column expressions built once per shape rather than every micro-batch (each Column call is a
+# Py4J round trip; building the scoring plan was ~3,000 of them): a Column is an unresolved
+# expression, resolved anew in every plan that uses it.
+@functools.cache
+def _latest_signal_columns(columns: tuple[str, ...]) -> tuple[F.Column, tuple[F.Column, ...]]:
     order = F.struct("inference_time", "model_version", "fraud_score")
-    columns = (*SIGNAL_COLUMNS, *keep)
-    latest = F.max_by(F.struct(*columns), order)
-    return (
-        signal_df.groupBy("transaction_id")
-        .agg(latest.alias("_s"))
-        .select("transaction_id", *[F.col(f"_s.{c}").alias(c) for c in columns])
-    )
+    latest = F.max_by(F.struct(*columns), order).alias("_s")
+    return latest, tuple(F.col(f"_s.{c}").alias(c) for c in columns)
 
 
 def index_rows(scored_df: DataFrame, batch_id: int, ingested_at: F.Column, keep: tuple[str, ...] = ()) -> DataFrame:
     """STREAM_INDEX_SCHEMA columns (+ ``keep`` columns, then dt/hour partition columns)."""
-    out = scored_df.withColumn("run_id", F.lit(f"stream-b{batch_id}")).withColumn("ingested_at", ingested_at)
-    return lake.conform_to_schema(
-        out.select(*STREAM_INDEX_SCHEMA.fieldNames(), *keep), STREAM_INDEX_SCHEMA, keep=keep
-    ).withColumns({"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")})
+    out = scored_df.withColumns({"run_id": F.lit(f"stream-b{batch_id}"), "ingested_at": ingested_at})
+    selected, partition = _index_row_columns(keep)
+    return lake.conform_to_schema(out.select(*selected), STREAM_INDEX_SCHEMA, keep=keep).withColumns(partition)
+
+
+@functools.cache
+def _index_row_columns(keep: tuple[str, ...]) -> tuple[tuple[F.Column, ...], dict[str, F.Column]]:
+    selected = tuple(F.col(name) for name in (*STREAM_INDEX_SCHEMA.fieldNames(), *keep))
+    return selected, {"dt": F.date_format("event_time", "yyyy-MM-dd"), "hour": F.date_format("event_time", "HH")}
 
 
 def flagged_col() -> F.Column:
@@ -192,9 +202,11 @@ def alert_columns(alert_time: F.Column) -> list[F.Column]:
     return [_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
 
 
-def alert_json_col(alert_time: F.Column) -> F.Column:
-    """The alert message (FRAUD_ALERT_SCHEMA as JSON) of a flagged scored row; null when not flagged."""
-    return F.when(flagged_col(), F.to_json(F.struct(*alert_columns(alert_time)), _ALL_FIELDS))
+@functools.cache
+def alert_json_col(alert_time_column: str) -> F.Column:
+    """The alert message (FRAUD_ALERT_SCHEMA as JSON, ``alert_time`` from the named column) of a
+    flagged scored row; null when not flagged."""
+    return F.when(flagged_col(), F.to_json(F.struct(*alert_columns(F.col(alert_time_column))), _ALL_FIELDS))
 
 
 def _cast_scalar(column, data_type):
@@ -285,12 +297,17 @@ def rows_to_score(batch_df: DataFrame) -> DataFrame:
     updates_df = latest_df.join(F.broadcast(txn_df.select("transaction_id")), "transaction_id", "left_anti").withColumn(
         "is_update", F.lit(True)
     )
-    return indexed_df.unionByName(updates_df.select(*indexed_df.columns))
+    return indexed_df.unionByName(updates_df)
 
 
 def dead_letter_messages(dead_df: DataFrame) -> DataFrame:
     """(kind ``dead_letter``, key, json) of QUARANTINE_SCHEMA rows."""
-    return dead_df.select(
+    return dead_df.select(*_dead_letter_message_columns())
+
+
+@functools.cache
+def _dead_letter_message_columns() -> tuple[F.Column, ...]:
+    return (
         F.lit("dead_letter").alias("kind"),
         F.coalesce("transaction_id", "source_location", F.lit("unknown")).alias("key"),
         F.to_json(F.struct(*QUARANTINE_SCHEMA.fieldNames()), _ALL_FIELDS).alias("json"),
@@ -307,7 +324,7 @@ def batch_output(batch_df: DataFrame, scored_df: DataFrame, batch_id: int) -> Da
     now = F.col(BATCH_TIME_COLUMN)
     kind = F.when(F.col("is_update"), F.lit("update")).otherwise(F.lit("index"))
     scored_out_df = index_rows(
-        scored_df.withColumns({"kind": kind, "json": alert_json_col(now)}), batch_id, now, keep=("kind", "json")
+        scored_df.withColumns({"kind": kind, "json": alert_json_col(BATCH_TIME_COLUMN)}), batch_id, now, keep=("kind", "json")
     )
     dead_df = (
         batch_df.filter(F.col("row_kind") == ROW_DEAD_LETTER)

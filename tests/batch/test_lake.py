@@ -92,3 +92,21 @@ def test_null_in_required_column_fails_the_write(spark, tmp_path):
     df = spark.createDataFrame([(None, None)], "id string, amount decimal(18,2)")
     with pytest.raises(Exception, match="null in required column id"):
         lake.write_versioned(df, str(tmp_path), "t", "2026-11-21", "r1", SCHEMA)
+
+
+def test_conformed_columns_are_built_once_and_stay_correct_in_every_plan(spark, monkeypatch):
+    """The stream conforms every micro-batch: the columns are built once per schema and reused,
+    and a reused column still fails a null in a required column and still keeps the rows."""
+    from decimal import Decimal
+
+    built = []
+    original_required = lake._required
+    monkeypatch.setattr(lake, "_required", lambda field: built.append(field.name) or original_required(field))
+    lake._conformed_columns.cache_clear()
+    good_df = spark.createDataFrame([("a", Decimal("1.00"))], "id string, amount decimal(18,2)")
+    assertDataFrameEqual(lake.conform_to_schema(good_df, SCHEMA), [("a", Decimal("1.00"))])
+    assertDataFrameEqual(lake.conform_to_schema(good_df.filter("id = 'b'"), SCHEMA), [])
+    assert built == ["id", "amount"]  # once, not per call
+    null_df = spark.createDataFrame([(None, Decimal("2.00"))], "id string, amount decimal(18,2)")
+    with pytest.raises(Exception, match="null in required column id"):
+        lake.conform_to_schema(null_df, SCHEMA).collect()
