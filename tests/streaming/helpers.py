@@ -58,8 +58,8 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, object,
     assert producer.flush(10) == 0
 
 
-def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0) -> list[dict]:
-    """Every message of the topic: {key, value (parsed JSON), timestamp_ms}."""
+def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0, raw: bool = False) -> list[dict]:
+    """Every message of the topic: {key, value (parsed JSON; bytes with ``raw``), timestamp_ms}."""
     from confluent_kafka import Consumer, TopicPartition
 
     from spark_apps.kafka.source import EndOffsetProbe
@@ -78,7 +78,7 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0) -> list[dict]:
                     out.append(
                         {
                             "key": m.key().decode() if m.key() else None,
-                            "value": json.loads(m.value()),
+                            "value": m.value() if raw else json.loads(m.value()),
                             "timestamp_ms": m.timestamp()[1],
                         }
                     )

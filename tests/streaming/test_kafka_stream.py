@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from spark_apps.generator.kafka_stream import stream_to_kafka
+from spark_apps.generator.kafka_stream import prepare_messages, retime_value_json, stream_to_kafka
 from tests.streaming.helpers import consume_all, epoch_ms
 
 pytestmark = [pytest.mark.kafka]
@@ -28,6 +28,27 @@ def test_records_are_keyed_retimed_and_rate_limited(kafka_broker, kafka_topics):
         # event time keeps its distance to the produce time: 1 s before it, as generated (within the ms rounding).
         event_ms = epoch_ms(message["value"]["timestamp"])
         assert abs((message["timestamp_ms"] - event_ms) - (generated + i * 1000 - epoch_ms(f"2026-11-21T09:59:0{i}Z"))) <= 1
+
+
+def test_prepared_messages_are_sent_retimed_like_the_workload(kafka_broker, kafka_topics):
+    """The benchmarks prepare the messages before the timed run (TimedValue); what reaches Kafka is
+    the JSON path's retiming of each value by its own produce time."""
+    generated = epoch_ms("2026-11-21T10:00:00Z")
+    values = [
+        b'{"transaction_id":"t0","timestamp":"2026-11-21T09:59:58Z","updated_at":"2026-11-21T09:59:59.250Z"}',
+        b'{"transaction_id":"t1","timestamp":"21/11/2026 10:00"}',  # malformed: sent as it is
+        b'{"transaction_id":"t2","timestamp":"2026-11-21 09:59:59"}',  # another form: the JSON path
+        b'{"transaction_id":"t3","amou',  # truncated
+    ]
+    events = [(f"t{i}".encode(), value, generated + i) for i, value in enumerate(values)]
+    prepared = prepare_messages(events, kafka_topics["transactions"])
+    summary = stream_to_kafka(prepared, kafka_broker.bootstrap, kafka_topics["transactions"], rate_per_second=100)
+    assert summary["sent"] == {kafka_topics["transactions"]: 4}
+    received = sorted(consume_all(kafka_broker.bootstrap, kafka_topics["transactions"], raw=True), key=lambda m: m["key"])
+    for i, message in enumerate(received):
+        assert message["value"] == retime_value_json(values[i], message["timestamp_ms"] - (generated + i))
+    with pytest.raises(ValueError, match="retimed"):
+        stream_to_kafka(prepared, kafka_broker.bootstrap, kafka_topics["transactions"], retime=False)
 
 
 def test_limit_stops_early(kafka_broker, kafka_topics):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spark_apps.generator.kafka_stream import retime_value
+from spark_apps.generator.kafka_stream import TimedValue, merged_messages, retime_value, retime_value_json
 from spark_apps.streaming.metrics import consumed_offsets, progress_record
 from spark_apps.streaming.transforms import StreamSettings
 
@@ -90,6 +90,44 @@ def test_retime_shifts_time_fields_and_keeps_broken_values():
     assert moved == {"timestamp": "2026-11-21T11:00:00.000Z", "updated_at": "2026-11-21T11:00:01.000Z", "amount": "5"}
     assert retime_value(b"{broken", 1000) == b"{broken"
     assert json.loads(retime_value(b'{"timestamp":"not a time"}', 1000)) == {"timestamp": "not a time"}
+
+
+@pytest.mark.parametrize(
+    ("value", "moved"),
+    [
+        (b'{"timestamp":"2026-11-21T10:00:00.5Z"}', b'{"timestamp":"2026-11-21T10:00:02.000Z"}'),
+        (b'{"timestamp":"2026-11-21 10:00:00"}', b'{"timestamp":"2026-11-21T10:00:01.500Z"}'),  # the JSON path
+        (b'{"timestamp":"2026-11-21T10:00:00+01:00"}', b'{"timestamp":"2026-11-21T09:00:01.500Z"}'),
+        (
+            b'{"timestamp":null,"updated_at":"2026-11-21T23:59:59.999Z"}',
+            b'{"timestamp":null,"updated_at":"2026-11-22T00:00:01.499Z"}',
+        ),
+        (b'{"timestamp":"2026-02-30T10:00:00Z","amount":"5"}', b'{"timestamp":"2026-02-30T10:00:00Z","amount":"5"}'),
+        (b'{"timestamp":"2026-11-21T10:00:00Z","timestamp":"2026-11-21T11:00:00Z"}', b'{"timestamp":"2026-11-21T11:00:01.500Z"}'),
+        (
+            b'{"explanations":"{\\"timestamp\\":\\"2026-11-21T10:00:00Z\\"}"}',
+            b'{"explanations":"{\\"timestamp\\":\\"2026-11-21T10:00:00Z\\"}"}',
+        ),
+    ],
+)
+def test_retime_without_parsing_equals_the_json_path(value, moved):
+    assert retime_value(value, 1500) == retime_value_json(value, 1500) == moved
+
+
+def test_retime_without_parsing_equals_the_json_path_for_every_generated_record():
+    """The producer's fast path (TimedValue) gives the JSON path's bytes for every message of a
+    generated day: transactions of every malformed class, ML outputs, late and duplicate events."""
+    from spark_apps.generator.workload import WorkloadConfig, generate_day
+
+    workload = generate_day(WorkloadConfig(date="2026-11-21", transactions=3000, seed=5, malformed_rate=0.05))
+    values = [
+        value
+        for _topic, _key, value, _ts in merged_messages(workload.kafka_messages(), workload.fraud_signal_messages(), "t", "s")
+    ]
+    fast = [TimedValue.of(v) for v in values]
+    assert sum(t is not None for t in fast) > 0.9 * len(values)  # the common case is the fast one
+    for shift in (-86_400_001, 0, 1, 3_723_456):
+        assert [retime_value(v, shift) for v in values] == [retime_value_json(v, shift) for v in values]
 
 
 def test_settings_reject_a_dedup_horizon_shorter_than_the_late_bound():
