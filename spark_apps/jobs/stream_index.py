@@ -18,7 +18,8 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
   --max-offsets-per-trigger N     cap records per micro-batch and input topic (20000; 0 = no cap)
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
-  --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900)
+  --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900);
+                                  the watermark trails the newest produce time by half of it
   --signal-window-seconds N       an ML output joins its transaction within +- N s of produce time (300)
   --rule-buckets N                state groups of the rule operator (8); fixed for a checkpoint
   --reference-refresh-seconds N   reload FX / merchants / policies every N s (300)

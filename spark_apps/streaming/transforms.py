@@ -20,7 +20,9 @@ Lateness is judged per record from its Kafka produce timestamp (deterministic, s
 replayed batch classifies it the same way, and a backlog read after an outage is not
 mistaken for late data). Deduplication state is kept for ``dedup_horizon`` of
 produce time (at least the late bound), so every duplicate of an on-time event is
-caught. Duplicates are counted by Spark (``numDroppedDuplicateRows`` in the metrics).
+caught; the watermark trails the newest produce time by half of it
+(:attr:`StreamSettings.watermark_delay_seconds`). Duplicates are counted by Spark
+(``numDroppedDuplicateRows`` in the metrics).
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ class StreamSettings:
             raise ValueError(f"rule_bucket_layout must be one of {RULE_BUCKET_LAYOUTS}, not {self.rule_bucket_layout!r}")
         if self.rule_bucket_layout == "balanced" and self.rule_buckets > BALANCED_KEY_MODULUS:
             raise ValueError(f"at most {BALANCED_KEY_MODULUS} rule buckets")
+
+    @property
+    def watermark_delay_seconds(self) -> int:
+        """How far the watermark trails the newest produce time: half the dedup horizon (rounded up).
+        Spark keeps a transaction id until the watermark passes its produce time + this delay, so an id
+        is remembered for twice the delay = the horizon. Every state follows the watermark: the join
+        keeps a row for the signal window + the delay, the rule state its windows + late bound +
+        signal window + the delay behind the newest produce time. With the whole horizon as the
+        delay, ids were kept for twice the horizon and the other states 450 s longer than needed."""
+        return -(-self.dedup_horizon_seconds // 2)
 
 
 # "balanced": bucket b's key is a number Spark's hash partitioning sends to state partition
@@ -162,10 +174,10 @@ def quarantine_struct_col(values: dict[str, Column]) -> Column:
 
 
 def split_transactions(
-    kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int, dedup_horizon_seconds: int
+    kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int, watermark_delay_seconds: int
 ) -> tuple[DataFrame, DataFrame]:
     """(masked valid on-time transactions + Kafka columns, dead letters) from the transactions topic,
-    both with the watermark on ``produced_at`` (the dedup horizon behind the newest). A dead letter
+    both with the watermark on ``produced_at`` (``watermark_delay_seconds`` behind the newest). A dead letter
     has the same columns plus ``dead_letter``, its QUARANTINE_SCHEMA message (masked payload).
 
     The steps of ``validation.validate_json_events`` with two additions: transactions later than
@@ -200,7 +212,7 @@ def split_transactions(
     # transaction_id and would shuffle them again for the dedup.
     shuffled_df = with_filter_barrier(
         with_masked_card_fields(checked_df, pan_key)
-        .withWatermark("produced_at", f"{int(dedup_horizon_seconds)} seconds")
+        .withWatermark("produced_at", f"{int(watermark_delay_seconds)} seconds")
         .repartition("transaction_id")
     )
     on_time_df = shuffled_df.filter(F.col("dead_letter").isNull()).drop("dead_letter", "_filter_barrier")
@@ -246,8 +258,9 @@ def late_col(late_bound_seconds: int, event_time: Column) -> Column:
 
 
 def deduplicated(on_time_df: DataFrame) -> DataFrame:
-    """Exactly one row per transaction_id within the horizon (the first produced): the delay of the
-    watermark on ``produced_at`` (:func:`split_transactions`)."""
+    """Exactly one row per transaction_id within the horizon (the first produced): twice the delay of
+    the watermark on ``produced_at`` (:func:`split_transactions`,
+    :attr:`StreamSettings.watermark_delay_seconds`)."""
     return on_time_df.dropDuplicatesWithinWatermark(["transaction_id"])
 
 
@@ -256,7 +269,7 @@ def deduplicated(on_time_df: DataFrame) -> DataFrame:
 _SIGNAL_TEXT_SCHEMA = StructType([StructField(f.name, StringType(), True) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields])
 
 
-def split_signals(kafka_df: DataFrame, dedup_horizon_seconds: int) -> tuple[DataFrame, DataFrame]:
+def split_signals(kafka_df: DataFrame, watermark_delay_seconds: int) -> tuple[DataFrame, DataFrame]:
     """(typed ML outputs + their produce time, dead letters) from the fraud-signals topic, both with
     the watermark on ``signal_produced_at``. A dead letter has the same columns plus ``dead_letter``.
     Parsed and validated once per micro-batch, then shuffled by ``signal_transaction_id`` for the
@@ -299,7 +312,7 @@ def split_signals(kafka_df: DataFrame, dedup_horizon_seconds: int) -> tuple[Data
         F.when(F.col("reason_code").isNotNull(), quarantine_struct_col(dead_letter)).alias("dead_letter"),
     )
     shuffled_df = with_filter_barrier(
-        checked_df.withWatermark("signal_produced_at", f"{int(dedup_horizon_seconds)} seconds").repartition(
+        checked_df.withWatermark("signal_produced_at", f"{int(watermark_delay_seconds)} seconds").repartition(
             "signal_transaction_id"
         )
     )
@@ -347,11 +360,11 @@ def build_stream(
 ) -> DataFrame:
     """The whole streaming plan: one DataFrame of ``row_kind`` txn / signal / dead_letter rows."""
     on_time_df, txn_dead_df = split_transactions(
-        transactions_df, pan_key, settings.late_bound_seconds, settings.dedup_horizon_seconds
+        transactions_df, pan_key, settings.late_bound_seconds, settings.watermark_delay_seconds
     )
     null_signals = [F.lit(None).cast(f.dataType).alias(n) for n, f in zip(SIGNAL_COLUMNS, _signal_fields(), strict=True)]
     txn_df = deduplicated(on_time_df).select("*", *null_signals)
-    signals_df, signal_dead_df = split_signals(signals_kafka_df, settings.dedup_horizon_seconds)
+    signals_df, signal_dead_df = split_signals(signals_kafka_df, settings.watermark_delay_seconds)
     signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
     rule_input_df = with_rule_bucket(
         txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df),

@@ -231,6 +231,66 @@ def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_onc
     ]
 
 
+def test_state_is_kept_for_the_dedup_horizon_and_signal_window_no_longer(spark, kafka_broker, kafka_topics, tmp_path):
+    """The watermark trails the newest produce time by half the dedup horizon (900 s -> 450 s): a
+    transaction id is remembered for the horizon (a copy 590 s later is dropped) and forgotten after
+    it, and the join keeps a transaction for the signal window past the watermark. With the whole
+    horizon as the delay the ids were kept 1,800 s and every state 450 s longer than needed."""
+    import time
+
+    from spark_apps.jobs.stream_index import start_stream_index
+    from tests.streaming.helpers import PAN_KEY
+
+    options = job_options(kafka_broker, kafka_topics, tmp_path, available_now=False)
+    assert (options.settings.dedup_horizon_seconds, options.settings.signal_window_seconds) == (900, 300)
+    base = epoch_ms(T0)
+    waves = [
+        [("t-a", txn("t-a", at(0), user="u-a"), base)],
+        # a resend of t-a 590 s later (on time: within the 600 s late bound of its event time)
+        [("t-a", txn("t-a", at(0), user="u-a"), base + 590_000), ("t-f1", txn("t-f1", at(700), user="u-f1"), base + 700_000)],
+        [("t-f2", txn("t-f2", at(1000), user="u-f2"), base + 1_000_000)],
+        [("t-f3", txn("t-f3", at(1005), user="u-f3"), base + 1_005_000)],
+    ]
+    # ML outputs of other transactions at the same produce times: the watermark is the lower of the
+    # two topics' (Spark's default policy), and a topic without records holds it at 0.
+    signal_waves = [[], [("ml-1", signal("ml-1", "0.1000", 700), base + 700_000)]]
+    signal_waves += [
+        [("ml-2", signal("ml-2", "0.1000", 1000), base + 1_000_000)],
+        [("ml-3", signal("ml-3", "0.1000", 1005), base + 1_005_000)],
+    ]
+    query, writer, listener = start_stream_index(spark, options, PAN_KEY, load_rules())
+    try:
+        for wave, messages in enumerate(waves):
+            produce(kafka_broker.bootstrap, kafka_topics["fraud_signals"], signal_waves[wave])
+            produce(kafka_broker.bootstrap, kafka_topics["transactions"], messages)
+            deadline = time.monotonic() + 300
+            while sum((writer.stats(b) or {}).get("index_rows", 0) for b in range(100)) < wave + 1:
+                assert query.exception() is None, query.exception()
+                assert time.monotonic() < deadline, f"wave {wave} not indexed"
+                time.sleep(0.2)
+        # The last wave's batch ran with the watermark 450 s behind the newest produce time before it
+        # (1,000 s) and evicted after its rows: t-a's id (produced at 0, kept until 0 + 450 s) and its
+        # join row (kept until 0 + 300 s) are gone; what was produced at 700 s and later is still needed.
+        last = max(b for b in range(100) if (writer.stats(b) or {}).get("index_rows"))  # t-f3's batch
+        deadline = time.monotonic() + 120  # the listener bus is asynchronous
+        while (listener.last_record or {}).get("batch_id", -1) < last:
+            assert time.monotonic() < deadline, f"metrics of batch {last} not written"
+            time.sleep(0.2)
+        record = next(r for r in batch_records(options.metrics_uri, options.query_name) if r["batch_id"] == last)
+        assert record["watermark"] == "2026-11-21T10:09:10.000Z"
+        rows = {}
+        for operator in record["state_operators"]:
+            rows.setdefault(operator["name"], []).append(operator["rows_total"])
+        assert sorted(rows["dedupeWithinWatermark"]) == [3, 3]  # the id dedup before the index and before the join
+        assert rows["symmetricHashJoin"] == [6]  # t-f1..3 and ml-1..3 (no match: each waits for its partner)
+    finally:
+        query.stop()
+        spark.streams.removeListener(listener)
+    index_df = read_index(spark, options.index_uri)
+    assertDataFrameEqual(index_df.select("transaction_id"), [Row(transaction_id=t) for t in ("t-a", "t-f1", "t-f2", "t-f3")])
+    assert sum(r["duplicates_dropped"] for r in batch_records(options.metrics_uri, options.query_name)) == 1
+
+
 def analyzed_stream_plan(spark, options) -> str:
     from spark_apps.jobs.stream_index import kafka_stream
     from spark_apps.streaming.transforms import StreamSettings, build_stream
