@@ -140,6 +140,24 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def host_speed() -> dict:
+    """The CPU, and the best of 3 timings of a fixed pure-Python loop: runs on different hosts of
+    this workplace differ by 2x or more at the same commit, so a result carries its host's speed."""
+    import platform
+    import timeit
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    loop_s = min(timeit.repeat("sum(i * i for i in range(3_000_000))", number=1, repeat=3))
+    return {"cpu": model, "cores": os.cpu_count(), "python_loop_ms": round(loop_s * 1000, 1)}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def metrics_records(metrics_uri: Path) -> list[dict]:
     folder = metrics_uri / "stream" / "stream_index" / "batches"
     return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])
@@ -342,6 +360,7 @@ def run_rate(
         "bench_cores_busy": round(harness_cpu / max(cpu_wall, 1e-9), 2),
         "load_average_at_start": load_start,
         "load_average": os.getloadavg(),
+        "host": host_speed(),
         "max_offsets_per_trigger": max_offsets,
     }
     return result

@@ -31,7 +31,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT / "bench")]
 
-from bench_stream import TOPICS, _own_cpu_seconds, percentiles, tree_cpu_seconds  # noqa: E402
+from bench_stream import TOPICS, _own_cpu_seconds, host_speed, percentiles, tree_cpu_seconds  # noqa: E402
 
 TRIGGER_S = 0.2
 
@@ -117,6 +117,7 @@ def run_rate(rate: int, seconds: int, work: Path) -> dict:
         "left_for_the_job_cores": round(2 - (broker_cpu + own_cpu) / wall, 2),
         "load_average_at_start": load_start,
         "load_average": os.getloadavg(),
+        "host": host_speed(),
     }
 
 
