@@ -15,6 +15,14 @@ floor under any micro-batch job on this broker), and the CPU of the broker, of t
 producer and of the reader as cores busy over the produce span. Whatever the broker and
 the producer take is not available to the job on this 2-core machine. Writes the JSON to
 bench/out/stream_floor_<rate>.json.
+
+With ``--spark`` the stand-in job is a Spark Structured Streaming query instead: local[2],
+the job's session settings, source (``payments_kafka`` over both topics), trigger and
+sink (``BatchKafkaSink``), and no transformation: ``foreachBatch`` forwards each
+transaction's key to the alerts topic. The latency then ends when a consumer reads that
+message, as the stream bench's alert latency does, so it is the floor of Spark's
+micro-batch engine on this machine under any plan the job could run
+(bench/out/stream_floor_spark_<rate>.json).
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,10 +44,10 @@ sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins"), str(PROJECT_RO
 
 from bench_stream import TOPICS, _own_cpu_seconds, host_speed, percentiles, tree_cpu_seconds  # noqa: E402
 
-TRIGGER_S = 0.2
+TRIGGER_MS = 200  # the job's trigger
 
 
-def read_loop(bootstrap: str, topics: list[str], out_path: Path, stop_path: Path) -> None:
+def read_loop(bootstrap: str, topics: list[str], out_path: Path, stop_path: Path, trigger_ms: int = TRIGGER_MS) -> None:
     """The stand-in job: read each topic every trigger until ``stop_path`` exists, then write
     (records read, produce-to-read latencies in ms) to ``out_path``."""
     from spark_apps.kafka.source import KafkaDriverStreamReader, KafkaOptions
@@ -57,13 +68,80 @@ def read_loop(bootstrap: str, topics: list[str], out_path: Path, stop_path: Path
             for batch in batches:
                 stamps = batch.column("timestamp").cast("int64").to_pylist()  # microseconds
                 latencies.extend(read_ms - s / 1000 for s in stamps)
-        time.sleep(max(0.0, TRIGGER_S - (time.monotonic() - began)))
+        time.sleep(max(0.0, trigger_ms / 1000 - (time.monotonic() - began)))
     for reader in readers:
         reader.stop()
     out_path.write_text(json.dumps({"records": len(latencies), "latencies_ms": latencies}))
 
 
-def run_rate(rate: int, seconds: int, work: Path) -> dict:
+def spark_passthrough(bootstrap: str, topics: list[str], alerts_topic: str, work: Path, trigger_ms: int = TRIGGER_MS) -> None:
+    """The stand-in job with ``--spark``: the job's source, trigger and sink around an empty plan.
+    Each alert's value is its transaction's Kafka produce time (ms), so the consumer computes
+    the latency without a lookup."""
+    from pyspark.sql import functions as F
+
+    from spark_apps.jobs.stream_index import STREAM_CONF
+    from spark_apps.kafka.sink import BatchKafkaSink
+    from spark_apps.kafka.source import FORMAT_NAME, register
+    from spark_apps.session import build_session
+
+    conf = {**STREAM_CONF, "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
+    spark = build_session("stream-floor", "local[2]", conf)
+    register(spark)
+    sink = BatchKafkaSink(bootstrap, str(work / "checkpoint" / "_sent"))
+    stream_df = (
+        spark.readStream.format(FORMAT_NAME)
+        .option("bootstrap.servers", bootstrap)
+        .option("subscribe", ",".join(topics))
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", "20000")
+        .load()
+    )
+
+    def forward(batch_df, batch_id: int) -> None:
+        keys_df = batch_df.filter(F.col("topic") == topics[0]).select(
+            F.col("key").cast("string").alias("key"),
+            F.floor(F.unix_micros("timestamp") / 1000).cast("string").alias("produced_ms"),
+        )
+        table = keys_df.toArrow()
+        sink.send(
+            alerts_topic, batch_id, zip(table.column("key").to_pylist(), table.column("produced_ms").to_pylist(), strict=True)
+        )
+
+    query = (
+        stream_df.writeStream.foreachBatch(forward)
+        .option("checkpointLocation", str(work / "checkpoint"))
+        .trigger(processingTime=f"{int(trigger_ms)} milliseconds")
+        .start()
+    )
+    query.awaitTermination()
+
+
+class ForwardedReader(threading.Thread):
+    """Reads the pass-through's messages as they arrive: produce-to-read latency (ms) per key."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic = bootstrap, topic
+        self.latencies: dict[bytes, float] = {}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": "floor", "enable.auto.commit": False, "fetch.wait.max.ms": 100}
+        )
+        partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])
+        while not self.stop_event.is_set():
+            for message in consumer.consume(1000, timeout=0.1):
+                if message.error() is None and message.key() not in self.latencies:
+                    self.latencies[message.key()] = time.time() * 1000 - float(message.value())
+        consumer.close()
+
+
+def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_ms: int = TRIGGER_MS) -> dict:
     from spark_apps.generator.kafka_stream import prepare_messages, stream_to_kafka
     from spark_apps.generator.workload import WorkloadConfig, generate_day
     from spark_apps.kafka.broker import EmbeddedBroker
@@ -77,12 +155,51 @@ def run_rate(rate: int, seconds: int, work: Path) -> dict:
     messages = prepare_messages(workload, names["transactions"], names["fraud_signals"])  # as bench_stream.py
     out_path, stop_path = work / "reader.json", work / "reader.stop"
     with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
-        command = [sys.executable, __file__, "--read", broker.bootstrap, names["transactions"], names["fraud_signals"]]
-        command += ["--out", str(out_path), "--stop", str(stop_path)]
-        env = {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}"}
-        reader = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+        inputs = [names["transactions"], names["fraud_signals"]]
+        if spark:
+            command = [
+                sys.executable,
+                __file__,
+                "--spark-job",
+                broker.bootstrap,
+                *inputs,
+                names["fraud_alerts"],
+                "--out",
+                str(work),
+                "--trigger-ms",
+                str(trigger_ms),
+            ]
+        else:
+            command = [
+                sys.executable,
+                __file__,
+                "--read",
+                broker.bootstrap,
+                *inputs,
+                "--out",
+                str(out_path),
+                "--stop",
+                str(stop_path),
+                "--trigger-ms",
+                str(trigger_ms),
+            ]
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        }
+        log = open(work / "job.log", "wb")  # noqa: SIM115 - lives as long as the stand-in job
+        reader = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        forwarded = ForwardedReader(broker.bootstrap, names["fraud_alerts"]) if spark else None
         try:
-            time.sleep(3)  # the reader's consumers connect and assign
+            if forwarded is not None:
+                forwarded.start()
+                _warm_up(forwarded, reader, broker.bootstrap, names["transactions"], stream_to_kafka)
+            else:
+                time.sleep(3)  # the reader's consumers connect and assign
             load_start = os.getloadavg()
             reader_cpu, broker_cpu = tree_cpu_seconds(reader.pid), tree_cpu_seconds(broker.process.pid)
             own_cpu, clock = _own_cpu_seconds(), time.time()
@@ -94,23 +211,39 @@ def run_rate(rate: int, seconds: int, work: Path) -> dict:
                 duration_s=seconds,
                 fraud_topic=names["fraud_signals"],
             )
-            time.sleep(2 * TRIGGER_S + 1)  # the last reads
+            if forwarded is not None:  # until no new key for 15 s (duplicate ids are forwarded once)
+                seen, quiet_since = len(forwarded.latencies), time.time()
+                while time.time() - quiet_since < 15 and reader.poll() is None:
+                    time.sleep(1)
+                    if len(forwarded.latencies) != seen:
+                        seen, quiet_since = len(forwarded.latencies), time.time()
+            else:
+                time.sleep(2 * trigger_ms / 1000 + 1)  # the last reads
             wall = time.time() - clock
             reader_cpu = tree_cpu_seconds(reader.pid) - reader_cpu
             broker_cpu = tree_cpu_seconds(broker.process.pid) - broker_cpu
             own_cpu = _own_cpu_seconds() - own_cpu
-            stop_path.write_text("stop")
-            reader.wait(60)
+            if forwarded is None:
+                stop_path.write_text("stop")
+                reader.wait(60)
         finally:
+            if forwarded is not None:
+                forwarded.stop_event.set()
             if reader.poll() is None:
-                reader.kill()
-    read = json.loads(out_path.read_text())
+                os.killpg(reader.pid, signal.SIGKILL)
+            log.close()
+    if forwarded is not None:
+        latencies = [v for k, v in forwarded.latencies.items() if not k.startswith(b"warm-")]
+    else:
+        latencies = json.loads(out_path.read_text())["latencies_ms"]
     return {
+        "trigger_ms": trigger_ms,
+        "stand_in": "spark pass-through (source, foreachBatch, sink)" if spark else "source reader, no Spark",
         "rate_target": rate,
         "seconds": seconds,
         "produced": produced,
-        "records_read": read["records"],
-        "produce_to_read_latency_ms": percentiles(read["latencies_ms"]),
+        "records_read": len(latencies),
+        "produce_to_read_latency_ms": percentiles(latencies),
         "broker_cores_busy": round(broker_cpu / wall, 2),
         "producer_cores_busy": round(own_cpu / wall, 2),
         "reader_cores_busy": round(reader_cpu / wall, 2),
@@ -121,25 +254,45 @@ def run_rate(rate: int, seconds: int, work: Path) -> dict:
     }
 
 
+def _warm_up(forwarded: ForwardedReader, job: subprocess.Popen, bootstrap: str, topic: str, stream_to_kafka) -> None:
+    """Twenty events through the pass-through before measuring (JVM, Python workers, first plans)."""
+    now_ms = int(time.time() * 1000)
+    warm = [(f"warm-{i}".encode(), b"{}", now_ms) for i in range(20)]
+    stream_to_kafka(warm, bootstrap, topic, rate_per_second=1000, retime=False)
+    deadline = time.time() + 600
+    while sum(k.startswith(b"warm-") for k in list(forwarded.latencies)) < 20:
+        if job.poll() is not None or time.time() > deadline:
+            raise RuntimeError("the Spark pass-through did not start: see its job.log")
+        time.sleep(0.5)
+    time.sleep(5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--spark", action="store_true", help="a Spark pass-through query as the stand-in job")
+    parser.add_argument("--trigger-ms", type=int, default=TRIGGER_MS, help="the stand-in's trigger (the job's: 200)")
     parser.add_argument("--read", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "TOPIC"), help=argparse.SUPPRESS)
+    parser.add_argument("--spark-job", nargs=4, metavar=("BOOTSTRAP", "TOPIC", "TOPIC", "ALERTS"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stop", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.read:
-        read_loop(args.read[0], args.read[1:], args.out, args.stop)
+        read_loop(args.read[0], args.read[1:], args.out, args.stop, args.trigger_ms)
+        return 0
+    if args.spark_job:
+        spark_passthrough(args.spark_job[0], args.spark_job[1:3], args.spark_job[3], args.out, args.trigger_ms)
         return 0
     out = PROJECT_ROOT / "bench" / "out"
     for rate in args.rates:
-        work = out / f"stream_floor_work_{rate}"
-        work.mkdir(parents=True, exist_ok=True)
-        for stale in (work / "reader.json", work / "reader.stop"):
-            stale.unlink(missing_ok=True)
-        result = run_rate(rate, args.seconds, work)
-        (out / f"stream_floor_{rate}.json").write_text(json.dumps(result, indent=2))
+        trigger = "" if args.trigger_ms == TRIGGER_MS else f"_t{args.trigger_ms}"
+        name = f"stream_floor_{'spark_' if args.spark else ''}{rate}{trigger}"
+        work = out / f"{name}_work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        result = run_rate(rate, args.seconds, work, args.spark, args.trigger_ms)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2))
         lat = result["produce_to_read_latency_ms"]
         print(
             f"rate {rate}/s: produced {result['produced']['rate_per_second']}/s ({result['produced']['total']}), "
