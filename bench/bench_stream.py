@@ -69,12 +69,14 @@ def per_minute(pairs: list[tuple[float, float]], start_ms: float) -> list[list]:
 
 
 class AlertReader(threading.Thread):
-    """Reads the alerts topic from the start; records (transaction_id, receive time ms)."""
+    """Reads the alerts topic from the start; records (transaction_id, receive time ms) of each key's
+    first message, and with ``keep_values`` that message's value too."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, keep_values: bool = False) -> None:
         super().__init__(daemon=True)
-        self.bootstrap, self.topic = bootstrap, topic
+        self.bootstrap, self.topic, self.keep_values = bootstrap, topic, keep_values
         self.received: dict[str, float] = {}
+        self.values: dict[str, bytes] = {}
         self.stop_event = threading.Event()
 
     def run(self) -> None:
@@ -88,7 +90,11 @@ class AlertReader(threading.Thread):
         while not self.stop_event.is_set():
             for message in consumer.consume(1000, timeout=0.1):
                 if message.error() is None:
-                    self.received.setdefault(message.key().decode(), time.time() * 1000)
+                    key = message.key().decode()
+                    if key not in self.received:
+                        self.received[key] = time.time() * 1000
+                        if self.keep_values:
+                            self.values[key] = message.value()
         consumer.close()
 
 

@@ -35,14 +35,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT / "bench")]
 
-from bench_stream import TOPICS, _own_cpu_seconds, host_speed, percentiles, tree_cpu_seconds  # noqa: E402
+from bench_stream import TOPICS, AlertReader, _own_cpu_seconds, host_speed, percentiles, tree_cpu_seconds  # noqa: E402
 
 TRIGGER_MS = 200  # the job's trigger
 
@@ -117,30 +116,6 @@ def spark_passthrough(bootstrap: str, topics: list[str], alerts_topic: str, work
     query.awaitTermination()
 
 
-class ForwardedReader(threading.Thread):
-    """Reads the pass-through's messages as they arrive: produce-to-read latency (ms) per key."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.bootstrap, self.topic = bootstrap, topic
-        self.latencies: dict[bytes, float] = {}
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        from confluent_kafka import Consumer, TopicPartition
-
-        consumer = Consumer(
-            {"bootstrap.servers": self.bootstrap, "group.id": "floor", "enable.auto.commit": False, "fetch.wait.max.ms": 100}
-        )
-        partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])
-        while not self.stop_event.is_set():
-            for message in consumer.consume(1000, timeout=0.1):
-                if message.error() is None and message.key() not in self.latencies:
-                    self.latencies[message.key()] = time.time() * 1000 - float(message.value())
-        consumer.close()
-
-
 def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_ms: int = TRIGGER_MS) -> dict:
     from spark_apps.generator.kafka_stream import prepare_messages, stream_to_kafka
     from spark_apps.generator.workload import WorkloadConfig, generate_day
@@ -193,7 +168,7 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
         reader = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        forwarded = ForwardedReader(broker.bootstrap, names["fraud_alerts"]) if spark else None
+        forwarded = AlertReader(broker.bootstrap, names["fraud_alerts"], keep_values=True) if spark else None
         try:
             if forwarded is not None:
                 forwarded.start()
@@ -212,11 +187,11 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
                 fraud_topic=names["fraud_signals"],
             )
             if forwarded is not None:  # until no new key for 15 s (duplicate ids are forwarded once)
-                seen, quiet_since = len(forwarded.latencies), time.time()
+                seen, quiet_since = len(forwarded.received), time.time()
                 while time.time() - quiet_since < 15 and reader.poll() is None:
                     time.sleep(1)
-                    if len(forwarded.latencies) != seen:
-                        seen, quiet_since = len(forwarded.latencies), time.time()
+                    if len(forwarded.received) != seen:
+                        seen, quiet_since = len(forwarded.received), time.time()
             else:
                 time.sleep(2 * trigger_ms / 1000 + 1)  # the last reads
             wall = time.time() - clock
@@ -233,7 +208,8 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
                 os.killpg(reader.pid, signal.SIGKILL)
             log.close()
     if forwarded is not None:
-        latencies = [v for k, v in forwarded.latencies.items() if not k.startswith(b"warm-")]
+        # Each forwarded value is its transaction's produce time (ms).
+        latencies = [t - float(forwarded.values[k]) for k, t in forwarded.received.items() if not k.startswith("warm-")]
     else:
         latencies = json.loads(out_path.read_text())["latencies_ms"]
     return {
@@ -254,13 +230,13 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
     }
 
 
-def _warm_up(forwarded: ForwardedReader, job: subprocess.Popen, bootstrap: str, topic: str, stream_to_kafka) -> None:
+def _warm_up(forwarded: AlertReader, job: subprocess.Popen, bootstrap: str, topic: str, stream_to_kafka) -> None:
     """Twenty events through the pass-through before measuring (JVM, Python workers, first plans)."""
     now_ms = int(time.time() * 1000)
     warm = [(f"warm-{i}".encode(), b"{}", now_ms) for i in range(20)]
     stream_to_kafka(warm, bootstrap, topic, rate_per_second=1000, retime=False)
     deadline = time.time() + 600
-    while sum(k.startswith(b"warm-") for k in list(forwarded.latencies)) < 20:
+    while sum(k.startswith("warm-") for k in list(forwarded.received)) < 20:
         if job.poll() is not None or time.time() > deadline:
             raise RuntimeError("the Spark pass-through did not start: see its job.log")
         time.sleep(0.5)
