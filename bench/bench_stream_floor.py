@@ -176,8 +176,12 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
             else:
                 time.sleep(3)  # the reader's consumers connect and assign
             load_start = os.getloadavg()
-            reader_cpu, broker_cpu = tree_cpu_seconds(reader.pid), tree_cpu_seconds(broker.process.pid)
-            own_cpu, clock = _own_cpu_seconds(), time.time()
+
+            def usage() -> tuple[float, float, float, float]:
+                """(clock, CPU seconds of the stand-in, of the broker, of this process)."""
+                return time.time(), tree_cpu_seconds(reader.pid), tree_cpu_seconds(broker.process.pid), _own_cpu_seconds()
+
+            start = usage()
             produced = stream_to_kafka(
                 messages,
                 broker.bootstrap,
@@ -187,17 +191,16 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
                 fraud_topic=names["fraud_signals"],
             )
             if forwarded is not None:  # until no new key for 15 s (duplicate ids are forwarded once)
-                seen, quiet_since = len(forwarded.received), time.time()
-                while time.time() - quiet_since < 15 and reader.poll() is None:
+                seen, end = len(forwarded.received), usage()
+                while time.time() - end[0] < 15 and reader.poll() is None:
                     time.sleep(1)
-                    if len(forwarded.received) != seen:
-                        seen, quiet_since = len(forwarded.received), time.time()
+                    if len(forwarded.received) != seen:  # the span ends at the last new key
+                        seen, end = len(forwarded.received), usage()
             else:
                 time.sleep(2 * trigger_ms / 1000 + 1)  # the last reads
-            wall = time.time() - clock
-            reader_cpu = tree_cpu_seconds(reader.pid) - reader_cpu
-            broker_cpu = tree_cpu_seconds(broker.process.pid) - broker_cpu
-            own_cpu = _own_cpu_seconds() - own_cpu
+                end = usage()
+            wall = end[0] - start[0]
+            reader_cpu, broker_cpu, own_cpu = (b - a for a, b in zip(start[1:], end[1:], strict=True))
             if forwarded is None:
                 stop_path.write_text("stop")
                 reader.wait(60)
