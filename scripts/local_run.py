@@ -2,7 +2,7 @@
 
 1. preflight: Java present, the broker port free;
 2. generate the day's raw drops (every format, reconciliation breaks) + ground truth;
-3. start the embedded Kafka-protocol broker and create the topics;
+3. start the local Apache Kafka broker (KRaft; its data in .local/kafka/data outlives the run) and create the topics;
 4. start the streaming app through ``payments_stream_supervisor`` and stream the day's
    generated traffic (fraud patterns, duplicates, late and malformed events) for
    ``--stream-seconds``, printing events sent, micro-batches committed, alerts, latency;
@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,7 +83,7 @@ def require_free_port(bootstrap: str) -> int:
             raise StageFailed(
                 "preflight",
                 None,
-                f"port {port} on {host} is busy ({exc.strerror}), so the embedded Kafka broker cannot start. "
+                f"port {port} on {host} is busy ({exc.strerror}), so the local Kafka broker cannot start. "
                 "Stop whatever uses it (an earlier broker: `python -m spark_apps.kafka.broker stop`; "
                 f"find it: `ss -ltnp | grep {port}`) or choose another port: "
                 f"PAYMENTS_KAFKA_BOOTSTRAP=127.0.0.1:<free port> bash scripts/run_local.sh",
@@ -124,32 +125,29 @@ class CountingProducer:
 
 
 def topic_end_total(bootstrap: str, topic: str) -> int:
-    """Records in ``topic`` now (true end offsets, see EndOffsetProbe)."""
-    from spark_apps.kafka.source import EndOffsetProbe, KafkaOptions, topic_partitions
+    """Records in ``topic`` now (the sum of its partitions' end offsets)."""
+    from spark_apps.kafka.broker import end_offsets
 
-    consumer = KafkaOptions(bootstrap, (topic,)).consumer()
+    return sum(end_offsets(bootstrap, topic).values())
+
+
+def topic_keys(bootstrap: str, topic: str, start: dict[int, int] | None = None, timeout_s: float = 60.0) -> tuple[int, set[str]]:
+    """(messages, distinct keys) in ``topic`` from the ``start`` offsets per partition (default: the
+    beginning): alerts are keyed by transaction id."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from spark_apps.kafka.broker import end_offsets
+
+    ends = {(topic, p): end for p, end in end_offsets(bootstrap, topic).items()}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "payments-main-job", "enable.auto.commit": False})
     try:
-        return sum(EndOffsetProbe(consumer).end_offsets(topic_partitions(consumer, (topic,))).values())
-    finally:
-        consumer.close()
-
-
-def topic_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[int, set[str]]:
-    """(messages, distinct keys) in ``topic``: alerts are keyed by transaction id."""
-    from confluent_kafka import TopicPartition
-
-    from spark_apps.kafka.source import EndOffsetProbe, KafkaOptions, topic_partitions
-
-    consumer = KafkaOptions(bootstrap, (topic,)).consumer()
-    try:
-        partitions = topic_partitions(consumer, (topic,))
-        ends = EndOffsetProbe(consumer).end_offsets(partitions)
-        consumer.assign([TopicPartition(t, p, 0) for t, p in partitions if ends[(t, p)] > 0])
+        begin = start or {}
+        consumer.assign([TopicPartition(t, p, begin.get(p, 0)) for (t, p), end in ends.items() if end > begin.get(p, 0)])
         seen: dict[tuple[str, int], int] = {}
         keys: set[str] = set()
         messages = 0
         deadline = time.monotonic() + timeout_s
-        while any(seen.get(tp, -1) + 1 < end for tp, end in ends.items()) and time.monotonic() < deadline:
+        while any(max(seen.get(tp, -1) + 1, begin.get(tp[1], 0)) < end for tp, end in ends.items()) and time.monotonic() < deadline:
             for message in consumer.consume(num_messages=10_000, timeout=0.2):
                 if message.error() is None:
                     tp = (message.topic(), message.partition())
@@ -162,14 +160,27 @@ def topic_keys(bootstrap: str, topic: str, timeout_s: float = 60.0) -> tuple[int
         consumer.close()
 
 
-def stream_latency_ms(stream_root: Path, sent_ms: dict[tuple[int, int], int]) -> dict[str, float | int | None]:
+def batch_files(stream_root: Path, after_batch: int = -1) -> list[str]:
+    """The stream index files of micro-batches after ``after_batch`` (``part-b<batch>-*.parquet``):
+    the broker and the checkpoint keep going from run to run, so a run reads its own batches."""
+    files = []
+    for path in stream_root.glob("dt=*/hour=*/part-b*.parquet"):
+        match = re.match(r"part-b([0-9]+)-", path.name)
+        if match and int(match.group(1)) > after_batch:
+            files.append(str(path))
+    return sorted(files)
+
+
+def stream_latency_ms(
+    stream_root: Path, sent_ms: dict[tuple[int, int], int], after_batch: int = -1
+) -> dict[str, float | int | None]:
     """p50 / p99 of (ingested_at - wall-clock produce time) per stream index row, matched on
     (kafka_partition, kafka_offset): over all rows, and "steady" without the first
     micro-batch (which also waits for Spark to start)."""
     import duckdb
     import pyarrow as pa
 
-    files = [str(f) for f in stream_root.glob("dt=*/hour=*/*.parquet")]
+    files = batch_files(stream_root, after_batch)
     figures: dict[str, float | int | None] = dict.fromkeys(("p50_ms", "p99_ms", "steady_p50_ms", "steady_p99_ms"))
     figures["rows"] = 0
     if not files:
@@ -204,11 +215,11 @@ def stream_latency_ms(stream_root: Path, sent_ms: dict[tuple[int, int], int]) ->
     return figures
 
 
-def stream_index_transactions(stream_root: Path) -> int:
-    """Distinct transactions in the stream index (exactly once each, so also its row count)."""
+def stream_index_transactions(stream_root: Path, after_batch: int = -1) -> int:
+    """Distinct transactions this run indexed (exactly once each, so also its row count)."""
     import duckdb
 
-    files = [str(f) for f in stream_root.glob("dt=*/hour=*/*.parquet")]
+    files = batch_files(stream_root, after_batch)
     if not files:
         return 0
     with duckdb.connect() as con:
@@ -223,19 +234,10 @@ def read_latest_metrics(metrics_uri: str) -> dict:
     return {}
 
 
-def committed_batches(metrics_uri: str) -> int:
-    return sum(1 for _ in (Path(metrics_uri) / "stream" / "stream_index" / "batches").glob("dt=*/hour=*/batch-*.json"))
-
-
-def reset_stream_state(profile) -> None:
-    """The embedded broker keeps topics in memory: a new broker starts at offset 0, so the
-    previous run's stream checkpoint, stream index and metrics no longer match; start clean."""
-    for path in (
-        Path(profile.lake.checkpoint_uri) / "stream_index",
-        Path(profile.lake.index_uri) / "stream_index",
-        Path(profile.lake.metrics_uri) / "stream",
-    ):
-        shutil.rmtree(path, ignore_errors=True)
+def committed_batches(metrics_uri: str, after_batch: int = -1) -> int:
+    """Micro-batches committed after ``after_batch``."""
+    batches = (Path(metrics_uri) / "stream" / "stream_index" / "batches").glob("dt=*/hour=*/batch-*.json")
+    return sum(1 for path in batches if int(path.stem.removeprefix("batch-")) > after_batch)
 
 
 def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
@@ -246,7 +248,13 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
     from spark_apps.generator import WorkloadConfig, generate_day
     from spark_apps.generator.kafka_stream import stream_to_kafka
 
+    from spark_apps.kafka.broker import end_offsets
+
     kafka = profile.kafka
+    # The broker and the stream checkpoint carry on from earlier runs: this run's figures start here.
+    last_batch = read_latest_metrics(profile.lake.metrics_uri).get("batch_id", -1)
+    alerts_start = end_offsets(bootstrap, kafka.fraud_alerts_topic)
+    dead_start = sum(end_offsets(bootstrap, kafka.dead_letter_topic).values())
     workload = generate_day(WorkloadConfig(date=args.date, transactions=args.transactions, seed=args.seed))
     # Default: the whole day's traffic, spread over --stream-seconds, so every fraud pattern,
     # duplicate, late and malformed event of the day reaches the app; --stream-rate instead
@@ -287,10 +295,11 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
 
     def progress() -> None:
         latest = read_latest_metrics(profile.lake.metrics_uri)
-        latency = stream_latency_ms(stream_root, producer.sent_ms)
+        latency = stream_latency_ms(stream_root, producer.sent_ms, last_batch)
+        alerts_now = topic_end_total(bootstrap, kafka.fraud_alerts_topic) - sum(alerts_start.values())
         say(
-            f"  sent {producer.produced:>7,} | micro-batches {committed_batches(profile.lake.metrics_uri):>4} "
-            f"| lag {latest.get('lag_total', '-')!s:>6} | alerts {topic_end_total(bootstrap, kafka.fraud_alerts_topic):>5,} "
+            f"  sent {producer.produced:>7,} | micro-batches {committed_batches(profile.lake.metrics_uri, last_batch):>4} "
+            f"| lag {latest.get('lag_total', '-')!s:>6} | alerts {alerts_now:>5,} "
             f"| stream rows {latency['rows']:>7,} | latency p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms "
             f"(after the first batch: {latency['steady_p50_ms']} / {latency['steady_p99_ms']} ms)"
         )
@@ -323,17 +332,17 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
             next_progress += args.progress_seconds
         time.sleep(2)
     progress()
-    alerts, alerted_ids = topic_keys(bootstrap, kafka.fraud_alerts_topic)
-    dead_letters = topic_end_total(bootstrap, kafka.dead_letter_topic)
+    alerts, alerted_ids = topic_keys(bootstrap, kafka.fraud_alerts_topic, start=alerts_start)
+    dead_letters = topic_end_total(bootstrap, kafka.dead_letter_topic) - dead_start
     return {
         **result["sent"],
-        "micro_batches": committed_batches(profile.lake.metrics_uri),
+        "micro_batches": committed_batches(profile.lake.metrics_uri, last_batch),
         "alerts": alerts,
         "alerted_transactions": len(alerted_ids),
         "alerted_ids": sorted(alerted_ids),
-        "indexed_transactions": stream_index_transactions(stream_root),
+        "indexed_transactions": stream_index_transactions(stream_root, last_batch),
         "dead_letters": dead_letters,
-        "latency": stream_latency_ms(stream_root, producer.sent_ms),
+        "latency": stream_latency_ms(stream_root, producer.sent_ms, last_batch),
     }
 
 
@@ -588,11 +597,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contextlib.ExitStack) -> dict:
     from payments_platform.stream_control import LocalStreamController
-    from spark_apps.kafka.broker import BrokerError, EmbeddedBroker, profile_topics
+    from spark_apps.kafka.broker import DATA_DIR, BrokerError, EmbeddedBroker, profile_topics
 
-    reset_stream_state(profile)
-    say(f"starting the embedded Kafka broker on {bootstrap} ...")
-    broker = EmbeddedBroker(topics=profile_topics(), port=int(bootstrap.rsplit(":", 1)[1]), log_path=logs / "broker.log")
+    say(f"starting the local Apache Kafka broker on {bootstrap} (data: {DATA_DIR}) ...")
+    broker = EmbeddedBroker(
+        topics=profile_topics(), port=int(bootstrap.rsplit(":", 1)[1]), log_path=logs / "broker.log", data_dir=DATA_DIR
+    )
     logs.mkdir(parents=True, exist_ok=True)
     try:
         broker.start()

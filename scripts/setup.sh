@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on this machine, idempotently:
-#   1. check the prerequisites (Python 3.11+, Java 17);
+#   1. check the prerequisites (Python 3.11+, Java 17, Maven);
 #   2. create .venv and install the pinned dependencies (skipped when unchanged);
 #   3. create .venv-tools for checkov (its pins conflict with Airflow's);
-#   4. prepare a local Airflow home in .local/airflow (SQLite) and load
+#   4. resolve the JVM manifest (jvm/pom.xml) into .local/jvm (skipped when unchanged);
+#   5. prepare a local Airflow home in .local/airflow (SQLite) and load
 #      airflow_settings.yaml into it (skipped when unchanged).
 # A second run is fast and changes nothing.
 set -euo pipefail
@@ -31,6 +32,9 @@ command -v java >/dev/null 2>&1 || die "Java 17 is required by Spark but 'java' 
 java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
 [ "${java_major:-0}" -ge 17 ] || die "Java 17 is required by Spark 4.0 but 'java -version' reports '${java_major:-unknown}'.
   Install OpenJDK 17 and put it first on PATH."
+
+command -v mvn >/dev/null 2>&1 || die "Maven is required to fetch the pinned JVM jars (Kafka connector, broker) but 'mvn' was not found on PATH.
+  Install it (for example: apt-get install maven)."
 
 # Machine-level pip config may list local index folders that do not exist; hide that noise.
 pip_install() { "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
@@ -63,6 +67,17 @@ if [ ! -x "$TOOLS/bin/checkov" ] || [ "$(cat "$TOOLS/.installed" 2>/dev/null)" !
   echo "$want_tools" > "$TOOLS/.installed"
 else
   say ".venv-tools is up to date"
+fi
+
+# The JVM side (DESIGN decision 9): Spark's Kafka connector, MSK IAM auth, the local broker.
+JVM_DIR="$ROOT/.local/jvm"
+want_jvm="$(find jvm \( -name pom.xml -o -name "*.java" \) -not -path "*/target/*" | sort | xargs cat scripts/jvm_jars.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$JVM_DIR/.installed" 2>/dev/null)" != "$want_jvm" ]; then
+  say "resolving the JVM manifest (jvm/pom.xml) into .local/jvm"
+  bash scripts/jvm_jars.sh "$JVM_DIR" spark broker
+  echo "$want_jvm" > "$JVM_DIR/.installed"
+else
+  say ".local/jvm is up to date"
 fi
 
 # The local PAN tokenization key (the aws profile reads Secrets Manager instead).

@@ -27,15 +27,26 @@ POLICY_AMOUNT_LIMIT = "AMOUNT_LIMIT"
 POLICY_FLAGS = (POLICY_VELOCITY, POLICY_GEO_BLOCK, POLICY_AMOUNT_LIMIT)
 
 
+def fx_rate_lookup(fx_df: DataFrame) -> DataFrame:
+    """One rate per (rate_date, currency) of FX_RATE_SCHEMA rows: the highest, so the join can never
+    multiply rows. Columns ``rate_date``, ``_fx_currency``, ``_rate``."""
+    return fx_df.groupBy("rate_date", "currency").agg(F.max("rate_to_reporting").alias("_rate")).withColumnRenamed(
+        "currency", "_fx_currency"
+    )
+
+
 def with_fx_conversion(df: DataFrame, fx_df: DataFrame) -> DataFrame:
     """Add ``fx_rate`` and ``amount_reporting`` (needs event_time, amount, currency; fx_df in FX_RATE_SCHEMA).
 
-    If fx_df holds several rows for one (date, currency) the highest rate is used, so the
-    join can never multiply rows.
+    If fx_df holds several rows for one (date, currency) the highest rate is used.
     """
-    rates_df = fx_df.groupBy("rate_date", "currency").agg(F.max("rate_to_reporting").alias("_rate"))
+    return with_fx_rates(df, fx_rate_lookup(fx_df))
+
+
+def with_fx_rates(df: DataFrame, rates_df: DataFrame) -> DataFrame:
+    """:func:`with_fx_conversion` over an :func:`fx_rate_lookup` (the stream materializes it once)."""
     joined = df.join(
-        F.broadcast(rates_df.withColumnRenamed("currency", "_fx_currency")),
+        F.broadcast(rates_df),
         (F.to_date(F.col("event_time")) == F.col("rate_date")) & (F.col("currency") == F.col("_fx_currency")),
         "left",
     )
@@ -49,9 +60,18 @@ def with_fx_conversion(df: DataFrame, fx_df: DataFrame) -> DataFrame:
     )
 
 
+def merchant_risk_lookup(merchants_df: DataFrame) -> DataFrame:
+    """One ``merchant_risk_level`` per merchant_id (the highest of the snapshot's rows)."""
+    return merchants_df.groupBy("merchant_id").agg(F.max("risk_level").alias("merchant_risk_level"))
+
+
 def with_merchant_risk(df: DataFrame, merchants_df: DataFrame) -> DataFrame:
     """Add ``merchant_risk_level`` (null for an unknown merchant)."""
-    risk_df = merchants_df.groupBy("merchant_id").agg(F.max("risk_level").alias("merchant_risk_level"))
+    return with_merchant_risk_levels(df, merchant_risk_lookup(merchants_df))
+
+
+def with_merchant_risk_levels(df: DataFrame, risk_df: DataFrame) -> DataFrame:
+    """:func:`with_merchant_risk` over a :func:`merchant_risk_lookup` (the stream materializes it once)."""
     return df.join(F.broadcast(risk_df), "merchant_id", "left")
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
+from spark_apps.jvm import spark_jars_conf
+
 # Settings every job runs with, whatever the profile adds (correctness first, then the plan-code cache).
 BASE_CONF = {
     "spark.sql.session.timeZone": "UTC",
@@ -26,10 +28,15 @@ BASE_CONF = {
 
 
 def build_session(app_name: str, master: str | None = None, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """The session; with ``master`` (a session started in this process, not by spark-submit or
+    EMR, which put the jars on the classpath themselves) the JVM manifest's Spark jars are in
+    ``spark.jars`` unless ``conf`` names them."""
     builder = SparkSession.builder.appName(app_name)
+    jars: dict[str, str] = {}
     if master:
         builder = builder.master(master)
-    for key, value in {**BASE_CONF, **(conf or {})}.items():
+        jars = spark_jars_conf()
+    for key, value in {**BASE_CONF, **jars, **(conf or {})}.items():
         builder = builder.config(key, value)
     cache_jvm_function_lookups()
     return builder.getOrCreate()

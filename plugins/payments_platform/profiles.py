@@ -8,7 +8,8 @@ parse time; it never touches the Airflow DB or the network.
 Values may contain ``${NAME}`` references to environment variables (on MWAA the
 startup script exports them from the Terraform outputs); ``${PROJECT_ROOT}``
 defaults to the repository root, ``${PAYMENTS_LOCAL_DIR}`` (the local lake, catalog
-and logs) to ``<root>/.local`` and ``${PAYMENTS_KAFKA_BOOTSTRAP}`` to the embedded
+and logs) to ``<root>/.local``, ``${PAYMENTS_JVM_DIR}`` (the resolved JVM manifest) to
+``<root>/.local/jvm`` and ``${PAYMENTS_KAFKA_BOOTSTRAP}`` to the embedded
 broker's usual address. Any other unset variable is an error naming the key.
 Values may also hold Jinja templates, which Airflow renders at run time.
 
@@ -67,6 +68,8 @@ class SparkConfig(_Section):
     image_uri: str | None = None
     log_group: str | None = None
     log_uri: str | None = None
+    # Where the JVM manifest's ``spark`` jars are (spark_apps.jvm): put on every job's classpath.
+    jars_dir: NonEmpty
     conf: dict[str, str] = Field(default_factory=dict)
     stream_max_attempts: int = Field(default=5, ge=1)
 
@@ -81,6 +84,25 @@ class SparkConfig(_Section):
         return self
 
 
+class TopicSettings(_Section):
+    """How the platform topics are provisioned (the stream supervisor's deploy action, the local broker)."""
+
+    partitions: int = Field(ge=1)
+    replication_factor: int = Field(ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
+    # The input topics carry raw events (card data arrives there before masking): kept no longer
+    # than replay after an outage needs. The outputs (alerts, dead letters) are masked.
+    # None: no deletion by time (the local broker: replayed days carry past produce times).
+    input_retention_hours: int | None = Field(default=None, ge=1)
+    output_retention_hours: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> TopicSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError("min_insync_replicas must not exceed replication_factor")
+        return self
+
+
 class KafkaConfig(_Section):
     bootstrap_servers: NonEmpty
     security: Literal["plaintext", "iam"]
@@ -88,7 +110,18 @@ class KafkaConfig(_Section):
     fraud_signals_topic: NonEmpty
     fraud_alerts_topic: NonEmpty
     dead_letter_topic: NonEmpty
+    # The Airflow connection of the Kafka provider's hooks (topic provisioning, lag).
+    connection_id: NonEmpty
+    topics: TopicSettings
     embedded_broker: bool = False
+
+    @property
+    def input_topics(self) -> tuple[str, str]:
+        return (self.transactions_topic, self.fraud_signals_topic)
+
+    @property
+    def output_topics(self) -> tuple[str, str]:
+        return (self.fraud_alerts_topic, self.dead_letter_topic)
 
 
 class CatalogConfig(_Section):
@@ -183,7 +216,11 @@ def parse_profile(text: str, source: str, project_root: str | None = None) -> Pr
     if not isinstance(document, dict):
         raise ProfileError(f"profile {source}: must be a mapping of sections")
     root = project_root or os.environ.get("PROJECT_ROOT") or str(PROJECT_ROOT)
-    defaults = {"PAYMENTS_LOCAL_DIR": f"{root}/.local", "PAYMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:19092"}
+    defaults = {
+        "PAYMENTS_LOCAL_DIR": f"{root}/.local",
+        "PAYMENTS_JVM_DIR": f"{root}/.local/jvm",
+        "PAYMENTS_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+    }
     env = {**defaults, **os.environ, "PROJECT_ROOT": root}
     try:
         expanded = _expand(document, env)

@@ -54,9 +54,21 @@ class SparkJob:
     streaming: bool = False
 
 
+def jvm_classpath_conf(spark: SparkConfig) -> dict[str, str]:
+    """The JVM manifest's Spark jars (Kafka connector, MSK IAM) on the job's classpath: listed
+    in ``spark.jars`` on this machine; on EMR on EKS the image carries them in ``jars_dir``."""
+    if spark.launcher == "local":
+        jars = sorted(str(path) for path in Path(spark.jars_dir).glob("*.jar"))
+        if not jars:
+            raise SparkJobFailed(f"no jars in {spark.jars_dir}: run `bash scripts/setup.sh` (it resolves jvm/pom.xml)")
+        return {"spark.jars": ",".join(jars)}
+    classpath = f"{spark.jars_dir.rstrip('/')}/*"
+    return {"spark.driver.extraClassPath": classpath, "spark.executor.extraClassPath": classpath}
+
+
 def spark_conf(spark: SparkConfig, job: SparkJob) -> dict[str, str]:
-    """Profile conf overlaid by the job's own conf (job wins)."""
-    return {**spark.conf, **job.conf}
+    """The JVM classpath, the profile's conf, then the job's own conf (job wins)."""
+    return {**jvm_classpath_conf(spark), **spark.conf, **job.conf}
 
 
 def conf_flags(conf: Mapping[str, str]) -> list[str]:

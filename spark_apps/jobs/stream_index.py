@@ -17,17 +17,25 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --available-now                 process what is in Kafka at start (the brokers' end offsets), then stop
   --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
   --max-offsets-per-trigger N     cap records per micro-batch and input topic (20000; 0 = no cap)
+  --allow-data-loss               go on past offsets that Kafka no longer has (default: fail; see below)
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
   --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900);
                                   the watermark trails the newest produce time by half of it
   --signal-window-seconds N       an ML output joins its transaction within +- N s of produce time (300)
-  --rule-buckets N                state groups of the rule operator (8); fixed for a checkpoint
-  --reference-refresh-seconds N   reload FX / merchants / policies every N s (300)
+  --reference-refresh-seconds N   look for a newer day of FX / merchants / policies every N s (300);
+                                  when one has landed the query restarts with it (from its checkpoint)
   --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
   --fraud-rules PATH              rules YAML (include/config/fraud_rules.yaml)
   --query-name NAME               streaming query name (stream_index)
   --master local[2]               Spark master (omit under spark-submit / EMR on EKS)
   --conf KEY=VALUE                extra Spark configuration (repeatable)
+
+Kafka is read with Spark's own source (``spark-sql-kafka-0-10``, from the JVM manifest):
+``subscribe`` one topic per source, ``startingOffsets`` for a new checkpoint only (a
+checkpoint resumes at its own offsets), ``maxOffsetsPerTrigger`` to bound a batch after an
+outage, and ``failOnDataLoss=true``: when the checkpoint's offsets are older than the topic's
+retention (the stream was down longer than Kafka keeps the input), the query fails loudly
+instead of skipping the lost records; ``--allow-data-loss`` is the deliberate, logged way on.
 
 The Airflow stream supervisor starts it with spark-submit locally and with
 EmrContainerOperator in the aws profile (entryPoint = this file); in both it runs
@@ -42,17 +50,18 @@ import argparse
 import json
 import logging
 import sys
-import time
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from spark_apps.kafka.source import FORMAT_NAME, KafkaOptions, register
+from spark_apps.kafka.security import spark_kafka_options
 from spark_apps.streaming.transforms import StreamSettings, build_stream
 
 log = logging.getLogger("stream_index")
 QUERY_NAME = "stream_index"
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 20_000
+# Consumer group ids of Spark's Kafka source start with this (the MSK IAM policy names it).
+CONSUMER_GROUP_PREFIX = "payments-stream-index"
 # State in RocksDB (off the JVM heap, bounded memory) with changelog checkpointing: a batch
 # commit uploads only the changes, not a snapshot. A checkpoint keeps the provider it was
 # created with (Spark records it in the offset log), so existing queries are unaffected.
@@ -96,6 +105,7 @@ class StreamJobOptions:
     available_now: bool = False
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = DEFAULT_MAX_OFFSETS_PER_TRIGGER
+    fail_on_data_loss: bool = True
     settings: StreamSettings = StreamSettings()
     reference_refresh_seconds: float = 300.0
     query_name: str = QUERY_NAME
@@ -105,58 +115,66 @@ class StreamJobOptions:
         return f"{self.checkpoint_uri.rstrip('/')}/{self.query_name}"
 
 
-def kafka_stream(spark: SparkSession, options: StreamJobOptions, topic: str):
-    register(spark)
-    reader = (
-        spark.readStream.format(FORMAT_NAME)
-        .option("bootstrap.servers", options.bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", options.starting_offsets)
-        .option("security", options.security)
-    )
-    if options.region:
-        reader = reader.option("region", options.region)
+def kafka_source_options(options: StreamJobOptions, topic: str) -> dict[str, str]:
+    """Spark's Kafka source options for one input topic (see the module docstring for the choices)."""
+    source = {
+        **spark_kafka_options(options.bootstrap, options.security),
+        "subscribe": topic,
+        "startingOffsets": options.starting_offsets,
+        "failOnDataLoss": str(options.fail_on_data_loss).lower(),
+        "groupIdPrefix": CONSUMER_GROUP_PREFIX,
+        "includeHeaders": "false",
+    }
     if options.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", str(options.max_offsets_per_trigger))
-    return reader.load()
+        source["maxOffsetsPerTrigger"] = str(options.max_offsets_per_trigger)
+    return source
 
 
-RULE_BUCKETS_FILE = "_rule_buckets.json"
+def kafka_stream(spark: SparkSession, options: StreamJobOptions, topic: str):
+    return spark.readStream.format("kafka").options(**kafka_source_options(options, topic)).load()
 
 
-def with_checkpoint_rule_buckets(options: StreamJobOptions) -> StreamJobOptions:
-    """``options`` with the rule-bucket layout of its checkpoint. The bucket count and layout
-    decide which state key holds a user's rule state, so a checkpoint keeps the ones it started
-    with (recorded in ``<checkpoint>/_rule_buckets.json``): a checkpoint with batches but no
-    record was started by earlier code and keeps the ``modulo`` keys; a new one gets ``balanced``
-    keys. Another bucket count than the recorded one is refused (it would lose the state)."""
-    from dataclasses import replace
+PLAN_FILE = "_plan.json"
+# The streaming plan's version: its stateful operators and their state. A checkpoint is bound
+# to the plan it started with (Spark refuses other state schemas; this says so up front).
+PLAN_VERSION = "v2: transformWithState by transaction id, card and user (jvm/stream-ops)"
 
+
+class CheckpointError(RuntimeError):
+    """The checkpoint was started by another version of the streaming plan."""
+
+
+def check_checkpoint_plan(options: StreamJobOptions) -> None:
+    """Record the plan version in a new checkpoint; refuse one that another plan version started.
+    A checkpoint with batches but no record was started by the plan before v2 (Python rule state,
+    Spark's dedup and join; and on the earlier broker, whose offsets mean nothing to this one)."""
     from pyarrow import fs as pafs
 
     from spark_apps import lake
 
-    record_uri = f"{options.checkpoint_location}/{RULE_BUCKETS_FILE}"
+    record_uri = f"{options.checkpoint_location}/{PLAN_FILE}"
     filesystem, record_path = lake._filesystem(record_uri)
     if filesystem.get_file_info(record_path).type != pafs.FileType.NotFound:
-        recorded = json.loads(lake.read_text(record_uri))
+        recorded = json.loads(lake.read_text(record_uri)).get("plan")
     else:
         offsets_path = lake._filesystem(f"{options.checkpoint_location}/offsets")[1]
         started = filesystem.get_file_info(offsets_path).type != pafs.FileType.NotFound
-        recorded = {"rule_buckets": options.settings.rule_buckets, "layout": "modulo" if started else "balanced"}
-        lake.write_text(record_uri, json.dumps(recorded, sort_keys=True) + "\n")
-    if recorded["rule_buckets"] != options.settings.rule_buckets:
-        raise ValueError(
-            f"checkpoint {options.checkpoint_location} keeps its rule state in {recorded['rule_buckets']} buckets; "
-            f"got --rule-buckets {options.settings.rule_buckets}. Use {recorded['rule_buckets']}, or a new checkpoint."
+        recorded = "v1" if started else PLAN_VERSION
+        if not started:
+            lake.write_text(record_uri, json.dumps({"plan": PLAN_VERSION}, sort_keys=True) + "\n")
+    if recorded != PLAN_VERSION:
+        raise CheckpointError(
+            f"checkpoint {options.checkpoint_location} was started by streaming plan {recorded!r}, this job runs "
+            f"{PLAN_VERSION!r}: its state cannot carry over. Start from a new checkpoint (another --checkpoint-uri or "
+            "--query-name); with --starting-offsets choose where in Kafka it begins (docs/streaming.md, upgrading)."
         )
-    return replace(options, settings=replace(options.settings, rule_bucket_layout=recorded["layout"]))
 
 
-def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: bytes, rules, publishers=()):
-    """Start the query (and its metrics listener); return (query, batch writer, listener)."""
+def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: bytes, rules, publishers=(), reference=None):
+    """Start the query (and its metrics listener) with ``reference`` (a ReferenceData; loaded here
+    if None); return (query, batch writer, listener)."""
     from spark_apps.kafka.sink import BatchKafkaSink
-    from spark_apps.streaming.metrics import BrokerLag, MetricsListener
+    from spark_apps.streaming.metrics import MetricsListener
     from spark_apps.streaming.writer import ReferenceData, StreamIndexBatchWriter
 
     # Spark re-optimizes the plan every micro-batch; constraint propagation over the validation
@@ -167,77 +185,33 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
     for key, value in stream_conf(options.checkpoint_location).items():  # unless the session was built with a choice (--conf)
         if not chosen.contains(key):
             spark.conf.set(key, value)
-    options = with_checkpoint_rule_buckets(options)
+    check_checkpoint_plan(options)
+    if reference is None:
+        reference = ReferenceData(spark, options.raw_uri)
+        reference.load()
     stream_df = build_stream(
         kafka_stream(spark, options, options.transactions_topic),
         kafka_stream(spark, options, options.fraud_signals_topic),
         pan_key,
         rules,
         options.settings,
+        reference.tables,
     )
     sink = BatchKafkaSink(options.bootstrap, f"{options.checkpoint_location}/_sent", options.security, options.region)
-    writer = StreamIndexBatchWriter(
-        options.index_uri,
-        ReferenceData(spark, options.raw_uri, options.reference_refresh_seconds),
-        rules,
-        sink,
-        options.alerts_topic,
-        options.dead_letter_topic,
-    )
-    lag = BrokerLag(KafkaOptions(options.bootstrap, (), security=options.security, region=options.region))
-    listener = MetricsListener(options.metrics_uri, options.query_name, lag=lag, publishers=publishers, batch_stats=writer.stats)
+    writer = StreamIndexBatchWriter(options.index_uri, sink, options.alerts_topic, options.dead_letter_topic)
+    listener = MetricsListener(options.metrics_uri, options.query_name, publishers=publishers, batch_stats=writer.stats)
     spark.streams.addListener(listener)
+    # --available-now: Spark's Kafka source reads up to the end offsets it finds at the start
+    # (in as many batches as maxOffsetsPerTrigger needs, a crashed run's uncommitted batch first), then stops.
+    trigger = {"availableNow": True} if options.available_now else {"processingTime": options.trigger_interval}
     query = (
         stream_df.writeStream.queryName(options.query_name)
         .foreachBatch(writer)
         .option("checkpointLocation", options.checkpoint_location)
-        .trigger(processingTime=options.trigger_interval)
+        .trigger(**trigger)
         .start()
     )
     return query, writer, listener
-
-
-def topic_end_offsets(options: StreamJobOptions) -> dict[tuple[str, int], int]:
-    """The brokers' end offsets of both input topics, now."""
-    from spark_apps.kafka.source import EndOffsetProbe, topic_partitions
-
-    kafka = KafkaOptions(
-        options.bootstrap,
-        (options.transactions_topic, options.fraud_signals_topic),
-        security=options.security,
-        region=options.region,
-    )
-    consumer = kafka.consumer()
-    try:
-        return EndOffsetProbe(consumer).end_offsets(topic_partitions(consumer, kafka.topics))
-    finally:
-        consumer.close()
-
-
-def drain_and_stop(query, options: StreamJobOptions, timeout_s: float = 1800.0, poll_s: float = 0.5) -> None:
-    """``--available-now``: process everything in Kafka now, then stop the query.
-
-    Spark's Trigger.AvailableNow falls back to a single batch for Python data sources,
-    which after a crash would only replay the uncommitted batch; this waits instead
-    until a committed batch has consumed the end offsets read at the start.
-    """
-    from spark_apps.streaming.metrics import consumed_offsets
-
-    targets = topic_end_offsets(options)
-    deadline = time.monotonic() + timeout_s
-    consumed: dict[tuple[str, int], int] = {}
-    while query.isActive:
-        for progress in query.recentProgress:  # StreamingQueryProgress objects; their JSON is the dict
-            consumed.update(consumed_offsets(json.loads(progress.json) if hasattr(progress, "json") else progress))
-        if all(consumed.get(tp, 0) >= end for tp, end in targets.items() if end > 0):
-            query.stop()
-            break
-        if time.monotonic() > deadline:
-            query.stop()
-            raise TimeoutError(f"stream did not reach {targets} within {timeout_s:.0f}s (consumed {consumed})")
-        time.sleep(poll_s)
-    if query.exception() is not None:
-        raise query.exception()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -260,10 +234,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--available-now", action="store_true")
     add("--starting-offsets", default="earliest")
     add("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
+    add("--allow-data-loss", action="store_true")
     add("--late-bound-seconds", type=int, default=StreamSettings.late_bound_seconds)
     add("--dedup-horizon-seconds", type=int, default=StreamSettings.dedup_horizon_seconds)
     add("--signal-window-seconds", type=int, default=StreamSettings.signal_window_seconds)
-    add("--rule-buckets", type=int, default=StreamSettings.rule_buckets)
     add("--reference-refresh-seconds", type=float, default=300.0)
     add("--token-key-ref")
     add("--fraud-rules")
@@ -295,9 +269,8 @@ def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
         available_now=args.available_now,
         starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger or None,
-        settings=StreamSettings(
-            args.late_bound_seconds, args.dedup_horizon_seconds, args.signal_window_seconds, args.rule_buckets
-        ),
+        fail_on_data_loss=not args.allow_data_loss,
+        settings=StreamSettings(args.late_bound_seconds, args.dedup_horizon_seconds, args.signal_window_seconds),
         reference_refresh_seconds=args.reference_refresh_seconds,
         query_name=args.query_name,
     )
@@ -329,16 +302,38 @@ def main(argv: list[str] | None = None) -> int:
         from spark_apps.streaming.cloudwatch import CloudWatchPublisher
 
         publishers.append(CloudWatchPublisher(options.region))
-    query, _writer, _listener = start_stream_index(spark, options, pan_key, rules, publishers)
-    log.info("query %s started: checkpoint %s, index %s", options.query_name, options.checkpoint_location, options.index_uri)
+    if not options.fail_on_data_loss:
+        log.warning("--allow-data-loss: offsets Kafka no longer has are skipped, not failed on")
     try:
-        if options.available_now:
-            drain_and_stop(query, options)
-        else:
-            query.awaitTermination()
+        run_until_stopped(spark, options, pan_key, rules, publishers)
     finally:
         spark.stop()
     return 0
+
+
+def run_until_stopped(spark: SparkSession, options: StreamJobOptions, pan_key: bytes, rules, publishers=()) -> None:
+    """Run the query; every ``reference_refresh_seconds`` look for a newer day of reference data and,
+    when one has landed, stop the query and start it again with it (it resumes from its checkpoint:
+    nothing is lost or repeated; the alerts of the batches in between wait a few seconds)."""
+    from spark_apps.streaming.writer import ReferenceData
+
+    reference = ReferenceData(spark, options.raw_uri)
+    while True:
+        reference.load()
+        query, writer, listener = start_stream_index(spark, options, pan_key, rules, publishers, reference)
+        log.info("query %s started: checkpoint %s, index %s", options.query_name, options.checkpoint_location, options.index_uri)
+        restart = False
+        while not restart and not query.awaitTermination(options.reference_refresh_seconds):
+            restart = reference.stale()
+            if restart:
+                log.info("newer reference data landed: restarting query %s with it", options.query_name)
+                query.stop()
+        spark.streams.removeListener(listener)
+        writer.close()
+        if query.exception() is not None:
+            raise query.exception()
+        if not restart:  # ended on its own: --available-now done, or stopped
+            return
 
 
 if __name__ == "__main__":

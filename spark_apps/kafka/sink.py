@@ -19,8 +19,9 @@ Guarantee: **at-least-once, deduplicated per micro-batch; never lost.**
   ``MARKERS_KEPT`` batches are deleted; on S3 the checkpoints bucket's lifecycle rule
   expires them instead (infra/terraform/modules/lake, ``sent_marker_prefixes``).
 
-Kafka transactions would close that last window, but the embedded broker does not
-honour aborts (see spark_apps.kafka.broker), so the design does not depend on them.
+What a replay can repeat, exactly: the messages of the one batch whose acknowledgement
+came before a crash and whose marker did not, each message with the same key and value
+(``alert_time`` aside). Nothing else: earlier batches have markers, later ones never ran.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class BatchKafkaSink:
                 }
             )
         return self._producer
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush and let go of the producer (its threads would otherwise outlive the query)."""
+        if self._producer is not None:
+            self._producer.flush(timeout_s)
+            self._producer = None
 
     def marker_uri(self, topic: str, batch_id: int) -> str:
         return f"{self.marker_dir}/{topic}/{int(batch_id):012d}"

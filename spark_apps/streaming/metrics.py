@@ -7,7 +7,7 @@ Written under ``<lake.metrics_uri>/stream/<query_name>/``:
 * ``latest.json`` -- the same object for the newest batch, overwritten each time; the
   Airflow stream supervisor reads it to check liveness (``committed_at``) and lag;
 * ``heartbeat.json`` -- written on Spark's idle events (about every 10 s while no new
-  record arrives): ``{query_name, query_id, heartbeat_at, lag, lag_total,
+  record arrives): ``{query_name, query_id, heartbeat_at, lag (empty), lag_total (0),
   newest_produced_at}``, so the supervisor tells a running app on silent topics from a
   dead one (it judges liveness by the newer of ``committed_at`` and ``heartbeat_at``).
 
@@ -19,13 +19,16 @@ Fields of one record (format_version 1)::
     duration_ms             {addBatch, getBatch, latestOffset, queryPlanning, triggerExecution, walCommit}
     watermark               ISO-8601 event-time watermark (produce time of the stream)
     state_rows_total, state_memory_bytes, state_rows_dropped_by_watermark,
-    duplicates_dropped      transaction duplicates removed (numDroppedDuplicateRows of the dedup operator)
+    duplicates_dropped      transaction duplicates removed (rows the dedup pass marked, counted by the writer; null if unknown)
+    index_rows              transactions the batch indexed (null if unknown)
+    signals_unmatched       ML outputs whose transaction did not arrive within the signal window
     state_operators         [{name, rows_total, memory_bytes, rows_dropped_by_watermark, rows_removed,
                             updates_ms, removals_ms, commit_ms}] (the times summed over the operator's
                             tasks; removals include the watermark eviction's scan of the state)
     sources                 [{description, start_offset, end_offset, input_rows}]
-    lag                     {"<topic>": {"<partition>": records behind the broker's end}}
-    lag_total
+    lag                     {"<topic>": {max, avg, partitions, total}}: records behind the broker's end, from
+                            the Kafka source's own progress metrics (avg/maxOffsetsBehindLatest)
+    lag_total               sum of the topics' totals
     newest_produced_at      ISO-8601 Kafka produce time of the newest record the query has consumed
                             (max of this batch's produce times, else the previous record's value)
     records_read            Kafka records the batch consumed (from the offset ranges; input_rows counts
@@ -77,20 +80,21 @@ def _iso(value: dt.datetime) -> str:
 
 def progress_record(
     progress: dict,
-    lag: dict[str, dict[str, int]] | None = None,
     dead_letters: int | None = None,
     newest_produced_at: str | None = None,
+    stats: dict | None = None,
 ) -> dict:
     """The metrics record of one ``StreamingQueryProgress`` (as its JSON dict).
 
-    ``dead_letters``: the batch's dead-letter count (from the batch writer);
+    ``dead_letters``: the batch's dead-letter count (from the batch writer); ``stats``: the
+    writer's counts of the batch's rows by kind (``index_rows``, ``duplicates``, ...);
     ``newest_produced_at``: the previous record's value, kept when this batch read nothing.
     """
     started = dt.datetime.fromisoformat(progress["timestamp"].replace("Z", "+00:00"))
     durations = progress.get("durationMs") or {}
     total_ms = int(durations.get("triggerExecution", 0))
     operators = progress.get("stateOperators") or []
-    lag = lag or {}
+    lag = source_lag(progress)
     return {
         "format_version": FORMAT_VERSION,
         "query_name": progress.get("name"),
@@ -107,9 +111,10 @@ def progress_record(
         "state_rows_total": sum(op.get("numRowsTotal", 0) for op in operators),
         "state_memory_bytes": sum(op.get("memoryUsedBytes", 0) for op in operators),
         "state_rows_dropped_by_watermark": sum(op.get("numRowsDroppedByWatermark", 0) for op in operators),
-        # The plan holds one copy of the transaction dedup per branch (index and signal join);
-        # each sees the same rows, so the largest count is the number of duplicates.
-        "duplicates_dropped": max([(op.get("customMetrics") or {}).get("numDroppedDuplicateRows", 0) for op in operators] or [0]),
+        # Counted by the batch writer: the rows the dedup pass marked ``duplicate`` (measured, not derived).
+        "duplicates_dropped": (stats or {}).get("duplicates"),
+        "index_rows": (stats or {}).get("index_rows"),
+        "signals_unmatched": (stats or {}).get("signals_unmatched"),
         "state_operators": [
             {
                 "name": op.get("operatorName"),
@@ -133,7 +138,7 @@ def progress_record(
             for source in progress.get("sources") or []
         ],
         "lag": lag,
-        "lag_total": sum(v for parts in lag.values() for v in parts.values()),
+        "lag_total": sum(int(topic["total"]) for topic in lag.values()),
         "newest_produced_at": _newest(progress, newest_produced_at),
         "records_read": records_read(progress),
         "dead_letters": dead_letters,
@@ -180,25 +185,26 @@ def consumed_offsets(progress: dict) -> dict[tuple[str, int], int]:
     return consumed
 
 
-class BrokerLag:
-    """Records behind the broker's end per partition, using the source's end-offset probe."""
-
-    def __init__(self, kafka_options) -> None:
-        self.options = kafka_options
-        self._probe = None
-
-    def __call__(self, consumed: dict[tuple[str, int], int]) -> dict[str, dict[str, int]]:
-        from spark_apps.kafka.source import EndOffsetProbe
-
-        if not consumed:
-            return {}
-        if self._probe is None:
-            self._probe = EndOffsetProbe(self.options.consumer())
-        ends = self._probe.end_offsets(sorted(consumed))
-        lag: dict[str, dict[str, int]] = {}
-        for (topic, partition), offset in sorted(consumed.items()):
-            lag.setdefault(topic, {})[str(partition)] = max(0, ends.get((topic, partition), offset) - offset)
-        return lag
+def source_lag(progress: dict) -> dict[str, dict[str, float | int]]:
+    """Records behind the broker's end per input topic, from Spark's Kafka source itself: each
+    source reports ``avgOffsetsBehindLatest`` / ``maxOffsetsBehindLatest`` over its partitions
+    against the latest offsets it fetched for the batch. ``total`` = avg x partitions."""
+    lag: dict[str, dict[str, float | int]] = {}
+    for source in progress.get("sources") or []:
+        metrics = source.get("metrics") or {}
+        if "avgOffsetsBehindLatest" not in metrics:
+            continue
+        end = _offsets(source.get("endOffset"))
+        for topic, parts in end.items():
+            partitions = len(parts) if isinstance(parts, dict) else 0
+            average = float(metrics["avgOffsetsBehindLatest"])
+            lag[topic] = {
+                "max": int(float(metrics.get("maxOffsetsBehindLatest", 0))),
+                "avg": average,
+                "partitions": partitions,
+                "total": round(average * partitions),
+            }
+    return lag
 
 
 def metrics_location(metrics_uri: str, query_name: str) -> str:
@@ -212,37 +218,34 @@ class MetricsListener(StreamingQueryListener):
         self,
         metrics_uri: str,
         query_name: str,
-        lag: Callable[[dict], dict] | None = None,
         publishers=(),
         batch_stats: Callable[[int], dict | None] | None = None,
     ) -> None:
         self.location = metrics_location(metrics_uri, query_name)
         self.query_name = query_name
-        self.lag = lag
         self.publishers = list(publishers)
         self.batch_stats = batch_stats
         self.records_written = 0
         self.query_id: str | None = None
         self.last_record: dict | None = None
-        self.consumed: dict[tuple[str, int], int] = {}
 
     def onQueryStarted(self, event) -> None:
         if getattr(event, "name", None) == self.query_name:
             self.query_id = str(event.id)
 
     def onQueryIdle(self, event) -> None:
-        """No new data: write heartbeat.json and publish a heartbeat (freshness keeps growing, lag from the broker)."""
+        """No new data: write heartbeat.json and publish a heartbeat (freshness keeps growing). Idle
+        means the source found nothing past the committed offsets: no lag."""
         try:
             if self.query_id is None or str(event.id) != self.query_id:
                 return
-            lag = self.lag(self.consumed) if self.lag and self.consumed else {}
             record = {
                 "query_name": self.query_name,
                 "query_id": self.query_id,
                 "heartbeat_at": _utc_iso(getattr(event, "timestamp", None)),
                 "input_rows": 0,
-                "lag": lag,
-                "lag_total": sum(v for parts in lag.values() for v in parts.values()),
+                "lag": {},
+                "lag_total": 0,
                 "newest_produced_at": (self.last_record or {}).get("newest_produced_at"),
                 "dead_letters": None,
                 "quarantine_rate": None,
@@ -261,11 +264,9 @@ class MetricsListener(StreamingQueryListener):
             progress = json.loads(event.progress.json)
             if progress.get("name") != self.query_name:
                 return
-            self.consumed.update(consumed_offsets(progress))
-            lag = self.lag(consumed_offsets(progress)) if self.lag else {}
             stats = self.batch_stats(progress.get("batchId")) if self.batch_stats else None
             previous = (self.last_record or {}).get("newest_produced_at")
-            record = progress_record(progress, lag, (stats or {}).get("dead_letters"), previous)
+            record = progress_record(progress, (stats or {}).get("dead_letters"), previous, stats)
             self.last_record = record
             self.write(record)
             for publish in self.publishers:

@@ -1,28 +1,31 @@
-"""The stream index pipeline as DataFrame -> DataFrame steps (streaming plan and micro-batch).
+"""The stream index pipeline: one streaming plan, built once, from Kafka records to scored rows.
 
-Streaming plan (:func:`build_stream`), one query, every record accounted for::
+:func:`build_stream` is one chain, so each Kafka record is read, parsed and masked once and
+every record is accounted for (``row_kind`` of each output row)::
 
-    transactions topic -> parse + validate (spark_apps.validation)
-        invalid, or valid but late (produced_at - event_time > late bound)
-                                   -> dead letter (reason from validation, or ``late``;
-                                      the record as it arrived, masked)
-        valid and on time -> mask (spark_apps.masking) -> watermark on produced_at
-                                   -> dropDuplicatesWithinWatermark(transaction_id)
-    fraud-signals topic -> parse  (invalid -> dead letter)
-        -> watermark on produced_at, stream-stream inner join with the deduplicated
-           transactions within +- the signal window (signal before or after its transaction)
-    deduplicated transactions (row_kind txn) + matched signals (row_kind signal)
-        -> rule state (spark_apps.streaming.rule_state), keyed by a user bucket
-    -> foreachBatch (spark_apps.streaming.writer): enrich with refreshed reference
-       data, rule flags + risk (spark_apps.fraud_rules), write the index, send alerts.
+    transactions topic -> parse + validate (spark_apps.validation) + late check + mask
+        txn          a valid, on-time transaction (card data masked)
+        dead_letter  invalid, or later than the late bound (reason ``late``), masked
+    fraud-signals topic -> parse + validate
+        signal       a valid ML output;   dead_letter  an invalid one
+    -> one watermark on produced_at (the Kafka produce time)
+    -> by transaction id (JVM, operators.paired_with_signals): first arrival ``txn`` with its ML
+       output so far, ``duplicate``, ``signal`` (late ML output of an earlier transaction),
+       ``signal_unmatched``
+    -> FX (amount_reporting)
+    -> by card (JVM, operators.with_card_counts) -> by user (JVM, operators.with_user_values)
+    -> merchant risk, policy, policy flags, rule flags, risk and action (the batch job's code)
+    -> output columns (:func:`with_output_columns`): the index row, the alert message, the
+       dead-letter message; the micro-batch writer (spark_apps.streaming.writer) sorts them out.
 
-Lateness is judged per record from its Kafka produce timestamp (deterministic, so a
-replayed batch classifies it the same way, and a backlog read after an outage is not
-mistaken for late data). Deduplication state is kept for ``dedup_horizon`` of
-produce time (at least the late bound), so every duplicate of an on-time event is
-caught; the watermark trails the newest produce time by half of it
-(:attr:`StreamSettings.watermark_delay_seconds`). Duplicates are counted by Spark
-(``numDroppedDuplicateRows`` in the metrics).
+Reference data (FX, merchants, policies) are static frames in the plan; the job restarts the
+query when a newer day of them lands (spark_apps.jobs.stream_index).
+
+Lateness is judged per record from its Kafka produce timestamp (deterministic, so a replayed
+batch classifies it the same way, and a backlog read after an outage is not mistaken for late
+data). The watermark trails the newest produce time by half the dedup horizon
+(:attr:`StreamSettings.watermark_delay_seconds`); a transaction id is remembered until it passes
+the id's produce time + that delay, so duplicates are caught for the whole horizon.
 """
 
 from __future__ import annotations
@@ -33,19 +36,27 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import StringType, StructField, StructType
 
+from spark_apps.enrichment import with_fx_rates, with_merchant_risk_levels, with_policy, with_policy_flags
+from spark_apps.fraud_rules import FraudRules, card_key_col, with_risk, with_rule_flags
 from spark_apps.masking import mask_payload_text_col, with_masked_card_fields
 from spark_apps.schemas import (
+    FRAUD_ALERT_SCHEMA,
     FRAUD_MODEL_OUTPUT_SCHEMA,
     MAX_FIELD_LENGTH,
     QUARANTINE_SCHEMA,
     RAW_TRANSACTION_FIELDS,
     SCORE_TYPE,
+    STREAM_INDEX_SCHEMA,
     Reason,
 )
-from spark_apps.streaming.rule_state import RULE_SIGNAL_COLUMNS, RULE_STATE_SCHEMA, RuleWindows, make_rule_state_function
+from spark_apps.streaming.operators import (
+    CARD_KEY_COLUMN,
+    paired_with_signals,
+    with_card_counts,
+    with_user_values,
+)
 from spark_apps.validation import (
     SOURCE_COLUMNS,
     parse_json_events,
@@ -59,7 +70,10 @@ from spark_apps.validation import (
 ROW_TXN = "txn"
 ROW_SIGNAL = "signal"
 ROW_DEAD_LETTER = "dead_letter"
-SIGNAL_COLUMNS = ("fraud_score", "model_version", "fraud_explanations", "inference_time")
+ROW_DUPLICATE = "duplicate"
+ROW_SIGNAL_UNMATCHED = "signal_unmatched"
+ROW_KINDS = (ROW_TXN, ROW_SIGNAL, ROW_DEAD_LETTER, ROW_DUPLICATE, ROW_SIGNAL_UNMATCHED)
+_ALL_FIELDS = {"ignoreNullFields": "false"}  # messages carry every schema field, nulls included
 
 
 @dataclass(frozen=True)
@@ -69,73 +83,32 @@ class StreamSettings:
     late_bound_seconds: int = 600
     dedup_horizon_seconds: int = 900
     signal_window_seconds: int = 300
-    rule_buckets: int = 8
-    # How a bucket number becomes the rule state's key (see with_rule_bucket). A checkpoint keeps the
-    # layout it started with (spark_apps.jobs.stream_index.with_checkpoint_rule_buckets).
-    rule_bucket_layout: str = "balanced"
 
     def __post_init__(self) -> None:
         if self.dedup_horizon_seconds < self.late_bound_seconds:
             raise ValueError("dedup_horizon_seconds must be at least late_bound_seconds (or on-time duplicates escape)")
-        if min(self.late_bound_seconds, self.signal_window_seconds, self.rule_buckets) <= 0:
-            raise ValueError("late bound, signal window and rule buckets must be positive")
-        if self.rule_bucket_layout not in RULE_BUCKET_LAYOUTS:
-            raise ValueError(f"rule_bucket_layout must be one of {RULE_BUCKET_LAYOUTS}, not {self.rule_bucket_layout!r}")
-        if self.rule_bucket_layout == "balanced" and self.rule_buckets > BALANCED_KEY_MODULUS:
-            raise ValueError(f"at most {BALANCED_KEY_MODULUS} rule buckets")
+        if min(self.late_bound_seconds, self.signal_window_seconds) <= 0:
+            raise ValueError("late bound and signal window must be positive")
 
     @property
     def watermark_delay_seconds(self) -> int:
         """How far the watermark trails the newest produce time: half the dedup horizon (rounded up).
-        Spark keeps a transaction id until the watermark passes its produce time + this delay, so an id
-        is remembered for twice the delay = the horizon. Every state follows the watermark: the join
-        keeps a row for the signal window + the delay, the rule state its windows + late bound +
-        signal window + the delay behind the newest produce time. With the whole horizon as the
-        delay, ids were kept for twice the horizon and the other states 450 s longer than needed."""
+        A transaction id is kept until the watermark passes its produce time + this delay, so it is
+        remembered while records up to twice the delay = the horizon newer arrive."""
         return -(-self.dedup_horizon_seconds // 2)
 
+    @property
+    def keep_transaction_seconds(self) -> int:
+        """How long past its produce time (in watermark time) a transaction id stays in state: for
+        dedup (the delay) and for ML outputs produced up to the signal window after it."""
+        return max(self.watermark_delay_seconds, self.signal_window_seconds)
 
-# "balanced": bucket b's key is a number Spark's hash partitioning sends to state partition
-# b mod P, for any power-of-two P up to the modulus; "modulo": the key is b itself (checkpoints
-# started before the balanced keys), whose hashes fall unevenly (0-3 split 3 + 1 over 2 partitions).
-RULE_BUCKET_LAYOUTS = ("balanced", "modulo")
-BALANCED_KEY_MODULUS = 1024
-_HASH_SEED = 42  # Spark's HashPartitioning: pmod(Murmur3Hash(keys, 42), partitions)
-
-
-def murmur3_int(value: int, seed: int = _HASH_SEED) -> int:
-    """Spark's hash of an int column (Murmur3_x86_32.hashInt), as a signed 32-bit int."""
-
-    def mix(h: int, k: int) -> int:
-        k = (k * 0xCC9E2D51) & 0xFFFFFFFF
-        k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
-        k = (k * 0x1B873593) & 0xFFFFFFFF
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
-        return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
-
-    h = mix(seed & 0xFFFFFFFF, value & 0xFFFFFFFF) ^ 4
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-@functools.cache
-def balanced_bucket_keys(buckets: int) -> tuple[int, ...]:
-    """Key of each bucket: the smallest int >= 0 whose Spark hash is the bucket number modulo
-    BALANCED_KEY_MODULUS. Then bucket b is on state partition b mod P whenever P divides the
-    modulus, so B buckets over P partitions put B/P on each (for B a multiple of P)."""
-    keys: dict[int, int] = {}
-    value = 0
-    while len(keys) < buckets:
-        bucket = murmur3_int(value) % BALANCED_KEY_MODULUS
-        if bucket < buckets and bucket not in keys:
-            keys[bucket] = value
-        value += 1
-    return tuple(keys[b] for b in range(buckets))
+    @property
+    def lookback_seconds(self) -> int:
+        """How far below the watermark a later row's event time can be: a transaction reaches the
+        rule operators at most the late bound before its produce time, and a late ML output
+        carries its transaction's time, produced at most the signal window earlier."""
+        return self.late_bound_seconds + self.signal_window_seconds
 
 
 # --- column helpers ---------------------------------------------------------------------
@@ -158,44 +131,31 @@ def with_kafka_columns(kafka_df: DataFrame) -> DataFrame:
     )
 
 
-def batch_time_placeholder_col() -> Column:
-    """``quarantined_at`` of dead letters in the streaming plan; the micro-batch writer sets the batch's
-    time. Not ``current_timestamp()``: Spark turns that into a new literal every micro-batch, which
-    changes the generated code and recompiles the whole validation stage each batch."""
-    return F.lit(None).cast("timestamp")
-
-
 def quarantine_struct_col(values: dict[str, Column]) -> Column:
     """A dead-letter message: QUARANTINE_SCHEMA fields from ``values`` (by name), as one struct column."""
     return F.struct(*[values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields])
 
 
+def with_filter_barrier(df: DataFrame) -> DataFrame:
+    """``df`` behind an always-true filter on a non-deterministic column: Catalyst pushes no filter
+    through it (nor through the projection computing that column), so filters above are evaluated
+    on ``df``'s computed columns instead of inlining the validation's CASE chains (measured: ~100
+    copies of the JSON parse in one filter, too large for code generation). Results are unchanged."""
+    return df.withColumn("_filter_barrier", F.spark_partition_id()).filter(F.col("_filter_barrier") >= 0).drop("_filter_barrier")
+
+
+def late_col(late_bound_seconds: int, event_time: Column) -> Column:
+    """The event reached Kafka more than the late bound after it happened."""
+    return F.col("produced_at") > event_time + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
+
+
 # --- transactions ----------------------------------------------------------------------
 
 
-def split_transactions(
-    kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int, watermark_delay_seconds: int
-) -> tuple[DataFrame, DataFrame]:
-    """(masked valid on-time transactions + Kafka columns, dead letters) from the transactions topic,
-    both with the watermark on ``produced_at`` (``watermark_delay_seconds`` behind the newest). A dead letter
-    has the same columns plus ``dead_letter``, its QUARANTINE_SCHEMA message (masked payload).
-
-    The steps of ``validation.validate_json_events`` with two additions: transactions later than
-    the bound (:func:`late_col`) are dead letters too, with reason ``late``; and the topic is
-    parsed, validated and masked once per micro-batch for its three uses (indexed, joined with
-    the ML outputs, dead letters). Spark shares no scan between branches of a plan, so each branch
-    used to parse and validate the topic again (~1 s per 20,000 records on one core). Now every
-    record is validated and masked once, then shuffled by ``transaction_id`` (the shuffle the
-    dedup needs); the branches start above it, and a shuffle that recurs identically in a plan
-    runs once. For that, every branch must read every column of it: dead letters therefore keep
-    the transaction's columns (build_stream passes them on). No card number, CVV, expiry or IP
-    reaches the shuffle unmasked.
-
-    Filter barriers (:func:`with_filter_barrier`): after the validation projection, or Catalyst
-    pushes the filters through the projections, inlining ``reason_code``'s CASE chain down to
-    ``from_json(value).<field>`` (measured: ~100 copies of the JSON parse in one filter, too
-    large for code generation, evaluated row by row); and above the shuffle, or each branch's
-    filter is pushed below it and the branches' shuffles differ."""
+def transaction_rows(kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int) -> DataFrame:
+    """Every record of the transactions topic as one row: ``txn`` (valid, on time) or ``dead_letter``
+    (with its QUARANTINE_SCHEMA message in ``dead_letter``: the record as it arrived, masked). Card
+    fields are masked on every row: no card number, CVV, expiry or IP leaves this step in clear."""
     records_df = with_kafka_columns(kafka_df).drop("source_location")
     location = F.concat_ws(
         "/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"), F.col("kafka_offset").cast("string")
@@ -204,20 +164,13 @@ def split_transactions(
     tagged_df = with_filter_barrier(with_validation(events_df))
     late = F.col("reason_code").isNull() & late_col(late_bound_seconds, F.col("_event_time"))
     extra = tuple(c for c in records_df.columns if c != "value" and c not in RAW_TRANSACTION_FIELDS)
-    dead_letter = F.when(F.col("reason_code").isNotNull() | late, transaction_dead_letter_col(late_bound_seconds))
+    rejected = F.col("reason_code").isNotNull() | late
     checked_df = tagged_df.select(
-        *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra), dead_letter.alias("dead_letter")
+        *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra),
+        F.when(rejected, transaction_dead_letter_col(late_bound_seconds)).alias("dead_letter"),
+        F.when(rejected, F.lit(ROW_DEAD_LETTER)).otherwise(F.lit(ROW_TXN)).alias("row_kind"),
     )
-    # The watermark below the shuffle: above it, Spark would not see the rows as partitioned by
-    # transaction_id and would shuffle them again for the dedup.
-    shuffled_df = with_filter_barrier(
-        with_masked_card_fields(checked_df, pan_key)
-        .withWatermark("produced_at", f"{int(watermark_delay_seconds)} seconds")
-        .repartition("transaction_id")
-    )
-    on_time_df = shuffled_df.filter(F.col("dead_letter").isNull()).drop("dead_letter", "_filter_barrier")
-    dead_df = shuffled_df.filter(F.col("dead_letter").isNotNull()).drop("_filter_barrier")
-    return on_time_df, dead_df
+    return with_masked_card_fields(checked_df, pan_key)
 
 
 def transaction_dead_letter_col(late_bound_seconds: int) -> Column:
@@ -240,28 +193,9 @@ def transaction_dead_letter_col(late_bound_seconds: int) -> Column:
         "transaction_id": F.when(is_late, F.trim(text_id)).when(F.length(text_id) <= MAX_FIELD_LENGTH, text_id),
         "payload_masked": payload_masked_col(),
         "run_id": F.lit("stream"),
-        "quarantined_at": batch_time_placeholder_col(),
+        "quarantined_at": F.current_timestamp(),  # the micro-batch's time (fixed in its offset log)
     }
     return quarantine_struct_col(values)
-
-
-def with_filter_barrier(df: DataFrame) -> DataFrame:
-    """``df`` behind an always-true filter on a non-deterministic column: Catalyst pushes no filter
-    through it (nor through the projection computing that column), so the filters above are
-    evaluated on ``df``'s computed columns. Optimization only; results are unchanged."""
-    return df.withColumn("_filter_barrier", F.spark_partition_id()).filter(F.col("_filter_barrier") >= 0)
-
-
-def late_col(late_bound_seconds: int, event_time: Column) -> Column:
-    """The event reached Kafka more than the late bound after it happened."""
-    return F.col("produced_at") > event_time + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
-
-
-def deduplicated(on_time_df: DataFrame) -> DataFrame:
-    """Exactly one row per transaction_id within the horizon (the first produced): twice the delay of
-    the watermark on ``produced_at`` (:func:`split_transactions`,
-    :attr:`StreamSettings.watermark_delay_seconds`)."""
-    return on_time_df.dropDuplicatesWithinWatermark(["transaction_id"])
 
 
 # --- fraud signals ---------------------------------------------------------------------
@@ -269,11 +203,9 @@ def deduplicated(on_time_df: DataFrame) -> DataFrame:
 _SIGNAL_TEXT_SCHEMA = StructType([StructField(f.name, StringType(), True) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields])
 
 
-def split_signals(kafka_df: DataFrame, watermark_delay_seconds: int) -> tuple[DataFrame, DataFrame]:
-    """(typed ML outputs + their produce time, dead letters) from the fraud-signals topic, both with
-    the watermark on ``signal_produced_at``. A dead letter has the same columns plus ``dead_letter``.
-    Parsed and validated once per micro-batch, then shuffled by ``signal_transaction_id`` for the
-    join, the dead letters above that shuffle (as in :func:`split_transactions`)."""
+def signal_rows(kafka_df: DataFrame) -> DataFrame:
+    """Every record of the fraud-signals topic as one row: ``signal`` (a typed ML output keyed by
+    ``transaction_id``) or ``dead_letter`` (reason and masked payload in ``dead_letter``)."""
     records_df = with_kafka_columns(kafka_df)
     parsed = F.from_json(F.col("value"), _SIGNAL_TEXT_SCHEMA)
     text = {f.name: F.trim(F.col(f"_s.{f.name}")) for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
@@ -300,98 +232,147 @@ def split_signals(kafka_df: DataFrame, watermark_delay_seconds: int) -> tuple[Da
         "transaction_id": F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]),
         "payload_masked": mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))),
         "run_id": F.lit("stream"),
-        "quarantined_at": batch_time_placeholder_col(),
+        "quarantined_at": F.current_timestamp(),
     }
-    checked_df = tagged_df.select(
-        text["transaction_id"].alias("signal_transaction_id"),
+    rejected = F.col("reason_code").isNotNull()
+    return tagged_df.select(
+        F.when(~rejected, text["transaction_id"]).alias("transaction_id"),
         score.alias("fraud_score"),
         text["model_version"].alias("model_version"),
         F.col("_s.explanations").alias("fraud_explanations"),
         inference.alias("inference_time"),
-        F.col("produced_at").alias("signal_produced_at"),
-        F.when(F.col("reason_code").isNotNull(), quarantine_struct_col(dead_letter)).alias("dead_letter"),
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "produced_at",
+        F.when(rejected, quarantine_struct_col(dead_letter)).alias("dead_letter"),
+        F.when(rejected, F.lit(ROW_DEAD_LETTER)).otherwise(F.lit(ROW_SIGNAL)).alias("row_kind"),
     )
-    shuffled_df = with_filter_barrier(
-        checked_df.withWatermark("signal_produced_at", f"{int(watermark_delay_seconds)} seconds").repartition(
-            "signal_transaction_id"
-        )
+
+
+# --- the plan ----------------------------------------------------------------------------
+
+
+def keyed_rows(transactions_df: DataFrame, signals_df: DataFrame, settings: StreamSettings) -> DataFrame:
+    """Both topics' rows in one frame (null signal columns on transactions and vice versa), with the
+    watermark on produced_at."""
+    null_signals = {name: F.lit(None).cast(field.dataType) for name, field in _signal_fields().items()}
+    txn_df = transactions_df.withColumns(null_signals)
+    return txn_df.unionByName(signals_df, allowMissingColumns=True).withWatermark(
+        "produced_at", f"{int(settings.watermark_delay_seconds)} seconds"
     )
-    signals_df = shuffled_df.filter(F.col("dead_letter").isNull()).drop("dead_letter", "_filter_barrier")
-    dead_df = shuffled_df.filter(F.col("dead_letter").isNotNull()).drop("_filter_barrier")
-    return signals_df, dead_df
 
 
-def matched_signals(txn_df: DataFrame, signals_df: DataFrame, settings: StreamSettings) -> DataFrame:
-    """Deduplicated transactions joined with their ML outputs produced within +- the signal window."""
-    window = int(settings.signal_window_seconds)
-    condition = (F.col("transaction_id") == F.col("signal_transaction_id")) & F.col("signal_produced_at").between(
-        F.col("produced_at") - F.expr(f"INTERVAL {window} SECONDS"), F.col("produced_at") + F.expr(f"INTERVAL {window} SECONDS")
+def _signal_fields() -> dict[str, StructField]:
+    by_name = {f.name: f for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
+    return {
+        "fraud_score": by_name["fraud_score"],
+        "model_version": by_name["model_version"],
+        "fraud_explanations": StructField("fraud_explanations", StringType()),
+        "inference_time": by_name["inference_time"],
+    }
+
+
+def with_rule_values(df: DataFrame, rules: FraudRules, settings: StreamSettings, fx_rates_df: DataFrame) -> DataFrame:
+    """FX (``fx_rates_df``: an enrichment.fx_rate_lookup), then the card counts and the user values
+    from the JVM operators."""
+    return (
+        df.transform(with_fx_rates, fx_rates_df)
+        .withColumn(CARD_KEY_COLUMN, card_key_col())
+        .transform(with_card_counts, rules, settings.lookback_seconds)
+        .transform(with_user_values, rules, settings.lookback_seconds)
+        .drop(CARD_KEY_COLUMN)
     )
-    return txn_df.drop(*SIGNAL_COLUMNS).join(signals_df, condition, "inner").drop("signal_transaction_id", "signal_produced_at")
 
 
-# --- rule state -------------------------------------------------------------------------
-
-
-def with_rule_bucket(df: DataFrame, buckets: int, layout: str = "balanced") -> DataFrame:
-    """``rule_bucket``: the rule state's key for the row's user (a hash of user_id modulo ``buckets``,
-    as the layout's key)."""
-    bucket = F.pmod(F.xxhash64("user_id"), F.lit(buckets)).cast("int")
-    if layout == "balanced":
-        bucket = F.element_at(F.array(*[F.lit(k) for k in balanced_bucket_keys(buckets)]), bucket + 1)
-    return df.withColumn("rule_bucket", bucket)
-
-
-def with_rule_signals_from_state(rows_df: DataFrame, rules, settings: StreamSettings) -> DataFrame:
-    """Run the stateful rule function over txn + signal rows (see spark_apps.streaming.rule_state)."""
-    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in rows_df.schema.fields)
-    signals = ", ".join(f"{name} {dtype}" for name, dtype in RULE_SIGNAL_COLUMNS)
-    return rows_df.groupBy("rule_bucket").applyInPandasWithState(
-        make_rule_state_function(RuleWindows.from_rules(rules, settings.late_bound_seconds + settings.signal_window_seconds)),
-        f"{columns}, {signals}",
-        RULE_STATE_SCHEMA,
-        "append",
-        GroupStateTimeout.NoTimeout,
+def with_scores(df: DataFrame, reference: dict[str, DataFrame], rules: FraudRules) -> DataFrame:
+    """Merchant risk (``reference["merchants"]``: an enrichment.merchant_risk_lookup), policy, flags,
+    risk and action: the batch index job's steps, in its order."""
+    return (
+        df.transform(with_merchant_risk_levels, reference["merchants"])
+        .transform(with_policy, reference["policies"])
+        .transform(with_policy_flags)
+        .transform(with_rule_flags, rules)
+        .transform(with_risk, rules)
     )
 
 
 def build_stream(
-    transactions_df: DataFrame, signals_kafka_df: DataFrame, pan_key: bytes, rules, settings: StreamSettings
+    transactions_kafka_df: DataFrame,
+    signals_kafka_df: DataFrame,
+    pan_key: bytes,
+    rules: FraudRules,
+    settings: StreamSettings,
+    reference: dict[str, DataFrame],
 ) -> DataFrame:
-    """The whole streaming plan: one DataFrame of ``row_kind`` txn / signal / dead_letter rows."""
-    on_time_df, txn_dead_df = split_transactions(
-        transactions_df, pan_key, settings.late_bound_seconds, settings.watermark_delay_seconds
+    """The whole streaming plan: one row per Kafka record, plus one per update of an earlier
+    transaction, in the columns of :func:`with_output_columns`."""
+    keyed_df = keyed_rows(
+        transaction_rows(transactions_kafka_df, pan_key, settings.late_bound_seconds), signal_rows(signals_kafka_df), settings
     )
-    null_signals = [F.lit(None).cast(f.dataType).alias(n) for n, f in zip(SIGNAL_COLUMNS, _signal_fields(), strict=True)]
-    txn_df = deduplicated(on_time_df).select("*", *null_signals)
-    signals_df, signal_dead_df = split_signals(signals_kafka_df, settings.watermark_delay_seconds)
-    signal_rows_df = matched_signals(txn_df, signals_df, settings).withColumn("row_kind", F.lit(ROW_SIGNAL))
-    rule_input_df = with_rule_bucket(
-        txn_df.withColumn("row_kind", F.lit(ROW_TXN)).unionByName(signal_rows_df),
-        settings.rule_buckets,
-        settings.rule_bucket_layout,
-    )
-    ruled_df = with_rule_signals_from_state(rule_input_df, rules, settings)
-    # Dead letters keep their record's columns (see split_transactions); only row_kind and
-    # dead_letter are read. They are few: one partition, not one per shuffle partition of each
-    # topic, or every stage of the micro-batch's scoring runs that many more (empty) tasks.
-    dead_rows_df = (
-        txn_dead_df.unionByName(signal_dead_df, allowMissingColumns=True)
-        .withColumn("row_kind", F.lit(ROW_DEAD_LETTER))
-        .coalesce(1)
-    )
-    return ruled_df.unionByName(dead_rows_df, allowMissingColumns=True)
+    paired_df = paired_with_signals(keyed_df, settings.signal_window_seconds, settings.keep_transaction_seconds)
+    scored_df = with_scores(with_rule_values(paired_df, rules, settings, reference["fx_rates"]), reference, rules)
+    return with_output_columns(scored_df)
 
 
-def _signal_fields():
-    by_name = {f.name: f for f in FRAUD_MODEL_OUTPUT_SCHEMA.fields}
-    return [
-        by_name["fraud_score"],
-        by_name["model_version"],
-        StructField("fraud_explanations", StringType()),
-        by_name["inference_time"],
-    ]
+# --- what leaves the plan ------------------------------------------------------------------
+
+
+def flagged_col() -> Column:
+    return (F.size("rule_flags") > 0) | (F.size("policy_flags") > 0) | (F.col("recommended_action") != F.lit("ALLOW"))
+
+
+def alert_columns(alert_time: Column) -> list[Column]:
+    """FRAUD_ALERT_SCHEMA columns of a scored row; reasons = rule flags + POLICY_<flag> + ML score."""
+    reasons = F.concat(
+        F.col("rule_flags"),
+        F.transform(F.col("policy_flags"), lambda f: F.concat(F.lit("POLICY_"), f)),
+        F.when(
+            F.col("fraud_score").isNotNull(), F.array(F.concat(F.lit("ML_SCORE_"), F.col("fraud_score").cast("string")))
+        ).otherwise(F.array().cast("array<string>")),
+    )
+    values = {"reasons": reasons, "alert_time": alert_time}
+    return [_cast_scalar(values.get(f.name, F.col(f.name)), f.dataType).alias(f.name) for f in FRAUD_ALERT_SCHEMA.fields]
+
+
+def _cast_scalar(column, data_type):
+    """Cast to the schema type; arrays keep their element nullability (ANSI refuses that cast)."""
+    from pyspark.sql.types import ArrayType
+
+    return column if isinstance(data_type, ArrayType) else column.cast(data_type)
+
+
+@functools.cache
+def _output_columns() -> tuple[Column, ...]:
+    """``row_kind``; the STREAM_INDEX_SCHEMA columns + ``dt`` / ``hour`` (meaningful for ``txn``);
+    ``alert``: the FRAUD_ALERT_SCHEMA message of a flagged ``txn`` or ``signal`` row; ``dead_letter``:
+    the QUARANTINE_SCHEMA message of a dead letter. ``ingested_at`` and ``alert_time`` are the
+    micro-batch's time (``current_timestamp()`` is the batch timestamp in its offset log, so a
+    replayed batch writes the same values). ``run_id`` is set by the writer (the batch id)."""
+    now = F.current_timestamp()
+    scored = F.col("row_kind").isin(ROW_TXN, ROW_SIGNAL)
+    alert = F.when(scored & flagged_col(), F.to_json(F.struct(*alert_columns(now)), _ALL_FIELDS))
+    dead_letter = F.when(
+        F.col("row_kind") == ROW_DEAD_LETTER, F.to_json(F.col("dead_letter"), _ALL_FIELDS)
+    )
+    dead_letter_key = F.coalesce(F.col("dead_letter.transaction_id"), F.col("dead_letter.source_location"), F.lit("unknown"))
+    values = {"run_id": F.lit(None).cast("string"), "ingested_at": now}
+    index = [values.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in STREAM_INDEX_SCHEMA.fields]
+    return (
+        F.col("row_kind"),
+        *index,
+        F.date_format("event_time", "yyyy-MM-dd").alias("dt"),
+        F.date_format("event_time", "HH").alias("hour"),
+        alert.alias("alert"),
+        dead_letter.alias("dead_letter_message"),
+        F.when(F.col("row_kind") == ROW_DEAD_LETTER, dead_letter_key).alias("dead_letter_key"),
+    )
+
+
+def with_output_columns(scored_df: DataFrame) -> DataFrame:
+    return scored_df.select(*_output_columns())
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+

@@ -2,12 +2,16 @@
 
 Every bucket is KMS-encrypted, versioned, public-blocked, TLS-only and access-logged;
 no IAM policy grants "*" on S3, Glue, KMS or MSK resources; keys rotate; MSK needs IAM
-auth over TLS; MWAA is private with all logs on.
+auth over TLS; MWAA is private with all logs on; MWAA reaches MSK on 9098 by security group
+and may administer only the four platform topics; the EMR job role's consumer groups are
+the stream job's.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
@@ -426,6 +430,177 @@ def test_the_pan_token_key_never_enters_terraform_state():
     )
     secret = tm.block(secrets, "aws_secretsmanager_secret", "pan_token_key").body
     assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
+
+
+# --- MWAA -> MSK (the stream supervisor's topic administration and lag check) --------------------
+
+PLATFORM_TOPICS = frozenset({"payments.transactions", "payments.fraud-signals", "payments.fraud-alerts", "payments.dead-letter"})
+MSK_IAM_PORT = 9098
+STREAM_JOB = tm.PROJECT_ROOT / "spark_apps" / "jobs" / "stream_index.py"
+_SECURITY_GROUP_ID = re.compile(r"aws_security_group\.(\w+)\.id")
+_VARIABLE = re.compile(r"var\.(\w+)")
+_MODULE_OUTPUT = re.compile(r"module\.(\w+)\.(\w+)")
+
+
+def _security_group(directory: Path, value) -> tuple[str, str] | None:
+    """The ``aws_security_group`` (module, name) an id expression of ``directory`` stands for,
+    following module inputs (in every env) and module outputs; None if it is not one."""
+    text = tm.expression(value)
+    if match := _SECURITY_GROUP_ID.fullmatch(text):
+        return (directory.name, tm.block(directory, "aws_security_group", match.group(1)).name)
+    if (match := _VARIABLE.fullmatch(text)) and directory.parent == tm.MODULES_ROOT:
+        found = set()
+        for env in tm.ENV_NAMES:
+            env_directory = tm.ENVS_ROOT / env
+            argument = tm.modules_of(env_directory)[directory.name].get(match.group(1))
+            found.add(None if argument is None else _security_group(env_directory, argument))
+        assert len(found) == 1, f"envs wire {directory.name}.{match.group(1)} differently: {found}"
+        return found.pop()
+    if (match := _MODULE_OUTPUT.fullmatch(text)) and directory.parent == tm.ENVS_ROOT:
+        module = tm.MODULES_ROOT / match.group(1)
+        return _security_group(module, tm.outputs_of(module)[match.group(2)]["value"])
+    return None
+
+
+def _rules(resource_type: str) -> list[tm.Block]:
+    return [rule for rule in tm.all_blocks(resource_type) if rule.directory.parent == tm.MODULES_ROOT]
+
+
+def test_mwaa_reaches_the_msk_brokers_on_the_iam_port_by_security_group():
+    """Ingress on the brokers' group from MWAA's group on 9098 (and MWAA's restricted egress
+    back), traced through module inputs/outputs to the groups the cluster and MWAA really use."""
+    [brokers] = tm.as_list(tm.block(tm.MODULES_ROOT / "msk", "aws_msk_cluster", "this").body["broker_node_group_info"])
+    [msk_group] = {_security_group(tm.MODULES_ROOT / "msk", sg) for sg in brokers["security_groups"]}
+    [network] = tm.as_list(tm.block(tm.MODULES_ROOT / "airflow", "aws_mwaa_environment", "this").body["network_configuration"])
+    [mwaa_group] = {_security_group(tm.MODULES_ROOT / "airflow", sg) for sg in network["security_group_ids"]}
+    assert msk_group == ("msk", "msk") and mwaa_group == ("airflow", "mwaa")
+
+    def between(resource_type: str, owner: tuple[str, str], peer: tuple[str, str]) -> list[tm.Block]:
+        return [
+            rule
+            for rule in _rules(resource_type)
+            if _security_group(rule.directory, rule.body["security_group_id"]) == owner
+            and _security_group(rule.directory, rule.body.get("referenced_security_group_id")) == peer
+        ]
+
+    [ingress] = between("aws_vpc_security_group_ingress_rule", msk_group, mwaa_group)
+    [egress] = between("aws_vpc_security_group_egress_rule", mwaa_group, msk_group)
+    for rule in (ingress, egress):
+        body = rule.body
+        assert (body["ip_protocol"], body["from_port"], body["to_port"]) == ("tcp", MSK_IAM_PORT, MSK_IAM_PORT), rule.address
+        assert "MSK" in body["description"] or "MWAA" in body["description"], rule.address
+        assert "for_each" not in body and "count" not in body, f"{rule.address} must always exist"
+    # MWAA's egress is restricted (443 out, its own group): nothing else opens the brokers' port.
+    others = [
+        r.body
+        for r in _rules("aws_vpc_security_group_egress_rule")
+        if r.address != egress.address and r.directory.name == "airflow"
+    ]
+    assert all(body["ip_protocol"] == "-1" or body.get("to_port") == 443 for body in others)
+
+
+def _execution_statements() -> dict[str, dict]:
+    document = tm.block(tm.MODULES_ROOT / "airflow", "aws_iam_policy_document", "execution", kind="data")
+    return {statement["sid"]: statement for statement in tm.policy_statements(document)}
+
+
+def test_mwaa_role_may_administer_exactly_the_four_platform_topics():
+    kafka = {sid: s for sid, s in _execution_statements().items() if any(a.startswith("kafka") for a in _strings(s["actions"]))}
+    assert set(kafka) == {"MskConnect", "MskAdministerPlatformTopics"}
+    for statement in kafka.values():
+        assert statement.get("effect", "Allow") == "Allow" and "condition" not in statement, statement["sid"]
+    connect = kafka["MskConnect"]
+    assert connect["actions"] == ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    assert connect["resources"] == ["${var.msk_cluster_arn}"]
+    topics = kafka["MskAdministerPlatformTopics"]
+    assert len(set(topics["actions"])) == len(topics["actions"])
+    assert sorted(topics["actions"]) == [
+        "kafka-cluster:AlterTopic",
+        "kafka-cluster:AlterTopicDynamicConfiguration",
+        "kafka-cluster:CreateTopic",
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:DescribeTopicDynamicConfiguration",
+    ]
+    assert tm.expression(topics["resources"]) == "var.msk_topic_arns"
+    # What the envs pass: the msk module's ARN of each platform topic by name, nothing else.
+    for env in tm.ENV_NAMES:
+        arguments = tm.modules_of(tm.ENVS_ROOT / env)["airflow"]
+        assert tm.expression(arguments["msk_cluster_arn"]) == "module.msk.cluster_arn", env
+        topic_arns = arguments["msk_topic_arns"]
+        assert isinstance(topic_arns, list), f"{env}: msk_topic_arns must list the topics by name"
+        names = [re.fullmatch(r'module\.msk\.topic_arns\["([^"*]+)"\]', tm.expression(arn)) for arn in topic_arns]
+        assert all(names), f"{env}: {topic_arns}"
+        assert sorted(name.group(1) for name in names) == sorted(PLATFORM_TOPICS), env
+    msk = tm.MODULES_ROOT / "msk"
+    assert set(tm.variables_of(msk)["topics"]["default"]) == PLATFORM_TOPICS
+    assert tm.expression(tm.outputs_of(msk)["cluster_arn"]["value"]) == "aws_msk_cluster.this.arn"
+    assert tm.expression(tm.outputs_of(msk)["topic_arns"]["value"]) == (
+        '{for topic, _ in var.topics : topic => "${local.arn_base}:topic/${local.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/${topic}"}'
+    )
+
+
+def _render(text: str, values: dict[str, str]) -> str:
+    """Substitute ``${expr}`` interpolations; an expression not in ``values`` fails."""
+
+    def substitute(match: re.Match) -> str:
+        assert match.group(1) in values, f"cannot render ${{{match.group(1)}}} in {text}"
+        return values[match.group(1)]
+
+    return re.sub(r"\$\{([^{}]+)\}", substitute, text)
+
+
+def test_emr_job_role_may_use_only_the_stream_jobs_consumer_groups():
+    """arn:aws:kafka:<region>:<account>:group/<cluster>/<uuid>/payments-stream-index*, the
+    groupIdPrefix of the stream job's Kafka source, and no other group."""
+    compute = tm.MODULES_ROOT / "compute"
+    statements = tm.policy_statements(tm.block(compute, "aws_iam_policy_document", "job", kind="data"))
+    [groups] = [s for s in statements if any(re.fullmatch(r"kafka-cluster:\w*Group\w*", a) for a in _strings(s["actions"]))]
+    assert groups["sid"] == "MskConsumerGroups"
+    assert sorted(groups["actions"]) == ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
+    resources = re.fullmatch(r'\[for (\w+) in var\.msk_consumer_group_prefixes : "([^"]+)"\]', tm.expression(groups["resources"]))
+    assert resources, groups["resources"]
+    item, template = resources.groups()
+
+    msk = tm.MODULES_ROOT / "msk"
+    msk_locals = tm.locals_of(msk)
+    partition_region_account = {
+        "data.aws_partition.current.partition": "aws",
+        "data.aws_region.current.id": "eu-west-1",
+        "data.aws_caller_identity.current.account_id": "123456789012",
+    }
+    cluster = {
+        "local.arn_base": _render(msk_locals["arn_base"], partition_region_account),
+        "local.cluster_name": _render(msk_locals["cluster_name"], {"var.name_prefix": "payments-prod"}),
+        "aws_msk_cluster.this.cluster_uuid": "0123abcd-uuid-1",
+    }
+    group_arn_prefix = _render(tm.outputs_of(msk)["group_arn_prefix"]["value"], cluster)
+    default_prefixes = tm.variables_of(compute)["msk_consumer_group_prefixes"]["default"]
+    for env in tm.ENV_NAMES:
+        arguments = tm.modules_of(tm.ENVS_ROOT / env)["compute"]
+        assert tm.expression(arguments["msk_group_arn_prefix"]) == "module.msk.group_arn_prefix", env
+        prefixes = arguments.get("msk_consumer_group_prefixes", default_prefixes)
+        rendered = [_render(template, {"var.msk_group_arn_prefix": group_arn_prefix, item: prefix}) for prefix in prefixes]
+        expected = "arn:aws:kafka:eu-west-1:123456789012:group/payments-prod-msk/0123abcd-uuid-1/payments-stream-index*"
+        assert rendered == [expected], env
+
+    # The same name the job gives Spark (groupIdPrefix), read without importing pyspark.
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(STREAM_JOB.read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Constant)
+    }
+    assert constants["CONSUMER_GROUP_PREFIX"] == "payments-stream-index"
+
+
+def test_msk_runs_the_kafka_3_9_line_of_the_local_broker_and_the_spark_connector():
+    msk = tm.MODULES_ROOT / "msk"
+    variable = tm.variables_of(msk)["kafka_version"]
+    assert re.fullmatch(r"3\.9\.x(\.kraft)?", variable["default"])
+    assert "3.9.1" in variable["description"]
+    assert tm.expression(tm.block(msk, "aws_msk_cluster", "this").body["kafka_version"]) == "var.kafka_version"
+    assert tm.block(msk, "aws_msk_configuration", "this").body["kafka_versions"] == ["${var.kafka_version}"]
+    for env in tm.ENV_NAMES:
+        assert "kafka_version" not in tm.modules_of(tm.ENVS_ROOT / env)["msk"], env
 
 
 def test_no_security_group_admits_the_internet():

@@ -1,4 +1,4 @@
-"""Fixtures for the streaming tests: one embedded Kafka-protocol broker per pytest process."""
+"""Fixtures for the streaming tests: one local Apache Kafka broker (KRaft) per pytest process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _topic_counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
-    """A real Tansu broker on a free loopback port (DESIGN decision 8), stopped at session end."""
+    """Apache Kafka from the JVM manifest on a free loopback port (DESIGN decision 8), stopped at session end."""
     from spark_apps.kafka.broker import EmbeddedBroker
 
     with EmbeddedBroker(log_path=tmp_path_factory.mktemp("kafka") / "broker.log") as broker:

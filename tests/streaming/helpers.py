@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
-from spark_apps.jobs.stream_index import StreamJobOptions, drain_and_stop, start_stream_index
+from spark_apps.jobs.stream_index import StreamJobOptions, start_stream_index
 from spark_apps.streaming.transforms import StreamSettings
 
 PAN_KEY = b"test-only-pan-token-key"
@@ -62,13 +63,13 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0, raw: bool = Fal
     """Every message of the topic: {key, value (parsed JSON; bytes with ``raw``), timestamp_ms}."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from spark_apps.kafka.source import EndOffsetProbe
+    from spark_apps.kafka.broker import end_offsets
 
+    ends = end_offsets(bootstrap, topic)
+    partitions = sorted(ends)
+    total = sum(ends.values())
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{time.time_ns()}", "enable.auto.commit": False})
     try:
-        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = EndOffsetProbe(consumer).end_offsets([(topic, p) for p in partitions])
-        total = sum(ends.values())
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         out = []
         deadline = time.monotonic() + 300  # generous: the broker shares a loaded 2-core box
@@ -99,18 +100,30 @@ def job_options(kafka_broker, topics: dict, tmp_path, **overrides) -> StreamJobO
         checkpoint_uri=str(tmp_path / "checkpoints"),
         metrics_uri=str(tmp_path / "metrics"),
         available_now=True,
-        settings=StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=900, signal_window_seconds=300, rule_buckets=2),
+        settings=StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=900, signal_window_seconds=300),
         query_name=f"stream_index_{time.time_ns()}",
     )
     values.update(overrides)
     return StreamJobOptions(**values)
 
 
-def run_available_now(spark, options: StreamJobOptions, rules, timeout_s: float = 1800.0):
+@dataclass
+class StreamRun:
+    query: object
+    writer: object
+    listener: object
+
+
+def run_available_now(spark, options: StreamJobOptions, rules, timeout_s: float = 1800.0) -> StreamRun:
     """Process what is in Kafka now, stop, and wait until the metrics of every batch are written."""
     query, writer, listener = start_stream_index(spark, options, PAN_KEY, rules)
     try:
-        drain_and_stop(query, options, timeout_s=timeout_s)
+        query.awaitTermination(timeout_s)
+        if query.isActive:
+            query.stop()
+            raise TimeoutError(f"the available-now run did not finish within {timeout_s:.0f}s")
+        if query.exception() is not None:
+            raise query.exception()
         last_batch = max((p.batchId for p in query.recentProgress), default=None)
         deadline = time.monotonic() + 300  # the listener bus is asynchronous
         while last_batch is not None and (listener.last_record or {}).get("batch_id", -1) < last_batch:
@@ -118,7 +131,8 @@ def run_available_now(spark, options: StreamJobOptions, rules, timeout_s: float 
             time.sleep(0.2)
     finally:
         spark.streams.removeListener(listener)
-    return writer, listener
+        writer.close()
+    return StreamRun(query, writer, listener)
 
 
 def batch_records(metrics_uri: str, query_name: str) -> list[dict]:

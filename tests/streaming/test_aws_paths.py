@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from spark_apps.kafka.security import client_config, msk_iam_token
+from spark_apps.kafka.security import client_config, msk_iam_oauth_token, spark_kafka_options
 from spark_apps.streaming.cloudwatch import (
     CLOUDWATCH_METRICS,
     CLOUDWATCH_NAMESPACE,
@@ -30,6 +30,33 @@ def test_plaintext_config_is_just_the_bootstrap():
     assert client_config("127.0.0.1:9092") == {"bootstrap.servers": "127.0.0.1:9092"}
 
 
+def test_spark_kafka_options_for_msk_iam_name_the_auth_jars_classes():
+    """Spark's source and writer on MSK: SASL_SSL + AWS_MSK_IAM through aws-msk-iam-auth (a jar of the manifest)."""
+    assert spark_kafka_options("b-1.msk:9098,b-2.msk:9098", "iam") == {
+        "kafka.bootstrap.servers": "b-1.msk:9098,b-2.msk:9098",
+        "kafka.security.protocol": "SASL_SSL",
+        "kafka.sasl.mechanism": "AWS_MSK_IAM",
+        "kafka.sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+        "kafka.sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+    }
+    assert spark_kafka_options("127.0.0.1:9092") == {"kafka.bootstrap.servers": "127.0.0.1:9092"}
+
+
+def test_iam_classes_are_in_the_manifest_jars():
+    """The class names above exist in the jars setup resolved (the image carries the same module)."""
+    import zipfile
+
+    from spark_apps.jvm import module_jars
+
+    classes = set()
+    for jar in module_jars("spark"):
+        with zipfile.ZipFile(jar) as archive:
+            classes.update(archive.namelist())
+    for name in ("software.amazon.msk.auth.iam.IAMLoginModule", "software.amazon.msk.auth.iam.IAMClientCallbackHandler"):
+        assert name.replace(".", "/") + ".class" in classes
+    assert "org/apache/spark/sql/kafka010/KafkaSourceProvider.class" in classes
+
+
 def test_iam_config_uses_sasl_oauthbearer_with_a_signed_connect_token(aws_env):
     config = client_config("b-1.msk:9098", "iam", "eu-west-1")
     assert (config["security.protocol"], config["sasl.mechanisms"]) == ("SASL_SSL", "OAUTHBEARER")
@@ -44,7 +71,7 @@ def test_iam_config_uses_sasl_oauthbearer_with_a_signed_connect_token(aws_env):
         and "/eu-west-1/kafka-cluster/aws4_request" in query["X-Amz-Credential"][0]
     )
     assert query["X-Amz-Expires"] == ["900"] and "X-Amz-Signature" in query
-    assert expiry > 0 and msk_iam_token("eu-west-1")[0] != ""
+    assert expiry > 1_000_000_000 and msk_iam_oauth_token("eu-west-1")[0] != ""  # epoch seconds, not ms
 
 
 def test_iam_needs_a_region_and_unknown_modes_fail():
@@ -64,7 +91,7 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
 
     now = dt.datetime(2026, 11, 21, 10, 0, 5, tzinfo=dt.UTC)
     progress = {**PROGRESS, "eventTime": {**PROGRESS["eventTime"], "max": "2026-11-21T10:00:00.000Z"}}
-    record = progress_record(progress, {"tx": {"0": 4, "1": 2}}, dead_letters=3)
+    record = progress_record(progress, dead_letters=3)
     with mock_aws():
         client = boto3.client("cloudwatch", region_name="eu-west-1")
         publisher = CloudWatchPublisher("eu-west-1", client=client, clock=lambda: now)
@@ -95,7 +122,7 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
             return [(p["Maximum"], p["Unit"]) for p in stats["Datapoints"]]
 
         assert read("FreshnessSeconds") == [(5.0, "Seconds")]
-        assert read("ConsumerLag") == [(6.0, "Count")]
+        assert read("ConsumerLag") == [(3.0, "Count")]
         [(rate, unit)] = read("QuarantineRate")  # 3 of the batch's 7 records (offsets 5-9 and 0-3)
         assert rate == pytest.approx(3 / 7) and unit == "None"
 
@@ -105,7 +132,7 @@ def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():
 
     now = dt.datetime(2026, 11, 21, 10, 1, 0, tzinfo=dt.UTC)
     empty = progress_record(
-        {**PROGRESS, "numInputRows": 0, "sources": []}, {}, dead_letters=0, newest_produced_at="2026-11-21T10:00:00Z"
+        {**PROGRESS, "numInputRows": 0, "sources": []}, dead_letters=0, newest_produced_at="2026-11-21T10:00:00Z"
     )
     data = {d["MetricName"]: d for d in cloudwatch_metric_data(empty, now)}
     assert set(data) == {"FreshnessSeconds", "ConsumerLag"}  # no rate without input

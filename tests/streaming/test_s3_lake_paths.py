@@ -27,26 +27,22 @@ def test_a_small_lake_file_is_one_put(s3_lake):
     assert lake.read_text(f"s3a://{bucket[5:]}/checkpoints/stream_index/_sent/alerts/000000000007") == "12"
 
 
-def test_the_checkpoint_rule_bucket_record_on_s3(s3_lake):
-    from spark_apps.jobs.stream_index import RULE_BUCKETS_FILE, StreamJobOptions, with_checkpoint_rule_buckets
-    from spark_apps.streaming.transforms import StreamSettings
+def test_the_checkpoint_plan_record_on_s3(s3_lake):
+    from spark_apps.jobs.stream_index import PLAN_FILE, PLAN_VERSION, CheckpointError, StreamJobOptions, check_checkpoint_plan
 
     bucket, _served = s3_lake
 
-    def options(rule_buckets: int, checkpoint: str = "cp"):
+    def options(checkpoint: str = "cp"):
         uris = (f"{bucket}/{name}" for name in ("raw", "index", checkpoint, "metrics"))
-        return StreamJobOptions("b:9098", "t", "s", "a", "d", *uris, settings=StreamSettings(rule_buckets=rule_buckets))
+        return StreamJobOptions("b:9098", "t", "s", "a", "d", *uris)
 
-    assert with_checkpoint_rule_buckets(options(4)).settings.rule_bucket_layout == "balanced"
-    assert json.loads(lake.read_text(f"{bucket}/cp/stream_index/{RULE_BUCKETS_FILE}")) == {
-        "layout": "balanced",
-        "rule_buckets": 4,
-    }
-    with pytest.raises(ValueError, match="keeps its rule state in 4 buckets"):
-        with_checkpoint_rule_buckets(options(8))
-    # A checkpoint with batches (S3 has no folders: objects under offsets/) but no record: earlier code.
+    check_checkpoint_plan(options())
+    assert json.loads(lake.read_text(f"{bucket}/cp/stream_index/{PLAN_FILE}")) == {"plan": PLAN_VERSION}
+    check_checkpoint_plan(options())
+    # A checkpoint with batches (S3 has no folders: objects under offsets/) but no record: the earlier plan.
     lake.write_text(f"{bucket}/old-cp/stream_index/offsets/0", "v1")
-    assert with_checkpoint_rule_buckets(options(4, "old-cp")).settings.rule_bucket_layout == "modulo"
+    with pytest.raises(CheckpointError, match="'v1'"):
+        check_checkpoint_plan(options("old-cp"))
 
 
 @pytest.mark.kafka

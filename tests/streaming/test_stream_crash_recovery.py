@@ -31,7 +31,6 @@ def job_command(kafka_broker, topics: dict, tmp_path: Path, *extra: str) -> list
         "--index-uri", str(tmp_path / "indexes"),
         "--checkpoint-uri", str(tmp_path / "checkpoints"),
         "--metrics-uri", str(tmp_path / "metrics"),
-        "--rule-buckets", "2",
         "--master", "local[2]",
         "--conf", "spark.sql.shuffle.partitions=2",
         "--conf", "spark.ui.enabled=false",

@@ -23,7 +23,7 @@ PROGRESS = {
     "eventTime": {"watermark": "2026-11-21T09:45:00.000Z"},
     "stateOperators": [
         {
-            "operatorName": "dedupeWithinWatermark",
+            "operatorName": "transformWithStateExec",
             "numRowsTotal": 10,
             "memoryUsedBytes": 1000,
             "numRowsDroppedByWatermark": 0,
@@ -31,37 +31,34 @@ PROGRESS = {
             "allUpdatesTimeMs": 40,
             "allRemovalsTimeMs": 250,
             "commitTimeMs": 12,
-            "customMetrics": {"numDroppedDuplicateRows": 2},
         },
-        {
-            "operatorName": "dedupeWithinWatermark",
-            "numRowsTotal": 10,
-            "memoryUsedBytes": 1000,
-            "numRowsDroppedByWatermark": 0,
-            "customMetrics": {"numDroppedDuplicateRows": 2},
-        },
-        {"operatorName": "applyInPandasWithState", "numRowsTotal": 2, "memoryUsedBytes": 500, "numRowsDroppedByWatermark": 0},
+        {"operatorName": "transformWithStateExec", "numRowsTotal": 10, "memoryUsedBytes": 1000, "numRowsDroppedByWatermark": 0},
+        {"operatorName": "transformWithStateExec", "numRowsTotal": 2, "memoryUsedBytes": 500, "numRowsDroppedByWatermark": 0},
     ],
     "sources": [
         {
-            "description": "payments_kafka",
+            "description": "KafkaV2[Subscribe[tx]]",
             "startOffset": '{"tx": {"0": 5}}',
             "endOffset": '{"tx": {"0": 9, "1": 3}}',
             "numInputRows": 7,
+            # Spark's Kafka source: records behind the latest offsets it fetched, over its partitions
+            "metrics": {"avgOffsetsBehindLatest": "1.5", "maxOffsetsBehindLatest": "2", "minOffsetsBehindLatest": "1"},
         }
     ],
 }
 
 
 def test_progress_record_fields():
-    record = progress_record(PROGRESS, {"tx": {"0": 1, "1": 0}})
+    record = progress_record(PROGRESS, stats={"duplicates": 2, "index_rows": 5, "signals_unmatched": 1})
     assert record["committed_at"] == "2026-11-21T10:00:00.750000Z"
     assert (record["batch_id"], record["input_rows"], record["batch_duration_ms"]) == (7, 30, 750)
     assert (record["state_rows_total"], record["state_memory_bytes"], record["duplicates_dropped"]) == (22, 2500, 2)
-    assert record["lag_total"] == 1 and record["watermark"] == "2026-11-21T09:45:00.000Z"
+    assert (record["index_rows"], record["signals_unmatched"]) == (5, 1)
+    assert record["lag"] == {"tx": {"max": 2, "avg": 1.5, "partitions": 2, "total": 3}}
+    assert record["lag_total"] == 3 and record["watermark"] == "2026-11-21T09:45:00.000Z"
     assert record["sources"][0]["end_offset"] == {"tx": {"0": 9, "1": 3}}
     assert record["state_operators"][0] == {
-        "name": "dedupeWithinWatermark",
+        "name": "transformWithStateExec",
         "rows_total": 10,
         "memory_bytes": 1000,
         "rows_dropped_by_watermark": 0,
@@ -76,7 +73,7 @@ def test_progress_record_fields():
 
 def test_progress_record_without_state_or_sources():
     record = progress_record({**PROGRESS, "stateOperators": [], "sources": []})
-    assert (record["state_rows_total"], record["duplicates_dropped"], record["lag"], record["lag_total"]) == (0, 0, {}, 0)
+    assert (record["state_rows_total"], record["duplicates_dropped"], record["lag"], record["lag_total"]) == (0, None, {}, 0)
 
 
 def test_consumed_offsets_per_partition():
@@ -144,7 +141,6 @@ def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
     listener = MetricsListener(
         str(tmp_path),
         "stream_index",
-        lag=lambda consumed: {"tx": {str(p): 1 for (_t, p) in consumed}},
         publishers=[published.append],
         batch_stats=lambda batch_id: {"dead_letters": 6} if batch_id == 7 else None,
     )
@@ -154,82 +150,14 @@ def test_listener_publishes_batches_and_idle_heartbeats(tmp_path):
     listener.onQueryIdle(SimpleNamespace(id="q-1", timestamp="2026-11-21T10:05:00.123Z"))
     listener.onQueryIdle(SimpleNamespace(id="another-query", timestamp="2026-11-21T10:06:00.000Z"))
     batch, idle = published
-    assert (batch["records_read"], batch["dead_letters"], batch["lag_total"]) == (7, 6, 2)
+    assert (batch["records_read"], batch["dead_letters"], batch["lag_total"]) == (7, 6, 3)  # from the source's metrics
     assert batch["quarantine_rate"] == pytest.approx(6 / 7)
     assert batch["newest_produced_at"] == idle["newest_produced_at"] == "2026-11-21T09:59:59.000000Z"
-    assert (idle["input_rows"], idle["lag_total"], idle["quarantine_rate"]) == (0, 2, None)
+    assert (idle["input_rows"], idle["lag_total"], idle["quarantine_rate"]) == (0, 0, None)  # idle: nothing new to read
     assert json.loads((tmp_path / "stream" / "stream_index" / "latest.json").read_text())["dead_letters"] == 6
     heartbeat = json.loads((tmp_path / "stream" / "stream_index" / "heartbeat.json").read_text())
-    assert (heartbeat["heartbeat_at"], heartbeat["query_id"], heartbeat["lag_total"]) == ("2026-11-21T10:05:00.123000Z", "q-1", 2)
+    assert (heartbeat["heartbeat_at"], heartbeat["query_id"], heartbeat["lag_total"]) == ("2026-11-21T10:05:00.123000Z", "q-1", 0)
     assert heartbeat == idle  # the other query's idle event wrote nothing
-
-
-def test_import_cache_invalidation_rereads_a_zip_only_when_it_changed(tmp_path, monkeypatch):
-    """Python workers call importlib.invalidate_caches() before every task; unpatched, CPython
-    3.11 re-reads the whole directory of pyspark.zip once per imported package each time."""
-    import importlib
-    import sys
-    import time
-    import zipfile
-    import zipimport
-
-    import spark_apps.streaming.compat  # noqa: F401 - applies the patch
-
-    archive = tmp_path / "plugins.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("zipped_pkg/__init__.py", "")
-        zf.writestr("zipped_pkg/first.py", "VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(archive))
-    import zipped_pkg.first  # noqa: F401 - creates the archive's importers
-
-    reads = []
-    original = zipimport._read_directory
-    monkeypatch.setattr(zipimport, "_read_directory", lambda path: reads.append(path) or original(path))
-    importlib.invalidate_caches()  # first call per importer: reads once and remembers the archive
-    reads.clear()
-    for _ in range(3):
-        importlib.invalidate_caches()
-    assert [r for r in reads if r == str(archive)] == []
-
-    time.sleep(0.01)
-    with zipfile.ZipFile(archive, "a") as zf:  # the archive changes: the next invalidation sees it
-        zf.writestr("zipped_pkg/second.py", "VALUE = 2\n")
-    importlib.invalidate_caches()
-    assert str(archive) in reads
-    assert importlib.import_module("zipped_pkg.second").VALUE == 2
-    for name in ("zipped_pkg.second", "zipped_pkg.first", "zipped_pkg"):
-        sys.modules.pop(name, None)
-
-
-def test_small_count_reads_the_card_window_in_the_reporting_currency(spark):
-    """The rule operator hands the card-testing window over as JSON text (rule_state.CARD_WINDOW_SCHEMA);
-    the writer converts each entry with the FX rate of its day and counts those at or below the
-    small amount. Empty windows and missing ones count 0."""
-    import datetime as dt
-    from decimal import Decimal
-
-    from pyspark.testing import assertDataFrameEqual
-
-    from spark_apps.fraud_rules import load_rules
-    from spark_apps.schemas import FX_RATE_SCHEMA, REPORTING_CURRENCY
-    from spark_apps.streaming.writer import with_small_count
-
-    rules = load_rules()  # small amount 5.00 (reporting currency)
-    t = 1_795_000_000_000  # 2026-11-18 (UTC)
-    day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date()
-    fx_df = spark.createDataFrame([(day, "EUR", Decimal("1.10"))], FX_RATE_SCHEMA)
-    window = (
-        f'[{{"amount":4.00,"currency":"EUR","t_ms":{t}}},'  # 4.40 reporting: small
-        f'{{"amount":5.00,"currency":"EUR","t_ms":{t}}},'  # 5.50: not small
-        f'{{"amount":5.00,"currency":"{REPORTING_CURRENCY}","t_ms":{t}}}]'  # 5.00: small (at the bound)
-    )
-    rows_df = spark.createDataFrame(
-        [("t1", window), ("t2", "[]"), ("t3", None)], "transaction_id string, card_window_json string"
-    )
-    assertDataFrameEqual(
-        with_small_count(rows_df, fx_df, rules).select("transaction_id", "small_count"),
-        [("t1", 2), ("t2", 0), ("t3", 0)],
-    )
 
 
 def record_jvm_calls(monkeypatch) -> list[str]:
@@ -275,181 +203,73 @@ def test_a_function_call_resolves_its_jvm_method_once(spark, monkeypatch):
     assert str(column) == "Column<'amount'>"
 
 
-def test_batch_rows_are_computed_once_in_the_background_with_the_batch_time_and_released(spark):
-    """The writer runs the streaming plan once, in the background while it builds the scoring plan,
-    and scores a leaf holding its rows (kept on the executors, not a local relation that Spark maps
-    over at every analysis); the rows carry the batch time as data, and their blocks are dropped
-    when the batch is done, failed or not."""
-    import datetime as dt
-
-    import pandas as pd
-    from pyspark.testing import assertDataFrameEqual
-
-    from spark_apps.streaming import writer
-
-    def cached_rdds() -> list[int]:
-        return [info.id() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
-
-    computed = spark.sparkContext.accumulator(0)
-
-    def counted(frames):  # stands in for the stateful plan: each row it emits is counted
-        for frame in frames:
-            computed.add(len(frame))
-            yield frame
-
-    before = cached_rdds()
-    batch_time = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
-    source_df = spark.createDataFrame(
-        pd.DataFrame({"transaction_id": ["t-1", "t-2"], "score": [None, 7]}).astype({"score": "Int32"})
-    )
-    batch_df = source_df.mapInPandas(counted, "transaction_id string, score int")
-    rows = writer.BatchRows(batch_df, batch_time)
-    assert rows.df._jdf.queryExecution().analyzed().getClass().getSimpleName() == "LogicalRDD"
-    expected_df = spark.createDataFrame(
-        [("t-1", None, batch_time), ("t-2", 7, batch_time)],
-        f"transaction_id string, score int, {writer.BATCH_TIME_COLUMN} timestamp",
-    )
-    assertDataFrameEqual(rows.wait(), expected_df)
-    assertDataFrameEqual(rows.df.filter("score = 7"), expected_df.filter("score = 7"))
-    assert computed.value == 2  # computed once, read twice
-    assert len(cached_rdds()) == len(before) + 1
-    rows.release()
-    assert cached_rdds() == before
-
-    class FailingWriter(writer.StreamIndexBatchWriter):
-        def _write(self, rows, batch_id, marks):
-            raise RuntimeError("sink down")
-
-    failing = FailingWriter("unused", None, None, None, "alerts", "dead")
-    with pytest.raises(RuntimeError, match="sink down"):
-        failing(batch_df, 3)
-    assert cached_rdds() == before
-
-    def broken(frames):
-        for _frame in frames:
-            raise ValueError("no such offset")
-        yield from ()
-
-    broken_rows = writer.BatchRows(source_df.mapInPandas(broken, "transaction_id string, score int"), batch_time)
-    with pytest.raises(Exception, match="no such offset"):
-        broken_rows.wait()
-    broken_rows.release()
-    assert cached_rdds() == before
-
-
-# --- rule buckets over the state partitions ------------------------------------------------
-
-
-def test_murmur3_int_is_sparks_hash_of_an_int(spark):
-    from pyspark.sql import functions as F
-
-    from spark_apps.streaming.transforms import murmur3_int
-
-    values = [0, 1, -1, 42, 1021, 123_456_789, 2**31 - 1, -(2**31)]
-    hashed = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v").alias("h")).collect()
-    assert {r.v: r.h for r in hashed} == {v: murmur3_int(v) for v in values}
-
-
-def state_partition_of_each_bucket(spark, buckets: int, layout: str, partitions: int) -> dict[int, int]:
-    """bucket -> the partition Spark's hash partitioning on rule_bucket (the rule operator's
-    required distribution) sends it to, over users spread across every bucket."""
-    from pyspark.sql import functions as F
-
-    from spark_apps.streaming.transforms import with_rule_bucket
-
-    users_df = spark.createDataFrame([(f"u-{n}",) for n in range(200)], "user_id string")
-    rows = (
-        with_rule_bucket(users_df, buckets, layout)
-        .withColumn("bucket", F.pmod(F.xxhash64("user_id"), F.lit(buckets)))
-        .repartition(partitions, "rule_bucket")
-        .select("bucket", F.spark_partition_id().alias("partition"))
-        .distinct()
-        .collect()
-    )
-    assert len(rows) == buckets  # one partition per bucket, every bucket seen
-    return {r.bucket: r.partition for r in rows}
-
-
-@pytest.mark.parametrize(("buckets", "partitions"), [(4, 2), (8, 2), (8, 4), (8, 8), (16, 4)])
-def test_balanced_rule_buckets_are_spread_evenly_over_the_state_partitions(spark, buckets, partitions):
-    placed = state_partition_of_each_bucket(spark, buckets, "balanced", partitions)
-    assert placed == {b: b % partitions for b in range(buckets)}
-
-
-def test_modulo_rule_buckets_of_earlier_checkpoints_fall_unevenly(spark):
-    """Why the balanced keys exist: the bucket numbers themselves hash 3 + 1 over two partitions."""
-    placed = state_partition_of_each_bucket(spark, 4, "modulo", 2)
-    assert sorted(list(placed.values()).count(p) for p in (0, 1)) == [1, 3]
-
-
-def checkpoint_options(tmp_path, rule_buckets: int = 4):
+def checkpoint_options(tmp_path):
     from spark_apps.jobs.stream_index import StreamJobOptions
 
     lake_dir = tmp_path / "lake"
-    return StreamJobOptions(
-        "127.0.0.1:9", "t", "s", "a", "d", *(str(lake_dir / n) for n in ("raw", "index", "cp", "metrics")),
-        settings=StreamSettings(rule_buckets=rule_buckets),
-    )  # fmt: skip
+    return StreamJobOptions("127.0.0.1:9", "t", "s", "a", "d", *(str(lake_dir / n) for n in ("raw", "index", "cp", "metrics")))
 
 
-def test_a_new_checkpoint_records_balanced_rule_buckets_and_keeps_them(tmp_path):
-    from spark_apps.jobs.stream_index import RULE_BUCKETS_FILE, with_checkpoint_rule_buckets
+def test_a_new_checkpoint_records_the_plan_version_and_keeps_it(tmp_path):
+    from spark_apps.jobs.stream_index import PLAN_FILE, PLAN_VERSION, check_checkpoint_plan
 
     options = checkpoint_options(tmp_path)
-    assert with_checkpoint_rule_buckets(options).settings.rule_bucket_layout == "balanced"
-    record = tmp_path / "lake" / "cp" / "stream_index" / RULE_BUCKETS_FILE
-    assert json.loads(record.read_text()) == {"layout": "balanced", "rule_buckets": 4}
+    check_checkpoint_plan(options)
+    record = tmp_path / "lake" / "cp" / "stream_index" / PLAN_FILE
+    assert json.loads(record.read_text()) == {"plan": PLAN_VERSION}
     (record.parent / "offsets").mkdir()  # the query ran
-    assert with_checkpoint_rule_buckets(options).settings.rule_bucket_layout == "balanced"
+    check_checkpoint_plan(options)  # the same plan goes on
 
 
-def test_a_checkpoint_started_by_earlier_code_keeps_its_modulo_rule_buckets(tmp_path):
-    from spark_apps.jobs.stream_index import RULE_BUCKETS_FILE, with_checkpoint_rule_buckets
+def test_a_checkpoint_of_the_earlier_plan_is_refused_with_what_to_do(tmp_path):
+    """A checkpoint that ran before the plan recorded its version holds the v1 state (Python rule
+    state, Spark's dedup and join) and the earlier broker's offsets: refused, not misread."""
+    from spark_apps.jobs.stream_index import PLAN_FILE, CheckpointError, check_checkpoint_plan
 
     options = checkpoint_options(tmp_path)
     (tmp_path / "lake" / "cp" / "stream_index" / "offsets").mkdir(parents=True)
-    resolved = with_checkpoint_rule_buckets(options)
-    assert resolved.settings.rule_bucket_layout == "modulo" and resolved.settings.rule_buckets == 4
-    record = tmp_path / "lake" / "cp" / "stream_index" / RULE_BUCKETS_FILE
-    assert json.loads(record.read_text()) == {"layout": "modulo", "rule_buckets": 4}
+    with pytest.raises(CheckpointError, match="started by streaming plan 'v1'.*new checkpoint"):
+        check_checkpoint_plan(options)
+    assert not (tmp_path / "lake" / "cp" / "stream_index" / PLAN_FILE).exists()
 
 
-def test_another_rule_bucket_count_than_the_checkpoints_is_refused(tmp_path):
-    from spark_apps.jobs.stream_index import with_checkpoint_rule_buckets
-
-    with_checkpoint_rule_buckets(checkpoint_options(tmp_path, rule_buckets=4))
-    with pytest.raises(ValueError, match="keeps its rule state in 4 buckets; got --rule-buckets 8"):
-        with_checkpoint_rule_buckets(checkpoint_options(tmp_path, rule_buckets=8))
-
-
-def test_settings_reject_an_unknown_rule_bucket_layout():
-    with pytest.raises(ValueError, match="rule_bucket_layout"):
-        StreamSettings(rule_bucket_layout="random")
+def test_settings_bound_the_horizon_and_derive_the_state_times():
+    settings = StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=901, signal_window_seconds=300)
+    assert (settings.watermark_delay_seconds, settings.keep_transaction_seconds, settings.lookback_seconds) == (451, 451, 900)
+    assert StreamSettings(dedup_horizon_seconds=900, signal_window_seconds=800).keep_transaction_seconds == 800
+    with pytest.raises(ValueError, match="dedup_horizon_seconds"):
+        StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=599)
+    with pytest.raises(ValueError, match="positive"):
+        StreamSettings(signal_window_seconds=0)
 
 
-def test_split_output_takes_index_rows_alerts_of_index_and_update_rows_and_dead_letters():
-    """One scored row carries its index row and, when flagged, its alert (``json``); an update row
-    (a transaction indexed earlier) only an alert."""
+def test_split_output_takes_index_rows_alerts_of_txn_and_signal_rows_and_dead_letters():
+    """A ``txn`` row is an index row and, when flagged, an alert; a ``signal`` row (an earlier
+    transaction's late ML output) only an alert; dead letters go by their key; every kind is counted."""
     import pyarrow as pa
 
     from spark_apps.schemas import STREAM_INDEX_SCHEMA
     from spark_apps.streaming.writer import split_output
 
     rows = [
-        {"kind": "index", "transaction_id": "t-2", "json": '{"a":2}', "key": None},
-        {"kind": "index", "transaction_id": "t-1", "json": None, "key": None},  # not flagged
-        {"kind": "update", "transaction_id": "t-0", "json": '{"a":0}', "key": None},
-        {"kind": "update", "transaction_id": "t-9", "json": None, "key": None},  # re-scored, not flagged
-        {"kind": "dead_letter", "transaction_id": None, "json": '{"d":1}', "key": "tx/0/5"},
+        {"row_kind": "txn", "transaction_id": "t-2", "alert": '{"a":2}'},
+        {"row_kind": "txn", "transaction_id": "t-1", "alert": None},  # not flagged
+        {"row_kind": "signal", "transaction_id": "t-0", "alert": '{"a":0}'},
+        {"row_kind": "signal", "transaction_id": "t-9", "alert": None},  # re-scored, not flagged
+        {"row_kind": "duplicate", "transaction_id": "t-2", "alert": None},
+        {"row_kind": "dead_letter", "dead_letter_message": '{"d":1}', "dead_letter_key": "tx/0/5"},
     ]
     columns = {name: [r.get(name) for r in rows] for name in STREAM_INDEX_SCHEMA.fieldNames()}
-    columns.update({k: [r[k] for r in rows] for k in ("kind", "transaction_id", "json", "key")})
-    columns.update({"dt": ["2026-11-21"] * 5, "hour": ["10"] * 5})
-    index, alerts, dead = split_output(pa.table(columns))
+    for name in ("row_kind", "alert", "dead_letter_message", "dead_letter_key"):
+        columns[name] = [r.get(name) for r in rows]
+    columns.update({"dt": ["2026-11-21"] * len(rows), "hour": ["10"] * len(rows)})
+    index, alerts, dead, counts = split_output(pa.table(columns), 7)
     assert index.column("transaction_id").to_pylist() == ["t-2", "t-1"]
+    assert index.column("run_id").to_pylist() == ["stream-b7", "stream-b7"]
     assert index.column_names == [*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"]
     assert alerts == [("t-0", '{"a":0}'), ("t-2", '{"a":2}')]
     assert dead == [("tx/0/5", '{"d":1}')]
+    assert counts == {"txn": 2, "signal": 2, "dead_letter": 1, "duplicate": 1, "signal_unmatched": 0}
 
 
 def test_a_local_checkpoint_is_written_through_hadoops_file_system_api(spark, tmp_path):

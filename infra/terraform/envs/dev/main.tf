@@ -176,8 +176,16 @@ module "airflow" {
     quarantine     = module.lake.bucket_arns.quarantine
     athena-results = module.lake.bucket_arns["athena-results"]
   }
-  emr_virtual_cluster_arn     = module.compute.emr_virtual_cluster_arn
-  emr_job_execution_role_arn  = module.compute.job_execution_role_arn
+  emr_virtual_cluster_arn    = module.compute.emr_virtual_cluster_arn
+  emr_job_execution_role_arn = module.compute.job_execution_role_arn
+  msk_cluster_arn            = module.msk.cluster_arn
+  msk_security_group_id      = module.msk.security_group_id
+  msk_topic_arns = [
+    module.msk.topic_arns["payments.transactions"],
+    module.msk.topic_arns["payments.fraud-signals"],
+    module.msk.topic_arns["payments.fraud-alerts"],
+    module.msk.topic_arns["payments.dead-letter"],
+  ]
   glue_resource_arns          = module.catalog.glue_resource_arns
   athena_workgroup_arn        = module.catalog.athena_workgroup_arn
   oncall_topic_arn            = module.alerting.oncall_topic_arn

@@ -168,6 +168,29 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.emr_virtual_cluster_arn, "${var.emr_virtual_cluster_arn}/jobruns/*"]
   }
 
+  # The stream supervisor talks to MSK itself (Airflow Kafka provider, IAM auth on 9098): its
+  # deploy action creates the platform topics and sets their partitions and retention
+  # (CreateTopics, CreatePartitions, DescribeConfigs, IncrementalAlterConfigs), its health
+  # check reads the input topics' end offsets (Metadata, ListOffsets). It never reads or
+  # writes records and touches no consumer group.
+  statement {
+    sid       = "MskConnect"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid = "MskAdministerPlatformTopics"
+    actions = [
+      "kafka-cluster:CreateTopic",
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:AlterTopic",
+      "kafka-cluster:DescribeTopicDynamicConfiguration",
+      "kafka-cluster:AlterTopicDynamicConfiguration",
+    ]
+    resources = var.msk_topic_arns
+  }
+
   statement {
     sid = "PublishPartitions"
     actions = [
@@ -268,6 +291,27 @@ resource "aws_vpc_security_group_egress_rule" "https" {
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+}
+
+# The stream supervisor talks to MSK (IAM auth, port 9098): both sides of that path live here,
+# next to the MWAA group, so the msk module does not depend on this one (the MWAA role
+# already needs the cluster's and topics' ARNs from it).
+resource "aws_vpc_security_group_egress_rule" "msk" {
+  security_group_id            = aws_security_group.mwaa.id
+  description                  = "Kafka over TLS with IAM auth to the MSK brokers (stream supervisor: topics, lag)"
+  ip_protocol                  = "tcp"
+  from_port                    = 9098
+  to_port                      = 9098
+  referenced_security_group_id = var.msk_security_group_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "msk_from_mwaa" {
+  security_group_id            = var.msk_security_group_id
+  description                  = "Kafka over TLS with IAM auth from MWAA (stream supervisor: topics, lag)"
+  ip_protocol                  = "tcp"
+  from_port                    = 9098
+  to_port                      = 9098
+  referenced_security_group_id = aws_security_group.mwaa.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "self" {

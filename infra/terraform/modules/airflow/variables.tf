@@ -93,6 +93,26 @@ variable "emr_job_execution_role_arn" {
   type        = string
 }
 
+variable "msk_cluster_arn" {
+  description = "MSK cluster the stream supervisor connects to (module msk output cluster_arn)."
+  type        = string
+}
+
+variable "msk_topic_arns" {
+  description = "IAM ARNs of exactly the platform topics the stream supervisor creates and alters (module msk output topic_arns); no wildcards."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for arn in var.msk_topic_arns : !strcontains(arn, "*")])
+    error_message = "msk_topic_arns must name topics, not patterns."
+  }
+}
+
+variable "msk_security_group_id" {
+  description = "Security group of the MSK brokers (module msk output security_group_id); this module adds the rules letting MWAA reach it on port 9098."
+  type        = string
+}
+
 variable "glue_resource_arns" {
   description = "Glue catalog, database and table ARNs whose partitions the DAGs publish."
   type        = list(string)

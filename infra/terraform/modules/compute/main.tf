@@ -399,6 +399,7 @@ data "aws_iam_policy_document" "job" {
     resources = var.msk_write_topic_arns
   }
 
+  # Spark's Kafka source names its groups <groupIdPrefix>-<uuid>-<hash>; the prefix is the stream job's.
   statement {
     sid       = "MskConsumerGroups"
     actions   = ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]

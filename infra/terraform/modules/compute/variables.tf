@@ -122,9 +122,14 @@ variable "msk_group_arn_prefix" {
 }
 
 variable "msk_consumer_group_prefixes" {
-  description = "Consumer group name prefixes the jobs may use (Spark's Kafka source generates spark-kafka-source-*)."
+  description = "Consumer group name prefixes the jobs may use: the stream job sets Spark's Kafka source option groupIdPrefix to payments-stream-index (spark_apps/jobs/stream_index.py), so its groups are payments-stream-index*."
   type        = list(string)
-  default     = ["spark-kafka-source-", "payments-"]
+  default     = ["payments-stream-index"]
+
+  validation {
+    condition     = alltrue([for prefix in var.msk_consumer_group_prefixes : length(prefix) > 0 && !strcontains(prefix, "*")])
+    error_message = "Consumer group prefixes must be non-empty names without wildcards (the policy appends the * itself)."
+  }
 }
 
 variable "pan_token_secret_arn" {

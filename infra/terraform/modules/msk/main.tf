@@ -27,6 +27,9 @@ resource "aws_vpc_security_group_ingress_rule" "clients" {
   cidr_ipv4         = each.key
 }
 
+# MWAA reaches the brokers by security group: that ingress rule (from the MWAA group, 9098)
+# is declared in the airflow module, which already depends on this one.
+
 resource "aws_msk_configuration" "this" {
   name           = "${var.name_prefix}-msk"
   kafka_versions = [var.kafka_version]

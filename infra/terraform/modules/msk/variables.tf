@@ -19,14 +19,14 @@ variable "subnet_ids" {
 }
 
 variable "client_cidr_blocks" {
-  description = "Private subnet CIDRs allowed to reach the brokers on the IAM/TLS port 9098 (EKS pods, MWAA workers)."
+  description = "Private subnet CIDRs allowed to reach the brokers on the IAM/TLS port 9098 (the EKS subnets: Spark pods). MWAA is admitted by security group, in the airflow module."
   type        = list(string)
 }
 
 variable "kafka_version" {
-  description = "Apache Kafka version of the cluster."
+  description = "MSK Apache Kafka version of the cluster: the 3.9 line, as the project's local broker and Spark's Kafka connector (Kafka 3.9.1). On MSK, 3.9.x runs ZooKeeper metadata mode and 3.9.x.kraft runs KRaft; the mode is fixed when the cluster is created."
   type        = string
-  default     = "3.9.x"
+  default     = "3.9.x.kraft"
 }
 
 variable "broker_instance_type" {
