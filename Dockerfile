@@ -1,8 +1,19 @@
 # The EMR on EKS custom Spark image: the EMR release's own image plus the spark_apps
-# package and its Python dependencies. Build and push (see docs/infrastructure.md):
+# package, its Python dependencies and the JVM manifest's Spark jars. Build and push (see
+# docs/infrastructure.md):
 #   docker build -t <account>.dkr.ecr.<region>.amazonaws.com/payments-spark:<tag> .
 # The base tag must match spark.release_label in include/profiles/*.yaml (tested).
 ARG EMR_BASE_REGISTRY=755674844232.dkr.ecr.us-east-1.amazonaws.com
+
+# The JVM side from the project's one manifest (jvm/pom.xml), resolved by the same script
+# scripts/setup.sh runs locally: Spark's Kafka connector at the image's Spark version, MSK IAM
+# auth and the project's stream operators (jvm/stream-ops). Maven verifies every checksum.
+FROM maven:3.9.9-eclipse-temurin-17 AS jvm
+WORKDIR /build
+COPY jvm /build/jvm
+COPY scripts/jvm_jars.sh /build/scripts/jvm_jars.sh
+RUN bash scripts/jvm_jars.sh /opt/payments/jars spark
+
 FROM ${EMR_BASE_REGISTRY}/spark/emr-spark-8.0.0:20260421
 
 USER root
@@ -10,6 +21,8 @@ COPY requirements-spark.txt /tmp/requirements-spark.txt
 RUN python3 -m pip install --no-cache-dir -r /tmp/requirements-spark.txt \
     && python3 -m pip install --no-cache-dir --no-deps soda-sparkdf==4.28.0 \
     && rm /tmp/requirements-spark.txt
+# On the driver's and executors' classpath through the aws profile's spark.jars_dir.
+COPY --from=jvm /opt/payments/jars/spark /opt/payments/jars/spark
 COPY spark_apps /opt/payments/spark_apps
 COPY include/contracts /opt/payments/include/contracts
 COPY include/config /opt/payments/include/config

@@ -1,13 +1,13 @@
-"""What the stream benchmark's surroundings cost at a rate, with no Spark job (issue 4).
+"""What the stream benchmark's surroundings cost at a rate, with no stream job (issues 4, 23).
 
-    flock /tmp/payments-bench.lock python bench/bench_stream_floor.py [--rates 1000 5000 10000] [--seconds 60]
+    flock /tmp/payments-bench.lock python bench/bench_stream_floor.py [--rates 1000 5000 10000] [--seconds 60] [--spark]
 
-For each rate, the same setup as ``bench_stream.py`` without the job: a fresh embedded
-Tansu broker with the same topics, the same generated workload (transactions and their
+For each rate, the same setup as ``bench_stream.py`` without the job: a fresh local Apache
+Kafka broker with the same topics, the same generated workload (transactions and their
 ML outputs, retimed to the present) produced by the same producer at that total rate,
-and, in a separate process standing in for the job, the job's own Kafka reader
-(``KafkaDriverStreamReader``, one per input topic) reading a batch from each topic every
-200 ms (the job's trigger) and doing nothing else.
+and, in a separate process standing in for the job, a plain Kafka consumer
+(confluent-kafka) on both input topics that polls what is there every 200 ms (the job's
+trigger) and does nothing else.
 
 Prints, per rate: the rate the producer reached, the records the reader got, the latency
 from the Kafka produce timestamp to the reader holding the record (p50 / p95 / p99: the
@@ -17,8 +17,8 @@ the producer take is not available to the job on this 2-core machine. Writes the
 bench/out/stream_floor_<rate>.json.
 
 With ``--spark`` the stand-in job is a Spark Structured Streaming query instead: local[2],
-the job's session settings, source (``payments_kafka`` over both topics), trigger and
-sink (``BatchKafkaSink``), and no transformation: ``foreachBatch`` forwards each
+the job's session settings, source (Spark's ``kafka`` source with the job's options, over
+both topics), trigger and sink (``BatchKafkaSink``), and no transformation: ``foreachBatch`` forwards each
 transaction's key to the alerts topic. The latency then ends when a consumer reads that
 message, as the stream bench's alert latency does, so it is the floor of Spark's
 micro-batch engine on this machine under any plan the job could run
@@ -41,35 +41,33 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT / "bench")]
 
-from bench_stream import TOPICS, AlertReader, _own_cpu_seconds, host_speed, percentiles, tree_cpu_seconds  # noqa: E402
+from bench_stream import TOPICS, AlertReader, _own_cpu_seconds, host_speed, percentiles, rss_mb, tree_cpu_seconds  # noqa: E402
 
 TRIGGER_MS = 200  # the job's trigger
 
 
 def read_loop(bootstrap: str, topics: list[str], out_path: Path, stop_path: Path, trigger_ms: int = TRIGGER_MS) -> None:
-    """The stand-in job: read each topic every trigger until ``stop_path`` exists, then write
-    (records read, produce-to-read latencies in ms) to ``out_path``."""
-    from spark_apps.kafka.source import KafkaDriverStreamReader, KafkaOptions
+    """The stand-in job: a consumer on ``topics`` from the beginning that takes what is there every
+    trigger until ``stop_path`` exists, then writes (records read, produce-to-read latencies in ms)
+    to ``out_path``."""
+    from confluent_kafka import Consumer, TopicPartition
 
-    readers = [
-        KafkaDriverStreamReader(
-            KafkaOptions.parse({"bootstrap.servers": bootstrap, "subscribe": topic, "startingOffsets": "earliest"})
-        )
-        for topic in topics
-    ]
-    positions = [reader.initialOffset() for reader in readers]
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "floor", "enable.auto.commit": False, "fetch.wait.max.ms": 50}
+    )
+    metadata = consumer.list_topics(timeout=10).topics
+    consumer.assign([TopicPartition(t, p, 0) for t in topics for p in metadata[t].partitions])
     latencies: list[float] = []
     while not stop_path.exists():
         began = time.monotonic()
-        for i, reader in enumerate(readers):
-            batches, positions[i] = reader.read(positions[i])
+        while True:
+            messages = consumer.consume(10_000, timeout=0)
+            if not messages:
+                break
             read_ms = time.time() * 1000
-            for batch in batches:
-                stamps = batch.column("timestamp").cast("int64").to_pylist()  # microseconds
-                latencies.extend(read_ms - s / 1000 for s in stamps)
+            latencies.extend(read_ms - m.timestamp()[1] for m in messages if m.error() is None)
         time.sleep(max(0.0, trigger_ms / 1000 - (time.monotonic() - began)))
-    for reader in readers:
-        reader.stop()
+    consumer.close()
     out_path.write_text(json.dumps({"records": len(latencies), "latencies_ms": latencies}))
 
 
@@ -79,23 +77,15 @@ def spark_passthrough(bootstrap: str, topics: list[str], alerts_topic: str, work
     the latency without a lookup."""
     from pyspark.sql import functions as F
 
-    from spark_apps.jobs.stream_index import STREAM_CONF
+    from spark_apps.jobs.stream_index import STREAM_CONF, StreamJobOptions, kafka_source_options
     from spark_apps.kafka.sink import BatchKafkaSink
-    from spark_apps.kafka.source import FORMAT_NAME, register
     from spark_apps.session import build_session
 
     conf = {**STREAM_CONF, "spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
     spark = build_session("stream-floor", "local[2]", conf)
-    register(spark)
     sink = BatchKafkaSink(bootstrap, str(work / "checkpoint" / "_sent"))
-    stream_df = (
-        spark.readStream.format(FORMAT_NAME)
-        .option("bootstrap.servers", bootstrap)
-        .option("subscribe", ",".join(topics))
-        .option("startingOffsets", "earliest")
-        .option("maxOffsetsPerTrigger", "20000")
-        .load()
-    )
+    options = StreamJobOptions(bootstrap, *topics, alerts_topic, "unused", *(str(work / n) for n in ("r", "i", "c", "m")))
+    stream_df = spark.readStream.format("kafka").options(**kafka_source_options(options, ",".join(topics))).load()
 
     def forward(batch_df, batch_id: int) -> None:
         keys_df = batch_df.filter(F.col("topic") == topics[0]).select(
@@ -200,6 +190,7 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
                 time.sleep(2 * trigger_ms / 1000 + 1)  # the last reads
                 end = usage()
             wall = end[0] - start[0]
+            broker_started_s, broker_rss = broker.started_in_s or 0.0, rss_mb(broker.process.pid)
             reader_cpu, broker_cpu, own_cpu = (b - a for a, b in zip(start[1:], end[1:], strict=True))
             if forwarded is None:
                 stop_path.write_text("stop")
@@ -217,13 +208,15 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
         latencies = json.loads(out_path.read_text())["latencies_ms"]
     return {
         "trigger_ms": trigger_ms,
-        "stand_in": "spark pass-through (source, foreachBatch, sink)" if spark else "source reader, no Spark",
+        "stand_in": "spark pass-through (source, foreachBatch, sink)" if spark else "plain consumer, no Spark",
         "rate_target": rate,
         "seconds": seconds,
         "produced": produced,
         "records_read": len(latencies),
         "produce_to_read_latency_ms": percentiles(latencies),
         "broker_cores_busy": round(broker_cpu / wall, 2),
+        "broker_start_seconds": round(broker_started_s, 2),
+        "broker_rss_mb": broker_rss,
         "producer_cores_busy": round(own_cpu / wall, 2),
         "reader_cores_busy": round(reader_cpu / wall, 2),
         "left_for_the_job_cores": round(2 - (broker_cpu + own_cpu) / wall, 2),
@@ -277,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             f"rate {rate}/s: produced {result['produced']['rate_per_second']}/s ({result['produced']['total']}), "
             f"read {result['records_read']}, produce->read p50/p95/p99 {lat.get('p50')}/{lat.get('p95')}/{lat.get('p99')} ms; "
             f"cores busy: broker {result['broker_cores_busy']}, producer {result['producer_cores_busy']}, "
-            f"reader {result['reader_cores_busy']}; left for the job {result['left_for_the_job_cores']} of 2",
+            f"reader {result['reader_cores_busy']}; left for the job {result['left_for_the_job_cores']} of 2; "
+            f"broker started in {result['broker_start_seconds']} s, {result['broker_rss_mb']} MiB",
             flush=True,
         )
     return 0

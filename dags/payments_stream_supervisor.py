@@ -7,7 +7,8 @@ fraud alerts) running and healthy. Every 5 minutes it:
 1. **inspects** the job (a local `spark-submit` process, or the EMR on EKS job run
    `payments-stream-index`) and its latest micro-batch metrics: time since the last
    committed batch or, while the topics are silent, the last idle heartbeat (about every
-   10 s), and the consumer lag;
+   10 s); and the consumer lag, read from the broker through the Kafka provider (the
+   `kafka_payments` connection): end offsets now minus what the last batch consumed;
 2. **reconciles**: starts the job from its checkpoint when it is absent or failed,
    restarts it when unhealthy — with exponential backoff (`restart_backoff_s`,
    doubling per restart) and a budget of
@@ -19,7 +20,9 @@ fraud alerts) running and healthy. Every 5 minutes it:
 * `restart` — stop and start the job now (resumes from the checkpoint; no data lost).
 * `stop` — stop the job and leave it stopped until the next `restart`/`deploy`
   trigger (scheduled runs will not start it while the stop marker exists).
-* `deploy` — stop, then start with the currently deployed application artifacts.
+* `deploy` — stop, provision the four topics through the Kafka provider (partitions,
+  replication, retention from the profile; idempotent: existing topics are kept, grown,
+  re-configured), then start with the currently deployed application artifacts.
 Leave `action` empty for a normal health check.
 
 #### When it pages

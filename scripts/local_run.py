@@ -147,7 +147,9 @@ def topic_keys(bootstrap: str, topic: str, start: dict[int, int] | None = None, 
         keys: set[str] = set()
         messages = 0
         deadline = time.monotonic() + timeout_s
-        while any(max(seen.get(tp, -1) + 1, begin.get(tp[1], 0)) < end for tp, end in ends.items()) and time.monotonic() < deadline:
+        while (
+            any(max(seen.get(tp, -1) + 1, begin.get(tp[1], 0)) < end for tp, end in ends.items()) and time.monotonic() < deadline
+        ):
             for message in consumer.consume(num_messages=10_000, timeout=0.2):
                 if message.error() is None:
                     tp = (message.topic(), message.partition())
@@ -247,7 +249,6 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
 
     from spark_apps.generator import WorkloadConfig, generate_day
     from spark_apps.generator.kafka_stream import stream_to_kafka
-
     from spark_apps.kafka.broker import end_offsets
 
     kafka = profile.kafka
@@ -537,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     local_dir = Path(os.environ.get("PAYMENTS_LOCAL_DIR", ROOT / ".local"))
     os.environ.setdefault("PAYMENTS_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP)
     bootstrap = os.environ["PAYMENTS_KAFKA_BOOTSTRAP"]
+    # The supervisor reaches the broker through the Kafka provider's connection: this broker.
+    os.environ["AIRFLOW_CONN_KAFKA_PAYMENTS"] = json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}})
     logs = local_dir / "run-logs"
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -615,8 +618,8 @@ def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contex
     cleanup.callback(lambda: controller.status().running and (say("stopping the stream app"), controller.stop()))
     supervisor = [sys.executable, "-m", "payments_platform.local_runner", "payments_stream_supervisor", "--date", args.date]
     stage(
-        "start the streaming app (payments_stream_supervisor, action=restart)",
-        [*supervisor, "--conf", json.dumps({"action": "restart"})],
+        "provision the topics and start the streaming app (payments_stream_supervisor, action=deploy)",
+        [*supervisor, "--conf", json.dumps({"action": "deploy"})],
         logs / "stream_supervisor_start.log",
     )
     figures = stream_traffic(profile, args, bootstrap, controller.log_file)

@@ -30,8 +30,10 @@ POLICY_FLAGS = (POLICY_VELOCITY, POLICY_GEO_BLOCK, POLICY_AMOUNT_LIMIT)
 def fx_rate_lookup(fx_df: DataFrame) -> DataFrame:
     """One rate per (rate_date, currency) of FX_RATE_SCHEMA rows: the highest, so the join can never
     multiply rows. Columns ``rate_date``, ``_fx_currency``, ``_rate``."""
-    return fx_df.groupBy("rate_date", "currency").agg(F.max("rate_to_reporting").alias("_rate")).withColumnRenamed(
-        "currency", "_fx_currency"
+    return (
+        fx_df.groupBy("rate_date", "currency")
+        .agg(F.max("rate_to_reporting").alias("_rate"))
+        .withColumnRenamed("currency", "_fx_currency")
     )
 
 

@@ -1,8 +1,10 @@
-"""Shared fixtures: one local SparkSession for the whole test session."""
+"""Shared fixtures: one local SparkSession and one local Apache Kafka broker for the whole test session."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -51,3 +53,41 @@ def aws_profile_env(monkeypatch):
     for key, value in AWS_PROFILE_ENV.items():
         monkeypatch.setenv(key, value)
     return AWS_PROFILE_ENV
+
+
+_topic_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """Apache Kafka from the JVM manifest on a free loopback port (DESIGN decision 8), stopped at session end."""
+    from spark_apps.kafka.broker import EmbeddedBroker
+
+    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("kafka") / "broker.log") as broker:
+        yield broker
+
+
+@pytest.fixture
+def kafka_topics(kafka_broker, request):
+    """Fresh topics for one test (the broker is shared): transactions, signals, alerts, dead letter."""
+    prefix = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60] + f"-{next(_topic_counter)}"
+    topics = {
+        "transactions": f"{prefix}.transactions",
+        "fraud_signals": f"{prefix}.fraud-signals",
+        "fraud_alerts": f"{prefix}.fraud-alerts",
+        "dead_letter": f"{prefix}.dead-letter",
+    }
+    kafka_broker.create_topics(topics.values(), partitions=2)
+    return topics
+
+
+@pytest.fixture
+def kafka_connection(kafka_broker, monkeypatch):
+    """The Kafka provider's connection of the profile (kafka_payments) pointed at the test broker,
+    as an environment variable (Airflow reads those before its database)."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAFKA_PAYMENTS", json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_broker.bootstrap}})
+    )
+    return kafka_broker.bootstrap

@@ -6,7 +6,8 @@
   with EMR's job retry policy; found again by name and state.
 
 Health comes from the streaming metrics the job writes per micro-batch (see
-docs/streaming.md): freshness of the last committed batch and the consumer lag.
+docs/streaming.md): freshness of the last committed batch, and the consumer lag read from the
+broker through the Kafka provider (payments_platform.kafka_topics).
 The restart policy (budget per rolling hour, exponential backoff) is pure and kept
 in a small state file in the lake, so every supervisor run sees the same history.
 """
@@ -244,9 +245,11 @@ def assess_health(
     max_staleness_s: float,
     max_lag: int,
     heartbeat: dict[str, Any] | None = None,
+    broker_lag: int | None = None,
 ) -> StreamHealth:
     """Healthy = a micro-batch committed, or an idle heartbeat (nothing new to read) came, within
-    ``max_staleness_s``, and the lag of the newer of the two is at most ``max_lag``."""
+    ``max_staleness_s``, and the lag is at most ``max_lag``: ``broker_lag`` (read from the broker
+    now, payments_platform.kafka_topics.stream_lag) when given, else the newer record's own."""
     if metrics is None and heartbeat is None:
         return StreamHealth(False, None, None, ["no micro-batch metrics yet"])
     signs = [(_utc(metrics["committed_at"]), metrics)] if metrics is not None else []
@@ -255,7 +258,7 @@ def assess_health(
     seen_at, newest = max(signs, key=lambda sign: sign[0])
     label = "last micro-batch committed" if heartbeat is None else "last micro-batch or idle heartbeat"
     freshness = (now - seen_at).total_seconds()
-    total_lag = int(newest.get("lag_total") or 0)
+    total_lag = int(broker_lag) if broker_lag is not None else int(newest.get("lag_total") or 0)
     problems = []
     if freshness > max_staleness_s:
         problems.append(f"{label} {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")

@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import get_current_context, task
 
 from payments_platform import lake_io
+from payments_platform.kafka_topics import provision_topics, stream_lag
 from payments_platform.notifications import page_on_call
 from payments_platform.profiles import get_profile
 from payments_platform.stream_control import (
@@ -36,13 +37,22 @@ def inspect_stream() -> dict[str, Any]:
     params = context["params"]
     profile = get_profile()
     status = get_stream_controller(profile).status()
+    metrics = latest_metrics(profile.lake.metrics_uri)
+    # The lag from the broker now (the Kafka provider), not the job's last word on it: it keeps
+    # growing while the job is dead or stuck.
+    try:
+        lag = stream_lag(profile, metrics)
+    except Exception as exc:  # the broker unreachable is a finding, not a task failure
+        lag = {"by_topic": {}, "total": None, "error": f"{type(exc).__name__}: {exc}"}
     health = assess_health(
-        latest_metrics(profile.lake.metrics_uri),
+        metrics,
         datetime.now(UTC),
         float(params["max_staleness_s"]),
         int(params["max_lag"]),
         heartbeat=latest_heartbeat(profile.lake.metrics_uri),
+        broker_lag=lag["total"],
     )
+    problems = [*health.problems, *([f"Kafka lag unreadable: {lag['error']}"] if "error" in lag else [])]
     return {
         "running": status.running,
         "reference": status.reference,
@@ -50,7 +60,8 @@ def inspect_stream() -> dict[str, Any]:
         "healthy": health.healthy,
         "freshness_s": health.freshness_s,
         "total_lag": health.total_lag,
-        "problems": health.problems,
+        "lag_by_topic": lag["by_topic"],
+        "problems": problems,
         "action": params.get("action"),
     }
 
@@ -72,10 +83,12 @@ def reconcile_stream(inspection: dict[str, Any], restart_budget: str) -> dict[st
     if action in ("restart", "deploy"):
         controller.stop()
         lake_io.delete_file(stop_marker_uri())
+        # deploy: the topics as the profile wants them (idempotent), before the job reads them.
+        topics = provision_topics(profile) if action == "deploy" else None
         status = controller.start()
         state.restarts.append(now.isoformat())
         state.save(state_uri)
-        return {"did": action, "reference": status.reference}
+        return {"did": action, "reference": status.reference, **({"topics": topics} if topics else {})}
     if lake_io.read_text(stop_marker_uri()) is not None:
         return {"did": "nothing", "detail": "stopped on purpose (manual stop); trigger restart or deploy to resume"}
 

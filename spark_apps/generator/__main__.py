@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--topic")
     stream.add_argument("--fraud-topic")
     stream.add_argument("--limit", type=int, help="stop after this many records")
+    stream.add_argument("--security", choices=("plaintext", "iam"), help="default: the profile's kafka.security")
+    stream.add_argument("--region", help="AWS region for --security iam (default: the profile's)")
     args = parser.parse_args(argv)
     config = _config(args)
 
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "topic": args.topic,
             "fraud_topic": args.fraud_topic,
             "limit": args.limit,
+            "security": args.security,
+            "region": args.region,
         }.items()
         if v is not None
     }

@@ -352,9 +352,7 @@ def _output_columns() -> tuple[Column, ...]:
     now = F.current_timestamp()
     scored = F.col("row_kind").isin(ROW_TXN, ROW_SIGNAL)
     alert = F.when(scored & flagged_col(), F.to_json(F.struct(*alert_columns(now)), _ALL_FIELDS))
-    dead_letter = F.when(
-        F.col("row_kind") == ROW_DEAD_LETTER, F.to_json(F.col("dead_letter"), _ALL_FIELDS)
-    )
+    dead_letter = F.when(F.col("row_kind") == ROW_DEAD_LETTER, F.to_json(F.col("dead_letter"), _ALL_FIELDS))
     dead_letter_key = F.coalesce(F.col("dead_letter.transaction_id"), F.col("dead_letter.source_location"), F.lit("unknown"))
     values = {"run_id": F.lit(None).cast("string"), "ingested_at": now}
     index = [values.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in STREAM_INDEX_SCHEMA.fields]
@@ -375,4 +373,3 @@ def with_output_columns(scored_df: DataFrame) -> DataFrame:
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -18,18 +19,12 @@ def supervised(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PAYMENTS_PROFILE", "local")
     monkeypatch.setenv("PAYMENTS_LOCAL_DIR", str(tmp_path))
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:  # no topics: the deploy action makes them
         monkeypatch.setenv("PAYMENTS_KAFKA_BOOTSTRAP", broker.bootstrap)
+        connection = {"conn_type": "kafka", "extra": {"bootstrap.servers": broker.bootstrap}}
+        monkeypatch.setenv("AIRFLOW_CONN_KAFKA_PAYMENTS", json.dumps(connection))
         load_profile.cache_clear()
         profile = load_profile("local")
-        broker.create_topics(
-            [
-                profile.kafka.transactions_topic,
-                profile.kafka.fraud_signals_topic,
-                profile.kafka.fraud_alerts_topic,
-                profile.kafka.dead_letter_topic,
-            ]
-        )
         from payments_platform.stream_control import LocalStreamController
 
         controller = LocalStreamController(profile)
@@ -61,17 +56,36 @@ def reconcile_result(dag_run) -> dict:
     return ti.xcom_pull(task_ids="reconcile_stream")
 
 
-def test_supervisor_starts_restarts_a_killed_job_and_stops_on_request(supervised):
-    assert not supervised.status().running
-    supervise()
+def topics_on_the_broker(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str]]:
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    metadata = admin.list_topics(timeout=10).topics
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names if n in metadata])
+    retention = {resource.name: future.result()["retention.ms"].value for resource, future in futures.items()}
+    return {n: (len(metadata[n].partitions), retention[n]) for n in names if n in metadata}
+
+
+def test_supervisor_deploys_restarts_a_killed_job_and_stops_on_request(supervised):
+    kafka = supervised.profile.kafka
+    topics = [*kafka.input_topics, *kafka.output_topics]
+    bootstrap = os.environ["PAYMENTS_KAFKA_BOOTSTRAP"]
+    assert not supervised.status().running and topics_on_the_broker(bootstrap, topics) == {}
+    deployed = reconcile_result(supervise(action="deploy"))
+    assert deployed["did"] == "deploy" and deployed["topics"]["created"] == topics
+    # Through the Kafka provider, as the profile says: 2 partitions, kept without a time limit locally.
+    assert topics_on_the_broker(bootstrap, topics) == dict.fromkeys(topics, (2, "-1"))
     started = supervised.status()
-    assert started.running, "absent job started"
+    assert started.running, "the job started"
     assert f"--bootstrap {os.environ['PAYMENTS_KAFKA_BOOTSTRAP']}" in " ".join(supervised.command())
 
     # Silent topics: no micro-batch ever commits, but the idle app's heartbeat keeps it healthy.
     heartbeat = wait_for_heartbeat(supervised.profile.lake.metrics_uri)
     assert heartbeat["lag_total"] == 0
     assert reconcile_result(supervise()) == {"did": "nothing", "detail": "healthy"}
+    (inspect,) = [ti for ti in supervise().get_task_instances() if ti.task_id == "inspect_stream"]
+    inspection = inspect.xcom_pull(task_ids="inspect_stream")
+    assert inspection["total_lag"] == 0 and inspection["lag_by_topic"] == dict.fromkeys(kafka.input_topics, 0)
     assert supervised.status().reference == started.reference
 
     os.killpg(os.getpgid(int(started.reference)), signal.SIGKILL)

@@ -4,16 +4,24 @@ Every bucket is KMS-encrypted, versioned, public-blocked, TLS-only and access-lo
 no IAM policy grants "*" on S3, Glue, KMS or MSK resources; keys rotate; MSK needs IAM
 auth over TLS; MWAA is private with all logs on; MWAA reaches MSK on 9098 by security group
 and may administer only the four platform topics; the EMR job role's consumer groups are
-the stream job's.
+the stream job's; MWAA's Kafka connection is a KMS-encrypted secret under the connections
+prefix that the execution role may read, and that the Amazon secrets backend and the Kafka
+provider turn into an MSK IAM connection.
 """
 
 from __future__ import annotations
 
 import ast
+import fnmatch
+import functools
+import json
 import re
 from pathlib import Path
 
+import boto3
 import pytest
+import yaml
+from moto import mock_aws
 
 from tests.infra import terraform_model as tm
 
@@ -608,3 +616,173 @@ def test_no_security_group_admits_the_internet():
         assert rule.body.get("cidr_ipv4") != "0.0.0.0/0", rule.address
     for subnet in tm.all_blocks("aws_subnet"):
         assert subnet.body["map_public_ip_on_launch"] is False, subnet.address
+
+
+# --- MWAA's Kafka connection (Secrets Manager backend) ----------------------------------------
+
+SECRETS = tm.MODULES_ROOT / "secrets"
+AWS_PROFILE = tm.PROJECT_ROOT / "include" / "profiles" / "aws.yaml"
+REGION = "eu-west-1"
+# What a module's partition/region/account data sources stand for in the rendered ARNs.
+PARTITION_REGION_ACCOUNT = {
+    "data.aws_partition.current.partition": "aws",
+    "data.aws_region.current.id": REGION,
+    "data.aws_caller_identity.current.account_id": "123456789012",
+}
+# bootstrap_brokers_sasl_iam of a provisioned MSK cluster (IAM listener, 9098).
+MSK_IAM_BOOTSTRAP = ",".join(f"b-{n}.payments-prod-msk.a1b2c3.c2.kafka.{REGION}.amazonaws.com:{MSK_IAM_PORT}" for n in (1, 2, 3))
+
+
+def _profile_kafka_connection_id() -> str:
+    return yaml.safe_load(AWS_PROFILE.read_text())["kafka"]["connection_id"]
+
+
+def _secrets_module_value(env: str, variable: str) -> str:
+    """``var.<variable>`` of the secrets module in ``env``: the env's argument, else the default; a literal."""
+    arguments = tm.modules_of(tm.ENVS_ROOT / env)["secrets"]
+    value = arguments[variable] if variable in arguments else tm.variables_of(SECRETS)[variable]["default"]
+    assert isinstance(value, str) and "${" not in value, f"{env}: secrets.{variable} must be a literal, not {value}"
+    return value
+
+
+def _secrets_values(env: str) -> dict[str, str]:
+    """Everything the secret's name, the backend kwargs and the ARN patterns interpolate, in ``env``."""
+    return {
+        f"var.{name}": _secrets_module_value(env, name)
+        for name in ("airflow_connections_prefix", "airflow_variables_prefix", "kafka_connection_id")
+    } | {"local.secret_arn_base": _render(tm.locals_of(SECRETS)["secret_arn_base"], PARTITION_REGION_ACCOUNT)}
+
+
+def _kafka_connection_secret_name(env: str) -> str:
+    secret = tm.block(SECRETS, "aws_secretsmanager_secret", "kafka_connection").body
+    return _render(secret["name"], _secrets_values(env))
+
+
+def _backend_kwargs(env: str) -> dict[str, str]:
+    """backend_kwargs MWAA's SecretsManagerBackend gets in ``env`` (the airflow module jsonencodes them)."""
+    assert tm.expression(tm.modules_of(tm.ENVS_ROOT / env)["airflow"]["secrets_backend_kwargs"]) == (
+        "module.secrets.airflow_secrets_backend_kwargs"
+    ), env
+    kwargs = tm.outputs_of(SECRETS)["airflow_secrets_backend_kwargs"]["value"]
+    return {key: _render(value, _secrets_values(env)) for key, value in kwargs.items()}
+
+
+def _kafka_connection_document() -> dict:
+    """The secret's value as written in HCL: the object inside ``jsonencode(...)``."""
+    version = tm.block(SECRETS, "aws_secretsmanager_secret_version", "kafka_connection").body
+    assert tm.expression(version["secret_id"]) == "aws_secretsmanager_secret.kafka_connection.id"
+    assert "secret_string_wo" not in version and "secret_binary" not in version
+    match = re.fullmatch(r"jsonencode\((\{.*\})\)", tm.expression(version["secret_string"]), re.DOTALL)
+    assert match, version["secret_string"]
+    return tm.parse_hcl(f"document = {match.group(1)}\n")["document"]
+
+
+def test_kafka_connection_secret_is_the_profiles_connection_under_mwaas_connections_prefix():
+    """<connections_prefix>/<kafka.connection_id>: the name MWAA's backend looks the hook's connection up by."""
+    connection_id = _profile_kafka_connection_id()
+    assert connection_id == "kafka_payments"
+    for env in tm.ENV_NAMES:
+        kwargs = _backend_kwargs(env)
+        # No "sep" (nor a lookup pattern): the backend joins prefix and connection id with "/".
+        assert set(kwargs) == {"connections_prefix", "variables_prefix"}, env
+        assert _kafka_connection_secret_name(env) == f"{kwargs['connections_prefix']}/{connection_id}", env
+    assert _kafka_connection_secret_name("dev") == "airflow/connections/kafka_payments"
+
+
+def test_kafka_connection_document_is_an_msk_iam_kafka_connection():
+    """conn_type kafka, SASL_SSL + OAUTHBEARER, the brokers of the MSK IAM listener; nothing else
+    (no callback: the provider adds the MSK IAM token signer for MSK hosts itself)."""
+    assert _kafka_connection_document() == {
+        "conn_type": "kafka",
+        "extra": {
+            "bootstrap.servers": "${var.msk_bootstrap_brokers_sasl_iam}",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "OAUTHBEARER",
+        },
+    }
+    assert "default" not in tm.variables_of(SECRETS)["msk_bootstrap_brokers_sasl_iam"]
+    for env in tm.ENV_NAMES:
+        argument = tm.modules_of(tm.ENVS_ROOT / env)["secrets"]["msk_bootstrap_brokers_sasl_iam"]
+        assert tm.expression(argument) == "module.msk.bootstrap_brokers_sasl_iam", env
+    msk = tm.MODULES_ROOT / "msk"
+    assert tm.expression(tm.outputs_of(msk)["bootstrap_brokers_sasl_iam"]["value"]) == (
+        "aws_msk_cluster.this.bootstrap_brokers_sasl_iam"
+    )
+
+
+def test_kafka_connection_secret_is_encrypted_with_the_secrets_key():
+    secret = tm.block(SECRETS, "aws_secretsmanager_secret", "kafka_connection").body
+    assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
+    assert "default" not in tm.variables_of(SECRETS)["kms_key_arn"]
+    for env in tm.ENV_NAMES:
+        assert tm.expression(tm.modules_of(tm.ENVS_ROOT / env)["secrets"]["kms_key_arn"]) == "module.kms.key_arns.secrets", env
+    assert "secrets" in tm.variables_of(tm.MODULES_ROOT / "kms")["domains"]["default"]
+
+
+def test_mwaa_role_may_read_and_decrypt_the_kafka_connection_secret():
+    """The secret's ARN (name + Secrets Manager's 6-character suffix) matches the SecretsBackend
+    statement's patterns as the envs wire them, and the role may decrypt with the key it is
+    encrypted with, through Secrets Manager; the PAN key stays out of reach."""
+    statements = _execution_statements()
+    assert not [s for s in statements.values() if s.get("effect", "Allow") != "Allow"], "the execution policy has no Deny"
+    backend = statements["SecretsBackend"]
+    assert "secretsmanager:GetSecretValue" in _strings(backend["actions"]) and "condition" not in backend
+    assert tm.expression(backend["resources"]) == "var.airflow_secret_arn_patterns"
+    decrypt = statements["DecryptSecrets"]
+    assert _strings(decrypt["actions"]) == ["kms:Decrypt"]
+    assert decrypt["resources"] == ["${var.kms_key_arns.secrets}"]
+    [via] = tm.as_list(decrypt["condition"])
+    assert (via["variable"], via["values"]) == ("kms:ViaService", ["secretsmanager.${local.region}.amazonaws.com"])
+
+    patterns = tm.outputs_of(SECRETS)["airflow_secret_arn_patterns"]["value"]
+    for env in tm.ENV_NAMES:
+        airflow = tm.modules_of(tm.ENVS_ROOT / env)["airflow"]
+        assert tm.expression(airflow["airflow_secret_arn_patterns"]) == "module.secrets.airflow_secret_arn_patterns", env
+        secrets_key = tm.expression(tm.modules_of(tm.ENVS_ROOT / env)["secrets"]["kms_key_arn"])
+        assert tm.expression(airflow["kms_key_arns"]["secrets"]) == secrets_key, env
+        values = _secrets_values(env)
+        granted = [_render(pattern, values) for pattern in patterns]
+        secret_arn = f"{values['local.secret_arn_base']}:{_kafka_connection_secret_name(env)}-AbC123"
+        assert any(fnmatch.fnmatchcase(secret_arn, pattern) for pattern in granted), (env, secret_arn, granted)
+        pan_key_arn = f"{values['local.secret_arn_base']}:{_secrets_module_value(env, 'pan_token_secret_name')}-AbC123"
+        assert not any(fnmatch.fnmatchcase(pan_key_arn, pattern) for pattern in granted), env
+
+    # The secrets key leaves access to IAM policies of the account (such as the execution role's).
+    key_policy = tm.block(tm.MODULES_ROOT / "kms", "aws_iam_policy_document", "key", kind="data")
+    [root] = [s for s in tm.as_list(key_policy.body["statement"]) if s["sid"] == "EnableIamPoliciesOfThisAccount"]
+    assert root["effect"] == "Allow" and "condition" not in root
+
+
+def test_mwaas_secrets_backend_and_the_kafka_hook_make_an_msk_iam_connection_of_the_secret(monkeypatch):
+    """The rendered secret in (moto) Secrets Manager, read by the SecretsManagerBackend with MWAA's
+    backend_kwargs, configures the KafkaAdminClientHook for MSK IAM: the provider's token
+    callback for the region of the brokers."""
+    from airflow.providers.amazon.aws.secrets.secrets_manager import SecretsManagerBackend
+    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+    class ConfigOnlyHook(KafkaAdminClientHook):
+        def _get_client(self, config):  # the confluent-kafka configuration, no AdminClient
+            return config
+
+    document = json.loads(
+        json.dumps(_kafka_connection_document()).replace("${var.msk_bootstrap_brokers_sasl_iam}", MSK_IAM_BOOTSTRAP)
+    )
+    connection_id = _profile_kafka_connection_id()
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=_kafka_connection_secret_name("prod"), SecretString=json.dumps(document)
+        )
+        connection = SecretsManagerBackend(**_backend_kwargs("prod")).get_connection(connection_id)
+    assert connection is not None, "the backend does not find the connection under its prefix"
+    assert connection.conn_type == "kafka"
+    assert connection.extra_dejson == document["extra"]
+
+    hook = ConfigOnlyHook(kafka_config_id=connection_id)
+    monkeypatch.setattr(hook, "get_connection", lambda conn_id: connection if conn_id == connection_id else None)
+    config = hook.get_conn
+    assert config["bootstrap.servers"] == MSK_IAM_BOOTSTRAP
+    assert (config["security.protocol"], config["sasl.mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
+    token_callback = config["oauth_cb"]
+    assert isinstance(token_callback, functools.partial) and token_callback.args == (REGION,)

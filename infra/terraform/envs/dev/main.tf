@@ -80,8 +80,9 @@ module "lake" {
 module "secrets" {
   source = "../../modules/secrets"
 
-  kms_key_arn = module.kms.key_arns.secrets
-  tags        = local.tags
+  kms_key_arn                    = module.kms.key_arns.secrets
+  msk_bootstrap_brokers_sasl_iam = module.msk.bootstrap_brokers_sasl_iam
+  tags                           = local.tags
 }
 
 module "msk" {

@@ -29,3 +29,30 @@ resource "aws_secretsmanager_secret_version" "pan_token_key" {
   secret_string_wo         = ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password
   secret_string_wo_version = var.pan_token_key_version
 }
+
+# The Airflow connection the stream supervisor's KafkaAdminClientHook uses on MWAA
+# (include/profiles/aws.yaml kafka.connection_id), read by the SecretsManagerBackend under
+# the connections prefix. It holds no credential: MSK authenticates the MWAA execution role
+# by IAM, and the Kafka provider adds the MSK IAM token signer itself for MSK bootstrap hosts
+# with OAUTHBEARER, so the document is broker addresses and protocol settings only.
+resource "aws_secretsmanager_secret" "kafka_connection" {
+  #checkov:skip=CKV2_AWS_57:Holds no credential (broker addresses and protocol settings; MSK authenticates the MWAA role by IAM), so there is nothing to rotate; Terraform rewrites it when the brokers change.
+  name                    = "${var.airflow_connections_prefix}/${var.kafka_connection_id}"
+  description             = "Airflow connection ${var.kafka_connection_id}: MSK IAM bootstrap brokers for the stream supervisor (MWAA, Airflow Kafka provider)."
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "kafka_connection" {
+  secret_id = aws_secretsmanager_secret.kafka_connection.id
+  secret_string = jsonencode({
+    conn_type = "kafka"
+    extra = {
+      "bootstrap.servers" = var.msk_bootstrap_brokers_sasl_iam
+      "security.protocol" = "SASL_SSL"
+      "sasl.mechanism"    = "OAUTHBEARER"
+    }
+  })
+}

@@ -8,6 +8,16 @@ output "pan_token_secret_name" {
   value       = aws_secretsmanager_secret.pan_token_key.name
 }
 
+output "kafka_connection_secret_arn" {
+  description = "ARN of the Airflow connection secret of the Kafka admin connection (MSK IAM bootstrap brokers)."
+  value       = aws_secretsmanager_secret.kafka_connection.arn
+}
+
+output "kafka_connection_secret_name" {
+  description = "Name of the Airflow connection secret of the Kafka admin connection (<connections prefix>/<connection id>)."
+  value       = aws_secretsmanager_secret.kafka_connection.name
+}
+
 output "airflow_secret_arn_patterns" {
   description = "Secret ARN patterns of MWAA's secrets backend (connections and variables prefixes)."
   value = [

@@ -22,6 +22,22 @@ variable "airflow_variables_prefix" {
   default     = "airflow/variables"
 }
 
+variable "kafka_connection_id" {
+  description = "Airflow connection id of the Kafka admin connection (include/profiles/aws.yaml kafka.connection_id); the secret is <airflow_connections_prefix>/<this>."
+  type        = string
+  default     = "kafka_payments"
+}
+
+variable "msk_bootstrap_brokers_sasl_iam" {
+  description = "Bootstrap brokers of the MSK IAM listener, port 9098 (module msk output bootstrap_brokers_sasl_iam); bootstrap.servers of the Kafka connection."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.msk_bootstrap_brokers_sasl_iam)) > 0
+    error_message = "msk_bootstrap_brokers_sasl_iam is empty: the cluster needs IAM client authentication."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key of the secrets domain."
   type        = string

@@ -1,0 +1,115 @@
+"""The platform's topics through Airflow's Kafka provider, against the real local broker."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from payments_platform.kafka_topics import provision_topics, stream_lag, topic_specs
+from payments_platform.profiles import TopicSettings, load_profile
+
+pytestmark = [pytest.mark.kafka]
+_runs = itertools.count()
+
+
+def profile_with(partitions: int = 2, replication: int = 1, prefix: str | None = None):
+    """The local profile with topics of its own and the given topic settings."""
+    profile = load_profile("local")
+    prefix = prefix or f"provision-{next(_runs)}"
+    kafka = profile.kafka.model_copy(
+        update={
+            "transactions_topic": f"{prefix}.transactions",
+            "fraud_signals_topic": f"{prefix}.fraud-signals",
+            "fraud_alerts_topic": f"{prefix}.fraud-alerts",
+            "dead_letter_topic": f"{prefix}.dead-letter",
+            "topics": TopicSettings(
+                partitions=partitions, replication_factor=replication, input_retention_hours=24, output_retention_hours=168
+            ),
+        }
+    )
+    return profile.model_copy(update={"kafka": kafka})
+
+
+def described(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str]]:
+    """topic -> (partitions, retention.ms, min.insync.replicas) as the broker has them."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = admin.list_topics(timeout=10).topics
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
+    configs = {resource.name: future.result() for resource, future in futures.items()}
+    return {
+        n: (len(topics[n].partitions), configs[n]["retention.ms"].value, configs[n]["min.insync.replicas"].value) for n in names
+    }
+
+
+def test_topic_specs_follow_the_profile():
+    kafka = profile_with(prefix="p").kafka
+    assert topic_specs(kafka)[0].name == "p.transactions"
+    assert [(s.name, s.partitions, s.config["retention.ms"]) for s in topic_specs(kafka)] == [
+        ("p.transactions", 2, "86400000"),
+        ("p.fraud-signals", 2, "86400000"),
+        ("p.fraud-alerts", 2, "604800000"),
+        ("p.dead-letter", 2, "604800000"),
+    ]
+    # The local profile keeps records without a time limit (replayed days carry past produce times).
+    assert {s.config["retention.ms"] for s in topic_specs(load_profile("local").kafka)} == {"-1"}
+
+
+def test_aws_profile_topics_are_replicated_and_bounded(aws_profile_env):
+    load_profile.cache_clear()
+    try:
+        specs = topic_specs(load_profile("aws").kafka)
+    finally:
+        load_profile.cache_clear()
+    assert {(s.partitions, s.replication_factor, s.config["min.insync.replicas"]) for s in specs} == {(6, 3, "2")}
+    assert [s.config["retention.ms"] for s in specs] == ["86400000", "86400000", "604800000", "604800000"]
+
+
+def test_deploy_provisions_the_topics_once_and_grows_them(kafka_connection):
+    profile = profile_with()
+    names = [s.name for s in topic_specs(profile.kafka)]
+    first = provision_topics(profile)
+    assert first["created"] == names and first["partitions_added"] == {} and first["problems"] == []
+    assert described(kafka_connection, names) == {
+        names[0]: (2, "86400000", "1"),
+        names[1]: (2, "86400000", "1"),
+        names[2]: (2, "604800000", "1"),
+        names[3]: (2, "604800000", "1"),
+    }
+    again = provision_topics(profile)
+    assert (again["created"], again["partitions_added"], again["problems"]) == ([], {}, [])
+
+    grown = provision_topics(profile_with(partitions=3, prefix=names[0].split(".")[0]))
+    assert grown["created"] == [] and grown["partitions_added"] == dict.fromkeys(names, 1)
+    assert {n: v[0] for n, v in described(kafka_connection, names).items()} == dict.fromkeys(names, 3)
+
+    # What Kafka cannot change is reported, not attempted: fewer partitions, more replicas.
+    odd = provision_topics(profile_with(partitions=2, replication=3, prefix=names[0].split(".")[0]))
+    assert len(odd["problems"]) == 8 and "3 partitions, more than the profile's 2 (kept)" in odd["problems"][0]
+    assert "replication 1, the profile wants 3" in odd["problems"][1]
+
+
+def test_stream_lag_is_the_brokers_end_minus_what_the_last_batch_consumed(kafka_connection):
+    from confluent_kafka import Producer
+
+    profile = profile_with()
+    provision_topics(profile)
+    producer = Producer({"bootstrap.servers": kafka_connection})
+    for n in range(10):
+        producer.produce(profile.kafka.transactions_topic, key=f"k{n}".encode(), value=b"{}", partition=n % 2)
+    producer.produce(profile.kafka.fraud_signals_topic, key=b"s", value=b"{}", partition=0)
+    assert producer.flush(10) == 0
+    metrics = {
+        "sources": [
+            {"end_offset": {profile.kafka.transactions_topic: {"0": 3, "1": 5}}},
+            {"end_offset": {profile.kafka.fraud_signals_topic: {"0": 1}}},
+        ]
+    }
+    assert stream_lag(profile, metrics) == {
+        "by_topic": {profile.kafka.transactions_topic: 2, profile.kafka.fraud_signals_topic: 0},
+        "total": 2,
+    }
+    # No batch yet: everything is behind.
+    assert stream_lag(profile, None)["total"] == 11
