@@ -175,6 +175,25 @@ def _cpuinfo() -> list[str]:
         return []
 
 
+def input_end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    from spark_apps.kafka.broker import end_offsets
+
+    return {(topic, p): end for topic in topics for p, end in end_offsets(bootstrap, topic).items()}
+
+
+def first_covering(records: list[dict], ends: dict[tuple[str, int], int]) -> dict | None:
+    """The first metrics record whose batch had consumed every input partition up to ``ends``.
+    (Not "lag 0": the Kafka source's lag is measured against the end offsets it saw when the
+    batch was planned, which may predate the last records.)"""
+    from payments_platform.kafka_topics import consumed_offsets
+
+    for record in records:
+        consumed = consumed_offsets(record)
+        if all(consumed.get(tp, 0) >= end for tp, end in ends.items()):
+            return record
+    return None
+
+
 def metrics_records(metrics_uri: Path) -> list[dict]:
     folder = metrics_uri / "stream" / "stream_index" / "batches"
     return sorted((json.loads(p.read_text()) for p in folder.rglob("batch-*.json")), key=lambda r: r["batch_id"])
@@ -255,9 +274,8 @@ def run_rate(
                     duration_s=warmup_seconds, fraud_topic=names["fraud_signals"],
                 )  # fmt: skip
                 warm_end = time.time()
-                while not any(
-                    r["lag_total"] == 0 and _epoch_s(r["committed_at"]) >= warm_end for r in metrics_records(work / "metrics")
-                ):
+                warm_ends = input_end_offsets(broker.bootstrap, [names["transactions"], names["fraud_signals"]])
+                while first_covering(metrics_records(work / "metrics"), warm_ends) is None:
                     if job.poll() is not None or time.time() > warm_end + 300:
                         raise RuntimeError(f"stream job did not drain the warm-up: see {work / 'job.log'}")
                     time.sleep(1)
@@ -274,18 +292,15 @@ def run_rate(
                 fraud_topic=names["fraud_signals"],
             )
             produce_start, produce_end = produced["first_produce_ms"] / 1000, time.time()
+            ends = input_end_offsets(broker.bootstrap, [names["transactions"], names["fraud_signals"]])
             drained_at = None
             while time.time() - produce_end < drain_seconds:
-                records = metrics_records(work / "metrics")
-                # Drained: a batch committed after the last produce left no record behind.
-                if any(r["lag_total"] == 0 and _epoch_s(r["committed_at"]) >= produce_end for r in records[warm_batches:]):
-                    drained_at = min(
-                        _epoch_s(r["committed_at"])
-                        for r in records[warm_batches:]
-                        if r["lag_total"] == 0 and _epoch_s(r["committed_at"]) >= produce_end
-                    )
+                # Drained: the first committed batch that had consumed everything produced.
+                covering = first_covering(metrics_records(work / "metrics")[warm_batches:], ends)
+                if covering is not None:
+                    drained_at = _epoch_s(covering["committed_at"])
                     break
-                time.sleep(1)
+                time.sleep(0.5)
             cpu_used, cpu_wall = tree_cpu_seconds(job.pid) - cpu_start, time.time() - cpu_clock_start
             broker_cpu = tree_cpu_seconds(broker.process.pid) - broker_cpu_start
             harness_cpu = _own_cpu_seconds() - harness_cpu_start

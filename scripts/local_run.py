@@ -311,16 +311,19 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
     if "error" in result:
         raise StageFailed("stream traffic", log, f"sending to Kafka failed: {result['error']!r}")
 
-    # Drain: the app has consumed everything once a batch committed after the last send reports no lag.
+    # Drain: the app has consumed everything once a committed batch's offsets reach the input
+    # topics' end offsets as they are now that sending is over.
+    from payments_platform.kafka_topics import consumed_offsets
+
     sent_at = time.time()
+    ends = {(topic, p): end for topic in kafka.input_topics for p, end in end_offsets(bootstrap, topic).items()}
     deadline = sent_at + args.drain_timeout
     say("traffic sent; waiting for the stream app to consume all of it")
     next_progress = sent_at + args.progress_seconds
     while True:
         latest = read_latest_metrics(profile.lake.metrics_uri)
-        committed = latest.get("committed_at")
-        fresh = committed and dt.datetime.fromisoformat(committed.replace("Z", "+00:00")).timestamp() >= sent_at
-        if fresh and latest.get("lag_total") == 0:
+        consumed = consumed_offsets(latest)
+        if all(consumed.get(tp, 0) >= end for tp, end in ends.items()):
             break
         if time.time() > deadline:
             raise StageFailed(

@@ -73,7 +73,7 @@ def stage_run_from_stream_metric(metric: Mapping[str, Any]) -> dict[str, Any] | 
 
     Uses ``query_name`` (the stage; default ``stream_index``), ``committed_at``,
     ``input_rows``, ``duplicates_dropped``, ``batch_duration_ms`` and, when present,
-    ``dead_letter_rows``, ``error_rows`` and ``latency_ms`` (event time to indexed;
+    ``index_rows`` (measured output), ``dead_letters`` / ``dead_letter_rows``, ``error_rows`` and ``latency_ms`` (event time to indexed;
     the batch duration otherwise). Spark's own progress names (``timestamp``,
     ``numInputRows``, ``durationMs.triggerExecution``) are accepted too.
     """
@@ -87,8 +87,10 @@ def stage_run_from_stream_metric(metric: Mapping[str, Any]) -> dict[str, Any] | 
     if duration is None:
         duration = durations.get("triggerExecution")
     records_in = _int(metric.get("input_rows", metric.get("numInputRows")))
-    quarantined = _int(metric.get("dead_letter_rows"))
-    records_out = _int(metric.get("output_rows", records_in - quarantined - _int(metric.get("duplicates_dropped"))))
+    quarantined = _int(metric.get("dead_letter_rows", metric.get("dead_letters")))
+    # The stream counts its indexed rows (``index_rows``); older records only allow a derivation.
+    derived = records_in - quarantined - _int(metric.get("duplicates_dropped"))
+    records_out = _int(metric.get("output_rows", metric.get("index_rows") if metric.get("index_rows") is not None else derived))
     latency = metric.get("latency_ms")
     return {
         "stage": str(metric.get("stage") or metric.get("query_name") or "stream_index"),

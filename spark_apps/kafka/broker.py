@@ -203,8 +203,12 @@ def _megabytes(heap: str) -> int:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as StorageTool makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, not starting with "-"
+    (as Kafka's own Uuid.randomUuid: a leading dash reads as an option on a command line)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _terminate(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -276,7 +280,12 @@ class EmbeddedBroker:
         (config_dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
         if not (self.log_dir / "meta.properties").is_file():
             command = java_command(
-                STORAGE_TOOL_CLASS, "format", "-t", _cluster_id(), "-c", str(properties), heap="256m", config_dir=config_dir
+                STORAGE_TOOL_CLASS,
+                "format",
+                f"--cluster-id={_cluster_id()}",
+                f"--config={properties}",
+                heap="256m",
+                config_dir=config_dir,
             )
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:

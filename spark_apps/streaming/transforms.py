@@ -8,7 +8,7 @@ every record is accounted for (``row_kind`` of each output row)::
         dead_letter  invalid, or later than the late bound (reason ``late``), masked
     fraud-signals topic -> parse + validate
         signal       a valid ML output;   dead_letter  an invalid one
-    -> one watermark on produced_at (the Kafka produce time)
+    -> the watermark on produced_at (the Kafka produce time of the transactions)
     -> by transaction id (JVM, operators.paired_with_signals): first arrival ``txn`` with its ML
        output so far, ``duplicate``, ``signal`` (late ML output of an earlier transaction),
        ``signal_unmatched``
@@ -254,13 +254,21 @@ def signal_rows(kafka_df: DataFrame) -> DataFrame:
 
 
 def keyed_rows(transactions_df: DataFrame, signals_df: DataFrame, settings: StreamSettings) -> DataFrame:
-    """Both topics' rows in one frame (null signal columns on transactions and vice versa), with the
-    watermark on produced_at."""
+    """Both topics' rows in one frame (null signal columns on transactions and vice versa) with the
+    watermark on produced_at, defined by the transactions topic.
+
+    The transactions drive the watermark: a silent ML-outputs topic (a model outage) does not stop
+    it, so state keeps being evicted. Every stateful pass drops rows whose produce time is under the
+    watermark (Spark counts them, ``state_rows_dropped_by_watermark``); that needs a record more
+    than the delay (450 s) behind the newest transaction, which only a topic read far behind the
+    other could be. Dead letters carry no produce time here (it is in their message's
+    source_location), so no watermark ever drops one."""
+    produced = F.when(F.col("row_kind") != ROW_DEAD_LETTER, F.col("produced_at"))
     null_signals = {name: F.lit(None).cast(field.dataType) for name, field in _signal_fields().items()}
-    txn_df = transactions_df.withColumns(null_signals)
-    return txn_df.unionByName(signals_df, allowMissingColumns=True).withWatermark(
+    txn_df = transactions_df.withColumns({**null_signals, "produced_at": produced}).withWatermark(
         "produced_at", f"{int(settings.watermark_delay_seconds)} seconds"
     )
+    return txn_df.unionByName(signals_df.withColumn("produced_at", produced), allowMissingColumns=True)
 
 
 def _signal_fields() -> dict[str, StructField]:

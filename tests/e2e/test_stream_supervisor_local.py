@@ -61,6 +61,8 @@ def topics_on_the_broker(bootstrap: str, names: list[str]) -> dict[str, tuple[in
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     metadata = admin.list_topics(timeout=10).topics
+    if not any(n in metadata for n in names):
+        return {}
     futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names if n in metadata])
     retention = {resource.name: future.result()["retention.ms"].value for resource, future in futures.items()}
     return {n: (len(metadata[n].partitions), retention[n]) for n in names if n in metadata}

@@ -115,7 +115,7 @@ def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
 
     progress = {"name": "stream_index", "timestamp": "2026-11-20T10:00:00.000Z", "batchId": 7, "numInputRows": 120,
                 "durationMs": {"triggerExecution": 1500}, "stateOperators": [{"customMetrics": {"numDroppedDuplicateRows": 4}}]}  # fmt: skip
-    record = progress_record(progress)
+    record = progress_record(progress, stats={"duplicates": 4})  # the writer counts the batch's duplicates
     query = tmp_path / "stream" / "stream_index"
     (query / "batches" / "dt=2026-11-20" / "hour=10").mkdir(parents=True)
     (query / "batches" / "dt=2026-11-20" / "hour=10" / "batch-000000000007.json").write_text(json.dumps(record) + "\n")
@@ -128,6 +128,9 @@ def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
         "stage": "stream_index", "for_date": dt.date(2026, 11, 20), "finished_at": dt.datetime(2026, 11, 20, 10, 0, 1, 500000, tzinfo=dt.UTC),
         "records_in": 120, "records_out": 116, "error_count": 0, "quarantine_count": 0, "duration_ms": 1500, "latency_ms": 1500,
     }  # fmt: skip
+    # The stream's own counts win over the derivation: 120 read = 110 indexed + 6 dead letters + 4 duplicates.
+    measured = stage_run_from_stream_metric({**records[0], "index_rows": 110, "dead_letters": 6})
+    assert (measured["records_out"], measured["quarantine_count"]) == (110, 6)
 
 
 def test_latest_verified_version_of_an_earlier_date(tmp_path):

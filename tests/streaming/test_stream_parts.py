@@ -168,7 +168,8 @@ def record_jvm_calls(monkeypatch) -> list[str]:
     original = py4j.clientserver.ClientServerConnection.send_command
 
     def recording(self, command):
-        sent.append(command)
+        if not command.startswith("m\nd\n"):  # Py4J's release of a garbage-collected proxy: not ours
+            sent.append(command)
         return original(self, command)
 
     monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", recording)
