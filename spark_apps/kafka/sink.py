@@ -48,22 +48,24 @@ class BatchKafkaSink:
         self.region = region
         self._producer = producer
 
+    def producer_config(self) -> dict:
+        """The idempotent producer's settings (no duplicates from internal retries, every replica acked)."""
+        from spark_apps.kafka.security import client_config
+
+        return {
+            **client_config(self.bootstrap, self.security, self.region),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+
     @property
     def producer(self):
         if self._producer is None:
             from confluent_kafka import Producer
 
-            from spark_apps.kafka.security import client_config
-
-            self._producer = Producer(
-                {
-                    **client_config(self.bootstrap, self.security, self.region),
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 5,
-                    "compression.type": "lz4",
-                }
-            )
+            self._producer = Producer(self.producer_config())
         return self._producer
 
     def close(self, timeout_s: float = 10.0) -> None:

@@ -54,6 +54,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from pyspark.sql.streaming import StreamingQueryListener
 
@@ -211,8 +212,43 @@ def metrics_location(metrics_uri: str, query_name: str) -> str:
     return f"{metrics_uri.rstrip('/')}/stream/{query_name}"
 
 
+class JsonEventsBridge:
+    """The JVM side of :class:`MetricsListener` (a Py4J proxy of Spark's Python listener interface)
+    that hands each event over as the few fields the listener reads: the progress as its JSON text
+    (one call), the ids and times as text. PySpark's own bridge converts every progress field by a
+    JVM round trip (~100 per event, each a reflective name lookup over every jar on the classpath:
+    measured 8.7% of the stream job's CPU at 1,000 msg/s)."""
+
+    def __init__(self, listener) -> None:
+        self.listener = listener
+
+    def onQueryStarted(self, jevent) -> None:
+        self.listener.onQueryStarted(SimpleNamespace(id=jevent.id().toString(), name=jevent.name()))
+
+    def onQueryProgress(self, jevent) -> None:
+        self.listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=jevent.progress().json())))
+
+    def onQueryIdle(self, jevent) -> None:
+        self.listener.onQueryIdle(SimpleNamespace(id=jevent.id().toString(), timestamp=jevent.timestamp()))
+
+    def onQueryTerminated(self, jevent) -> None:
+        self.listener.onQueryTerminated(SimpleNamespace(id=jevent.id().toString()))
+
+    class Java:
+        implements = ["org.apache.spark.sql.streaming.PythonStreamingQueryListener"]
+
+
 class MetricsListener(StreamingQueryListener):
-    """Writes :func:`progress_record` per micro-batch; never fails the query (errors are logged)."""
+    """Writes :func:`progress_record` per micro-batch; never fails the query (errors are logged).
+    Registered with ``spark.streams.addListener``; its events come through :class:`JsonEventsBridge`."""
+
+    @property
+    def _jlistener(self):
+        from pyspark import SparkContext
+
+        if not hasattr(self, "_jlistenerobj"):
+            self._jlistenerobj = SparkContext._jvm.PythonStreamingQueryListenerWrapper(JsonEventsBridge(self))
+        return self._jlistenerobj
 
     def __init__(
         self,

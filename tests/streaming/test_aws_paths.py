@@ -140,3 +140,41 @@ def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():
     assert cloudwatch_metric_data({"lag_total": 0}, now) == [
         {"MetricName": "ConsumerLag", "Dimensions": [], "Value": 0.0, "Unit": "Count", "Timestamp": now}
     ]
+
+
+def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, tmp_path):
+    """What the stream job builds from the aws profile alone (as on EMR): Spark's source on MSK's IAM
+    listener with aws-msk-iam-auth, failing on lost offsets, in the groups the IAM policy allows; the
+    alert / dead-letter producer on OAUTHBEARER with AWS's signer, idempotent."""
+    from payments_platform.profiles import load_profile
+    from spark_apps.jobs.stream_index import CONSUMER_GROUP_PREFIX, kafka_source_options, options_from_args, parse_args
+    from spark_apps.kafka.sink import BatchKafkaSink
+
+    load_profile.cache_clear()
+    try:
+        options = options_from_args(parse_args([]))
+    finally:
+        load_profile.cache_clear()
+    assert (options.bootstrap, options.security, options.region) == (aws_profile_env["PAYMENTS_MSK_BOOTSTRAP_BROKERS"], "iam", "eu-west-1")
+    assert kafka_source_options(options, options.transactions_topic) == {
+        "kafka.bootstrap.servers": "b-1.payments.kafka.eu-west-1.amazonaws.com:9098",
+        "kafka.security.protocol": "SASL_SSL",
+        "kafka.sasl.mechanism": "AWS_MSK_IAM",
+        "kafka.sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+        "kafka.sasl.client.callback.handler.class": "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+        "subscribe": "payments.transactions",
+        "startingOffsets": "earliest",
+        "failOnDataLoss": "true",
+        "groupIdPrefix": CONSUMER_GROUP_PREFIX,
+        "includeHeaders": "false",
+        "maxOffsetsPerTrigger": "20000",
+    }
+    sink = BatchKafkaSink(options.bootstrap, str(tmp_path / "_sent"), options.security, options.region)
+    config = sink.producer_config()
+    assert {k: config[k] for k in ("security.protocol", "sasl.mechanisms", "enable.idempotence", "acks")} == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "OAUTHBEARER",
+        "enable.idempotence": True,
+        "acks": "all",
+    }
+    assert callable(config["oauth_cb"])

@@ -80,3 +80,37 @@ def test_records_leave_in_batches_not_one_request_each(kafka_broker, kafka_topic
     last = json.loads(stats[-1])  # cumulative counters: messages sent and produce requests
     requests = sum(b["req"].get("Produce", 0) for b in last["brokers"].values())
     assert last["txmsgs"] == 2000 and last["txmsgs"] / requests >= 8, requests  # ~20 per request at 20 ms, ~2 at 2 ms
+
+
+def test_the_generator_produces_to_msk_with_awss_iam_signer(monkeypatch):
+    """``--security iam``: the producer is configured for MSK IAM (OAUTHBEARER, AWS's signer as the
+    token callback), idempotent, as the stream job's own producer."""
+    import confluent_kafka
+
+    from spark_apps.generator.kafka_stream import stream_to_kafka
+
+    made = []
+
+    class RecordingProducer:
+        def __init__(self, config):
+            made.append(config)
+
+        def produce(self, *args, **kwargs):
+            kwargs["on_delivery"](None, None)
+
+        def poll(self, *_args):
+            return 0
+
+        def flush(self, *_args):
+            return 0
+
+    monkeypatch.setattr(confluent_kafka, "Producer", RecordingProducer)
+    from spark_apps.kafka import security
+
+    monkeypatch.setattr(security, "msk_iam_oauth_token", lambda region: (f"token-for-{region}", 1.0))
+    events = [(b"k", b"{}", 1_700_000_000_000)]
+    summary = stream_to_kafka(events, "b-1.msk:9098", "t", rate_per_second=100, retime=False, security="iam", region="eu-west-1")
+    assert summary["total"] == 1
+    (config,) = made
+    assert (config["security.protocol"], config["sasl.mechanisms"], config["enable.idempotence"]) == ("SASL_SSL", "OAUTHBEARER", True)
+    assert config["oauth_cb"]("") == ("token-for-eu-west-1", 1.0)  # AWS's signer, for the producer's region

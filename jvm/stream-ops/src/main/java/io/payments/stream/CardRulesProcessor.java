@@ -9,12 +9,11 @@ import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.streaming.ExpiredTimerInfo;
-import org.apache.spark.sql.streaming.ListState;
+import org.apache.spark.sql.streaming.ValueState;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
 /**
@@ -32,10 +31,6 @@ import org.apache.spark.sql.types.StructType;
  */
 public final class CardRulesProcessor extends TimedProcessor {
   private static final long serialVersionUID = 1L;
-  static final StructType ENTRY = new StructType()
-      .add("t_us", DataTypes.LongType, false)
-      .add("transaction_id", DataTypes.StringType, false)
-      .add("small", DataTypes.BooleanType, false);
   static final String[] OUTPUT_COLUMNS = {"velocity_count", "card_count_1m", "card_count_5m", "small_count"};
 
   private final long velocityMicros;
@@ -47,7 +42,7 @@ public final class CardRulesProcessor extends TimedProcessor {
   private final int eventTime;
   private final int transactionId;
   private final int amountReporting;
-  private transient ListState<Row> entries;
+  private transient ValueState<byte[]> entries; // (t_us, transaction id, small) in time order (Codec)
 
   CardRulesProcessor(StructType schema, long velocityMs, long cardTestingMs, BigDecimal smallAmount, long lookbackMs) {
     this.velocityMicros = velocityMs * Rows.MICROS_PER_MS;
@@ -63,7 +58,7 @@ public final class CardRulesProcessor extends TimedProcessor {
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    entries = getHandle().getListState("card_entries", Encoders.row(ENTRY), TTLConfig.NONE());
+    entries = getHandle().getValueState("card_entries", Encoders.BINARY(), TTLConfig.NONE());
   }
 
   private record Entry(long micros, String transactionId, boolean small) {}
@@ -98,7 +93,14 @@ public final class CardRulesProcessor extends TimedProcessor {
       if (history.isEmpty()) {
         entries.clear();
       } else {
-        entries.put(history.stream().map(e -> RowFactory.create(e.micros(), e.transactionId(), e.small())).toArray(Row[]::new));
+        Codec.Out state = new Codec.Out();
+        state.intValue(history.size());
+        for (Entry entry : history) {
+          state.longValue(entry.micros());
+          state.string(entry.transactionId());
+          state.booleanValue(entry.small());
+        }
+        entries.update(state.bytes());
       }
     }
     if (!history.isEmpty()) {
@@ -131,8 +133,10 @@ public final class CardRulesProcessor extends TimedProcessor {
   private List<Entry> load() {
     List<Entry> history = new ArrayList<>();
     if (entries.exists()) {
-      for (Row row : Rows.drain(entries.get())) {
-        history.add(new Entry(row.getLong(0), row.getString(1), row.getBoolean(2)));
+      Codec.In state = new Codec.In(entries.get());
+      int count = state.intValue();
+      for (int i = 0; i < count; i++) {
+        history.add(new Entry(state.longValue(), state.string(), state.booleanValue()));
       }
     }
     return history;

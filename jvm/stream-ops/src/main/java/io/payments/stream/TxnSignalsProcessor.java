@@ -8,7 +8,6 @@ import java.util.List;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.streaming.ExpiredTimerInfo;
-import org.apache.spark.sql.streaming.ListState;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
@@ -59,8 +58,8 @@ public final class TxnSignalsProcessor extends TimedProcessor {
   private final int modelVersion;
   private final int fraudScore;
   private final int[] signalColumns;
-  private transient ValueState<Row> txn;
-  private transient ListState<Row> pending;
+  private transient ValueState<byte[]> txn; // the kept transaction row (Codec)
+  private transient ValueState<byte[]> pending; // ML outputs waiting for their transaction (Codec)
 
   TxnSignalsProcessor(StructType schema, long windowMs, long keepMs, String[] signalColumns) {
     this.schema = schema;
@@ -81,8 +80,8 @@ public final class TxnSignalsProcessor extends TimedProcessor {
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    txn = getHandle().getValueState("txn", Encoders.row(schema), TTLConfig.NONE());
-    pending = getHandle().getListState("pending_signals", Encoders.row(schema), TTLConfig.NONE());
+    txn = getHandle().getValueState("txn", Encoders.BINARY(), TTLConfig.NONE());
+    pending = getHandle().getValueState("pending_signals", Encoders.BINARY(), TTLConfig.NONE());
   }
 
   @Override
@@ -103,7 +102,7 @@ public final class TxnSignalsProcessor extends TimedProcessor {
     Comparator<Row> arrival = Rows.arrival(producedAt, partition, offset);
     txns.sort(arrival);
     signals.sort(arrival);
-    Row seen = txn.exists() ? txn.get() : null;
+    Row seen = txn.exists() ? new Codec.In(txn.get()).row() : null;
     Row kept = null;
     for (Row row : txns) {
       if (seen == null && kept == null) {
@@ -114,14 +113,14 @@ public final class TxnSignalsProcessor extends TimedProcessor {
     }
     if (kept != null) {
       List<Row> candidates = new ArrayList<>();
-      if (pending.exists()) {
-        candidates.addAll(Rows.drain(pending.get()));
-        pending.clear();
-      }
+      candidates.addAll(pendingSignals());
+      pending.clear();
       candidates.addAll(signals);
       Row best = latestWithinWindow(candidates, kept, out);
       out.add(withSignal(kept, best, TXN, kept.get(producedAt)));
-      txn.update(kept);
+      Codec.Out state = new Codec.Out();
+      state.row(kept);
+      txn.update(state.bytes());
       resetTimer(Math.floorDiv(Rows.micros(kept.get(producedAt)), Rows.MICROS_PER_MS) + keepMs);
     } else if (seen != null) {
       Row best = latestWithinWindow(signals, seen, out);
@@ -129,7 +128,14 @@ public final class TxnSignalsProcessor extends TimedProcessor {
         out.add(withSignal(seen, best, SIGNAL, best.get(producedAt)));
       }
     } else if (!signals.isEmpty()) {
-      pending.appendList(signals.toArray(new Row[0]));
+      List<Row> waiting = pendingSignals();
+      waiting.addAll(signals);
+      Codec.Out state = new Codec.Out();
+      state.intValue(waiting.size());
+      for (Row signal : waiting) {
+        state.row(signal);
+      }
+      pending.update(state.bytes());
       long newest = Rows.micros(signals.get(signals.size() - 1).get(producedAt));
       resetTimer(Math.max(currentTimer(), Math.floorDiv(newest + windowMicros, Rows.MICROS_PER_MS)));
     }
@@ -139,10 +145,10 @@ public final class TxnSignalsProcessor extends TimedProcessor {
   @Override
   public scala.collection.Iterator<Row> handleExpiredTimer(String key, TimerValues timerValues, ExpiredTimerInfo expiredTimerInfo) {
     List<Row> out = new ArrayList<>();
-    if (!txn.exists() && pending.exists()) {
+    if (!txn.exists()) {
       // Never matched. Emitted at the watermark's time: rows older than it may not leave the operator.
       long now = timerValues.getCurrentWatermarkInMs() * Rows.MICROS_PER_MS;
-      for (Row signal : Rows.drain(pending.get())) {
+      for (Row signal : pendingSignals()) {
         Row unmatched = Rows.withValue(signal, kind, UNMATCHED);
         out.add(Rows.withValue(unmatched, producedAt, Rows.timestampLike(signal.get(producedAt), now)));
       }
@@ -150,6 +156,18 @@ public final class TxnSignalsProcessor extends TimedProcessor {
     txn.clear();
     pending.clear();
     return Rows.iterator(out);
+  }
+
+  private List<Row> pendingSignals() {
+    List<Row> waiting = new ArrayList<>();
+    if (pending.exists()) {
+      Codec.In state = new Codec.In(pending.get());
+      int count = state.intValue();
+      for (int i = 0; i < count; i++) {
+        waiting.add(state.row());
+      }
+    }
+    return waiting;
   }
 
   /** The latest candidate produced within +- the window of {@code transaction}; the others become

@@ -9,12 +9,11 @@ import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.streaming.ExpiredTimerInfo;
-import org.apache.spark.sql.streaming.ListState;
+import org.apache.spark.sql.streaming.ValueState;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
 /**
@@ -30,14 +29,6 @@ import org.apache.spark.sql.types.StructType;
  */
 public final class UserRulesProcessor extends TimedProcessor {
   private static final long serialVersionUID = 1L;
-  static final StructType HISTORY = new StructType()
-      .add("t_us", DataTypes.LongType, false)
-      .add("transaction_id", DataTypes.StringType, false)
-      .add("country", DataTypes.StringType, true);
-  static final StructType DEVICE = new StructType()
-      .add("day", DataTypes.LongType, false)
-      .add("device_id", DataTypes.StringType, false)
-      .add("first_us", DataTypes.LongType, false);
   static final String[] OUTPUT_COLUMNS = {"prev_country_minutes", "distinct_devices"};
 
   private final long geoJumpMicros;
@@ -47,8 +38,7 @@ public final class UserRulesProcessor extends TimedProcessor {
   private final int transactionId;
   private final int country;
   private final int device;
-  private transient ListState<Row> history;
-  private transient ListState<Row> devices;
+  private transient ValueState<byte[]> state; // history (t_us, id, country), then device days (Codec)
 
   UserRulesProcessor(StructType schema, long geoJumpMs, long lookbackMs) {
     this.geoJumpMicros = geoJumpMs * Rows.MICROS_PER_MS;
@@ -62,8 +52,7 @@ public final class UserRulesProcessor extends TimedProcessor {
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    history = getHandle().getListState("user_history", Encoders.row(HISTORY), TTLConfig.NONE());
-    devices = getHandle().getListState("user_devices", Encoders.row(DEVICE), TTLConfig.NONE());
+    state = getHandle().getValueState("user_state", Encoders.BINARY(), TTLConfig.NONE());
   }
 
   private record Seen(long micros, String transactionId, String country) {}
@@ -76,8 +65,9 @@ public final class UserRulesProcessor extends TimedProcessor {
   @Override
   public scala.collection.Iterator<Row> handleInputRows(String key, scala.collection.Iterator<Row> inputRows, TimerValues timerValues) {
     List<Row> rows = Rows.drain(inputRows);
-    List<Seen> seen = loadHistory();
-    List<Device> firsts = loadDevices();
+    List<Seen> seen = new ArrayList<>();
+    List<Device> firsts = new ArrayList<>();
+    load(seen, firsts);
     boolean changed = false;
     for (Row row : rows) {
       if (TxnSignalsProcessor.TXN.equals(row.getString(kind))) {
@@ -120,8 +110,7 @@ public final class UserRulesProcessor extends TimedProcessor {
 
   @Override
   public scala.collection.Iterator<Row> handleExpiredTimer(String key, TimerValues timerValues, ExpiredTimerInfo expiredTimerInfo) {
-    history.clear();
-    devices.clear();
+    state.clear();
     return Rows.iterator(List.of());
   }
 
@@ -202,36 +191,39 @@ public final class UserRulesProcessor extends TimedProcessor {
     return RowFactory.create(values);
   }
 
-  private List<Seen> loadHistory() {
-    List<Seen> seen = new ArrayList<>();
-    if (history.exists()) {
-      for (Row row : Rows.drain(history.get())) {
-        seen.add(new Seen(row.getLong(0), row.getString(1), row.getString(2)));
-      }
+  private void load(List<Seen> seen, List<Device> firsts) {
+    if (!state.exists()) {
+      return;
     }
-    return seen;
-  }
-
-  private List<Device> loadDevices() {
-    List<Device> firsts = new ArrayList<>();
-    if (devices.exists()) {
-      for (Row row : Rows.drain(devices.get())) {
-        firsts.add(new Device(row.getLong(0), row.getString(1), row.getLong(2)));
-      }
+    Codec.In in = new Codec.In(state.get());
+    int count = in.intValue();
+    for (int i = 0; i < count; i++) {
+      seen.add(new Seen(in.longValue(), in.string(), in.string()));
     }
-    return firsts;
+    count = in.intValue();
+    for (int i = 0; i < count; i++) {
+      firsts.add(new Device(in.longValue(), in.string(), in.longValue()));
+    }
   }
 
   private void save(List<Seen> seen, List<Device> firsts) {
-    if (seen.isEmpty()) {
-      history.clear();
-    } else {
-      history.put(seen.stream().map(s -> RowFactory.create(s.micros(), s.transactionId(), s.country())).toArray(Row[]::new));
+    if (seen.isEmpty() && firsts.isEmpty()) {
+      state.clear();
+      return;
     }
-    if (firsts.isEmpty()) {
-      devices.clear();
-    } else {
-      devices.put(firsts.stream().map(d -> RowFactory.create(d.day(), d.device(), d.firstMicros())).toArray(Row[]::new));
+    Codec.Out out = new Codec.Out();
+    out.intValue(seen.size());
+    for (Seen s : seen) {
+      out.longValue(s.micros());
+      out.string(s.transactionId());
+      out.string(s.country());
     }
+    out.intValue(firsts.size());
+    for (Device d : firsts) {
+      out.longValue(d.day());
+      out.string(d.device());
+      out.longValue(d.firstMicros());
+    }
+    state.update(out.bytes());
   }
 }
