@@ -154,8 +154,14 @@ def recommended_action_col(risk_score: Column, velocity_count: Column, rules: Fr
 
 
 def flags_col(conditions: dict[str, Column]) -> Column:
-    """Array of the names whose condition is true, in the given order (nulls count as false)."""
-    return F.array_compact(F.array(*[F.when(F.coalesce(cond, F.lit(False)), F.lit(name)) for name, cond in conditions.items()]))
+    """Array of the names whose condition is true, in the given order (nulls count as false).
+
+    ``array_remove`` of the empty text rather than ``array_compact`` of nulls: ``array_compact``
+    is a higher-order function, which has no generated code, so a projection holding one runs
+    outside whole-stage code generation, and the stream then generates its code anew in every
+    task of every micro-batch."""
+    names = [F.when(F.coalesce(cond, F.lit(False)), F.lit(name)).otherwise(F.lit("")) for name, cond in conditions.items()]
+    return F.array_remove(F.array(*names), "")
 
 
 # --- batch-time detection over one day's transactions ------------------------------------

@@ -38,7 +38,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_apps.enrichment import with_fx_rates, with_merchant_risk_levels, with_policy, with_policy_flags
+from spark_apps.enrichment import POLICY_FLAGS, with_fx_rates, with_merchant_risk_levels, with_policy, with_policy_flags
 from spark_apps.fraud_rules import FraudRules, card_key_col, with_risk, with_rule_flags
 from spark_apps.masking import mask_payload_text_col, with_masked_card_fields
 from spark_apps.schemas import (
@@ -332,9 +332,20 @@ def flagged_col() -> Column:
 
 def alert_columns(alert_time: Column) -> list[Column]:
     """FRAUD_ALERT_SCHEMA columns of a scored row; reasons = rule flags + POLICY_<flag> + ML score."""
+    # POLICY_<flag> for each policy flag, in policy_flags' order (enrichment.POLICY_FLAGS), without
+    # a higher-order function (see fraud_rules.flags_col: they keep the projection out of generated code).
+    policy = F.array_remove(
+        F.array(
+            *[
+                F.when(F.array_contains(F.col("policy_flags"), flag), F.lit(f"POLICY_{flag}")).otherwise(F.lit(""))
+                for flag in POLICY_FLAGS
+            ]
+        ),
+        "",
+    )
     reasons = F.concat(
         F.col("rule_flags"),
-        F.transform(F.col("policy_flags"), lambda f: F.concat(F.lit("POLICY_"), f)),
+        policy,
         F.when(
             F.col("fraud_score").isNotNull(), F.array(F.concat(F.lit("ML_SCORE_"), F.col("fraud_score").cast("string")))
         ).otherwise(F.array().cast("array<string>")),

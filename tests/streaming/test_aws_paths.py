@@ -155,7 +155,11 @@ def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, tmp_path
         options = options_from_args(parse_args([]))
     finally:
         load_profile.cache_clear()
-    assert (options.bootstrap, options.security, options.region) == (aws_profile_env["PAYMENTS_MSK_BOOTSTRAP_BROKERS"], "iam", "eu-west-1")
+    assert (options.bootstrap, options.security, options.region) == (
+        aws_profile_env["PAYMENTS_MSK_BOOTSTRAP_BROKERS"],
+        "iam",
+        "eu-west-1",
+    )
     assert kafka_source_options(options, options.transactions_topic) == {
         "kafka.bootstrap.servers": "b-1.payments.kafka.eu-west-1.amazonaws.com:9098",
         "kafka.security.protocol": "SASL_SSL",

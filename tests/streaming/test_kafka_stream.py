@@ -112,5 +112,9 @@ def test_the_generator_produces_to_msk_with_awss_iam_signer(monkeypatch):
     summary = stream_to_kafka(events, "b-1.msk:9098", "t", rate_per_second=100, retime=False, security="iam", region="eu-west-1")
     assert summary["total"] == 1
     (config,) = made
-    assert (config["security.protocol"], config["sasl.mechanisms"], config["enable.idempotence"]) == ("SASL_SSL", "OAUTHBEARER", True)
+    assert (config["security.protocol"], config["sasl.mechanisms"], config["enable.idempotence"]) == (
+        "SASL_SSL",
+        "OAUTHBEARER",
+        True,
+    )
     assert config["oauth_cb"]("") == ("token-for-eu-west-1", 1.0)  # AWS's signer, for the producer's region
