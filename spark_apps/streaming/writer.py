@@ -22,6 +22,7 @@ records read = indexed + dead letters + duplicates (+ rows under the watermark, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 import uuid
@@ -34,7 +35,14 @@ from spark_apps.enrichment import fx_rate_lookup, merchant_risk_lookup
 from spark_apps.readers import read_side_source
 from spark_apps.schemas import FX_RATE_SCHEMA, MERCHANT_SCHEMA, POLICY_SCHEMA, STREAM_INDEX_SCHEMA
 from spark_apps.sources import source_location
-from spark_apps.streaming.transforms import ROW_DEAD_LETTER, ROW_DUPLICATE, ROW_KINDS, ROW_SIGNAL_UNMATCHED, ROW_TXN
+from spark_apps.streaming.transforms import (
+    BATCH_TIME_PLACEHOLDER_JSON,
+    ROW_DEAD_LETTER,
+    ROW_DUPLICATE,
+    ROW_KINDS,
+    ROW_SIGNAL_UNMATCHED,
+    ROW_TXN,
+)
 
 log = logging.getLogger(__name__)
 INDEX_TABLE = "stream_index"
@@ -164,21 +172,45 @@ class BatchOutcome:
     dead_letters_sent: int
 
 
-def split_output(table, batch_id: int) -> tuple:
-    """(index rows as an Arrow table with ``run_id`` = ``stream-b<batch>``, sorted alert (key, json),
-    sorted dead-letter (key, json), rows per kind)."""
+def batch_timestamp(checkpoint_location: str, batch_id: int) -> dt.datetime:
+    """The micro-batch's timestamp as Spark recorded it in the offset log (``batchTimestampMs``),
+    so a replayed batch gets the same one; now, if the log cannot be read."""
+    try:
+        metadata = json.loads(lake.read_text(f"{checkpoint_location.rstrip('/')}/offsets/{int(batch_id)}").splitlines()[1])
+        return dt.datetime.fromtimestamp(int(metadata["batchTimestampMs"]) / 1000, dt.UTC)
+    except (OSError, ValueError, KeyError, IndexError):
+        log.warning("batch %s: no timestamp in the offset log, using the clock", batch_id)
+        return dt.datetime.now(dt.UTC)
+
+
+def json_time(moment: dt.datetime) -> str:
+    """A timestamp as Spark's to_json writes it (UTC, milliseconds)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def split_output(table, batch_id: int, batch_time: dt.datetime | None = None) -> tuple:
+    """(index rows as an Arrow table with ``run_id`` = ``stream-b<batch>`` and ``ingested_at`` = the
+    batch's time, sorted alert (key, json), sorted dead-letter (key, json), rows per kind). The
+    messages' ``alert_time`` / ``quarantined_at`` become the batch's time too (see
+    transforms.BATCH_TIME_PLACEHOLDER)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    batch_time = batch_time or dt.datetime.now(dt.UTC)
     kind = table.column("row_kind")
     index = table.filter(pc.equal(kind, ROW_TXN)).select([*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"])
     run_id = pa.array([f"stream-b{batch_id}"] * index.num_rows, pa.string())
     index = index.set_column(index.schema.get_field_index("run_id"), "run_id", run_id)
+    at = index.schema.get_field_index("ingested_at")
+    ingested = pa.array([batch_time] * index.num_rows, index.schema.field(at).type)
+    index = index.set_column(at, index.schema.field(at), ingested)
     alerts = table.filter(pc.is_valid(table.column("alert")))
     dead = table.filter(pc.equal(kind, ROW_DEAD_LETTER))
+    placeholder, stamp = f'"{BATCH_TIME_PLACEHOLDER_JSON}"', f'"{json_time(batch_time)}"'
 
     def pairs(rows, key: str, value: str) -> list[tuple[str, str]]:
-        return sorted(zip(rows.column(key).to_pylist(), rows.column(value).to_pylist(), strict=True))
+        texts = [text.replace(placeholder, stamp) for text in rows.column(value).to_pylist()]
+        return sorted(zip(rows.column(key).to_pylist(), texts, strict=True))
 
     counts = dict.fromkeys(ROW_KINDS, 0)
     for value, count in zip(*pc.value_counts(kind).flatten(), strict=True):
@@ -189,8 +221,11 @@ def split_output(table, batch_id: int) -> tuple:
 class StreamIndexBatchWriter:
     """Callable for ``writeStream.foreachBatch``; see the module docstring."""
 
-    def __init__(self, index_uri: str, sink, alerts_topic: str, dead_letter_topic: str) -> None:
+    def __init__(
+        self, index_uri: str, sink, alerts_topic: str, dead_letter_topic: str, checkpoint_location: str | None = None
+    ) -> None:
         self.index_uri = index_uri
+        self.checkpoint_location = checkpoint_location
         self.sink = sink
         self.alerts_topic = alerts_topic
         self.dead_letter_topic = dead_letter_topic
@@ -211,7 +246,8 @@ class StreamIndexBatchWriter:
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         marks = [("start", time.monotonic())]
-        index, alerts, dead, counts = split_output(batch_df.toArrow(), batch_id)
+        batch_time = batch_timestamp(self.checkpoint_location, batch_id) if self.checkpoint_location else None
+        index, alerts, dead, counts = split_output(batch_df.toArrow(), batch_id, batch_time)
         marks.append(("plan", time.monotonic()))
         # Alerts first: they are what the gateway waits for; the index rows become visible to
         # readers with the files, and Spark commits the batch only after all of it either way.
