@@ -240,7 +240,7 @@ def run_rate(
             "--checkpoint-uri", str(work / "checkpoints"), "--metrics-uri", str(work / "metrics"),
             "--trigger-interval", trigger, "--late-bound-seconds", "600",
             "--max-offsets-per-trigger", str(max_offsets),
-            "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
+            "--master", "local[2]", "--conf", "spark.ui.enabled=false",
             *[arg for item in job_conf for arg in ("--conf", item)],
             *job_args,
         ]  # fmt: skip

@@ -71,6 +71,10 @@ class SparkConfig(_Section):
     # Where the JVM manifest's ``spark`` jars are (spark_apps.jvm): put on every job's classpath.
     jars_dir: NonEmpty
     conf: dict[str, str] = Field(default_factory=dict)
+    # The stream job's state partitions (its shuffle partitions): fixed for a checkpoint. One on a
+    # 2-core machine shared with the broker (each partition is a task per stage and a state store
+    # per operator, every micro-batch); on EMR enough for the executors' cores.
+    stream_state_partitions: int = Field(default=1, ge=1)
     stream_max_attempts: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ def stream_job(profile: Profile) -> SparkJob:
             "--raw-uri", lake.raw_uri,
             "--token-key-ref", profile.secrets.get("pan_token_key", ""),
             "--query-name", STREAM_QUERY_NAME,
+            "--state-partitions", str(profile.spark.stream_state_partitions),
         ],
     )  # fmt: skip
 

@@ -17,6 +17,7 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --available-now                 process what is in Kafka at start (the brokers' end offsets), then stop
   --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
   --max-offsets-per-trigger N     cap records per micro-batch and input topic (20000; 0 = no cap)
+  --state-partitions N            the stateful passes' partitions, fixed for a checkpoint (profile spark.stream_state_partitions)
   --allow-data-loss               go on past offsets that Kafka no longer has (default: fail; see below)
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
   --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900);
@@ -247,6 +248,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--starting-offsets", default="earliest")
     add("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
     add("--allow-data-loss", action="store_true")
+    add("--state-partitions", type=int)
     add("--late-bound-seconds", type=int, default=StreamSettings.late_bound_seconds)
     add("--dedup-horizon-seconds", type=int, default=StreamSettings.dedup_horizon_seconds)
     add("--signal-window-seconds", type=int, default=StreamSettings.signal_window_seconds)
@@ -299,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from_args(args)
     profile = get_profile()
     conf = {**STREAM_SESSION_CONF, **(profile.spark.conf if profile.spark.launcher == "local" else {})}
+    # A new checkpoint takes this; an existing one keeps the count it started with (Spark's rule).
+    conf["spark.sql.shuffle.partitions"] = str(args.state_partitions or profile.spark.stream_state_partitions)
     for item in args.conf:
         name, sep, value = item.partition("=")
         if not sep:
