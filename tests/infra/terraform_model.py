@@ -20,7 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_ROOT = PROJECT_ROOT / "infra" / "terraform"
 MODULES_ROOT = TERRAFORM_ROOT / "modules"
 ENVS_ROOT = TERRAFORM_ROOT / "envs"
-MODULE_NAMES = ("network", "kms", "lake", "msk", "compute", "catalog", "airflow", "alerting", "secrets")
+MODULE_NAMES = ("network", "kms", "lake", "msk", "compute", "catalog", "airflow", "alerting", "secrets", "audit")
 ENV_NAMES = ("dev", "prod")
 
 _OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False)

@@ -81,9 +81,9 @@ def test_every_bucket_resource_is_covered_by_the_shared_bucket_settings():
         assert tm.expression(settings.body["bucket"]) == "local.all_buckets[each.key].id", resource_type
 
 
-def test_the_lake_has_the_seven_bucket_roles():
+def test_the_lake_has_the_eight_bucket_roles():
     roles = set(tm.locals_of(LAKE)["buckets"]) | {"logs"}
-    assert roles == {"raw", "processed", "quarantine", "checkpoints", "artifacts", "athena-results", "logs"}
+    assert roles == {"raw", "processed", "quarantine", "checkpoints", "artifacts", "athena-results", "cloudtrail", "logs"}
 
 
 def test_every_bucket_is_encrypted_with_a_customer_managed_key():
@@ -149,12 +149,19 @@ def test_every_data_bucket_logs_access_to_the_logs_bucket():
 
 def test_superseded_index_versions_expire_after_the_retention_period():
     lifecycle = tm.block(LAKE, "aws_s3_bucket_lifecycle_configuration", "this").body
-    rules = {r["id"]: r for r in tm.as_list(lifecycle["rule"])}
-    [noncurrent] = tm.as_list(rules["expire-noncurrent-versions"]["noncurrent_version_expiration"])
-    assert tm.expression(noncurrent["noncurrent_days"]) == "var.index_retention_days"
-    [dynamic] = [d["rule"] for d in tm.as_list(lifecycle["dynamic"]) if "rule" in d and "processed" in d["rule"]["for_each"]]
+    dynamic_rules = [d["rule"] for d in tm.as_list(lifecycle["dynamic"]) if "rule" in d]
+    # Noncurrent versions: every bucket but artifacts keeps them index_retention_days, except
+    # those listed in local.noncurrent_version_days (raw: see test_terraform_release.py).
+    [noncurrent_rule] = [r for r in dynamic_rules if tm.as_list(r["content"])[0]["id"] == "expire-noncurrent-versions"]
+    assert tm.expression(noncurrent_rule["for_each"]) == (
+        'each.key == "artifacts" ? [] : [lookup(local.noncurrent_version_days, each.key, var.index_retention_days)]'
+    )
+    [noncurrent] = tm.as_list(tm.as_list(noncurrent_rule["content"])[0]["noncurrent_version_expiration"])
+    assert tm.expression(noncurrent["noncurrent_days"]) == "rule.value"
+    assert set(tm.locals_of(LAKE)["noncurrent_version_days"]) == {"raw"}
+    [dynamic] = [r for r in dynamic_rules if tm.as_list(r["content"])[0]["id"] == "expire-superseded-index-versions"]
+    assert tm.expression(dynamic["for_each"]) == 'each.key == "processed" ? [1] : []'
     [superseded] = tm.as_list(dynamic["content"])
-    assert superseded["id"] == "expire-superseded-index-versions"
     [filter_] = tm.as_list(superseded["filter"])
     [and_] = tm.as_list(filter_["and"])
     assert and_["prefix"] == "indexes/"
@@ -306,7 +313,10 @@ def test_policies_are_attached_from_policy_documents_only():
 def test_irsa_roles_trust_only_their_service_accounts():
     compute = tm.MODULES_ROOT / "compute"
     for name, subject in (
-        ("job_assume", "system:serviceaccount:${var.emr_namespace}:emr-containers-sa-*-*-${local.account_id}-*"),
+        (
+            "job_assume",
+            "system:serviceaccount:${var.emr_namespace}:emr-containers-sa-*-*-${local.account_id}-${var.job_role_name_base36[each.key]}",
+        ),
         ("autoscaler_assume", "system:serviceaccount:kube-system:cluster-autoscaler"),
     ):
         [statement] = tm.policy_statements(tm.block(compute, "aws_iam_policy_document", name, kind="data"))
@@ -316,14 +326,20 @@ def test_irsa_roles_trust_only_their_service_accounts():
         assert conditions["${local.oidc_host}:aud"]["values"] == ["sts.amazonaws.com"]
 
 
-def test_mwaa_may_start_emr_jobs_only_with_the_job_execution_role():
+def test_mwaa_may_start_emr_jobs_only_with_the_job_execution_roles():
     document = tm.block(tm.MODULES_ROOT / "airflow", "aws_iam_policy_document", "execution", kind="data")
     statements = {s["sid"]: s for s in tm.policy_statements(document)}
-    start = statements["StartJobRunsWithTheJobRoleOnly"]
+    start = statements["StartJobRunsWithTheJobRolesOnly"]
     [condition] = tm.as_list(start["condition"])
-    assert condition["variable"] == "emr-containers:ExecutionRoleArn"
-    assert condition["values"] == ["${var.emr_job_execution_role_arn}"]
+    assert (condition["test"], condition["variable"]) == ("ArnEquals", "emr-containers:ExecutionRoleArn")
+    assert tm.expression(condition["values"]) == "var.emr_job_execution_role_arns"
     assert not any("iam:PassRole" in s["actions"] for s in statements.values())
+    for env in tm.ENV_NAMES:
+        roles = tm.modules_of(tm.ENVS_ROOT / env)["airflow"]["emr_job_execution_role_arns"]
+        assert [tm.expression(r) for r in roles] == [
+            "module.compute.ingest_job_role_arn",
+            "module.compute.transform_job_role_arn",
+        ], env
 
 
 # --- KMS -------------------------------------------------------------------------------
@@ -561,7 +577,7 @@ def test_emr_job_role_may_use_only_the_stream_jobs_consumer_groups():
     """arn:aws:kafka:<region>:<account>:group/<cluster>/<uuid>/payments-stream-index*, the
     groupIdPrefix of the stream job's Kafka source, and no other group."""
     compute = tm.MODULES_ROOT / "compute"
-    statements = tm.policy_statements(tm.block(compute, "aws_iam_policy_document", "job", kind="data"))
+    statements = tm.policy_statements(tm.block(compute, "aws_iam_policy_document", "ingest_job", kind="data"))
     [groups] = [s for s in statements if any(re.fullmatch(r"kafka-cluster:\w*Group\w*", a) for a in _strings(s["actions"]))]
     assert groups["sid"] == "MskConsumerGroups"
     assert sorted(groups["actions"]) == ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]

@@ -142,7 +142,7 @@ def _without_providers(text: str, providers: set[str]) -> str:
 
 @pytest.fixture(scope="module")
 def validate_report(tmp_path_factory) -> dict:
-    """`terraform validate -json` of envs/dev (which calls all nine modules) in a copy of the
+    """`terraform validate -json` of envs/dev (which calls all ten modules) in a copy of the
     tree, with providers from the local filesystem mirror; blocks of providers that are not
     mirrored are stripped, the backend is dropped, and a canary module with one deliberate
     error is added, which validate must report."""
@@ -189,7 +189,7 @@ def _is_canary(diagnostic: dict) -> bool:
 
 
 def test_terraform_validate_passes_for_the_whole_env(validate_report):
-    """Real `terraform validate` of envs/dev and all nine modules (no download: local mirror)."""
+    """Real `terraform validate` of envs/dev and all ten modules (no download: local mirror)."""
     problems = [
         f"{d['severity']}: {d['summary']} ({d.get('range', {}).get('filename', '?')}): {d.get('detail', '')}"
         for d in validate_report["diagnostics"]

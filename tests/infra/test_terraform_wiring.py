@@ -73,13 +73,27 @@ def test_env_keeps_encrypted_locked_remote_state(env):
     assert backend["use_lockfile"] is True
 
 
+# Required variables whose values belong to one AWS account (who may reach and administer the
+# cluster, who is paged in prod): not committed in terraform.tfvars but documented, with the
+# expected shape, in the env's account.auto.tfvars.example (copied to account.auto.tfvars).
+ACCOUNT_VARIABLES = {
+    "dev": {"eks_api_access", "eks_admin_role_arns"},
+    "prod": {"eks_api_access", "eks_admin_role_arns", "oncall_subscriptions"},
+}
+
+
 @pytest.mark.parametrize("env", tm.ENV_NAMES)
 def test_env_tfvars_set_every_required_variable(env):
     variables = tm.variables_of(tm.ENVS_ROOT / env)
     values = tm.parse_file(tm.ENVS_ROOT / env / "terraform.tfvars")
+    account = tm.parse_file(tm.ENVS_ROOT / env / "account.auto.tfvars.example")
     required = {name for name, spec in variables.items() if "default" not in spec}
-    assert required <= set(values), f"missing in {env}/terraform.tfvars: {sorted(required - set(values))}"
-    assert set(values) <= set(variables), "tfvars sets an undeclared variable"
+    assert set(account) == ACCOUNT_VARIABLES[env], f"{env}/account.auto.tfvars.example"
+    assert not set(account) & set(values), "an account-specific value is committed in terraform.tfvars"
+    assert required - set(values) == ACCOUNT_VARIABLES[env], (
+        f"missing in {env}/terraform.tfvars: {sorted(required - set(values))}"
+    )
+    assert set(values) | set(account) <= set(variables), "tfvars sets an undeclared variable"
     assert values["environment"] == env
 
 
@@ -95,6 +109,12 @@ def test_module_arguments_exist_as_module_variables():
 # --- the aws runtime profile -----------------------------------------------------------------
 
 
+# Exported by the startup script although include/profiles/aws.yaml does not reference them
+# (yet): the transform jobs' EMR execution role, for the profile to pick per job (today every
+# job runs with PAYMENTS_EMR_EXECUTION_ROLE_ARN, the ingest role). Nothing else may be extra.
+EXPORTED_AHEAD_OF_THE_PROFILE = {"PAYMENTS_EMR_TRANSFORM_ROLE_ARN"}
+
+
 def test_startup_environment_provides_every_variable_of_the_aws_profile():
     from scripts import deploy
 
@@ -102,8 +122,13 @@ def test_startup_environment_provides_every_variable_of_the_aws_profile():
     assert "PAYMENTS_MSK_BOOTSTRAP_BROKERS" in referenced and "NAME" not in referenced
     for env in tm.ENV_NAMES:
         exported = tm.outputs_of(tm.ENVS_ROOT / env)["mwaa_startup_environment"]["value"]
-        assert set(exported) == referenced | {"PAYMENTS_PROFILE"}, env
+        assert set(exported) == referenced | {"PAYMENTS_PROFILE"} | EXPORTED_AHEAD_OF_THE_PROFILE, env
         assert exported["PAYMENTS_PROFILE"] == "aws"
+        # The role the profile runs jobs with is the ingest role: it can run every job (the
+        # transform role cannot read raw drops or the token key); the transform role is the
+        # second export.
+        assert tm.expression(exported["PAYMENTS_EMR_EXECUTION_ROLE_ARN"]) == "module.compute.ingest_job_role_arn", env
+        assert tm.expression(exported["PAYMENTS_EMR_TRANSFORM_ROLE_ARN"]) == "module.compute.transform_job_role_arn", env
 
 
 def test_terraform_names_match_the_aws_profile():
@@ -163,7 +188,7 @@ def test_alarms_read_exactly_what_the_stream_app_publishes():
     assert read == CLOUDWATCH_METRICS
     [statement] = [
         s
-        for s in tm.block(tm.MODULES_ROOT / "compute", "aws_iam_policy_document", "job", kind="data").body["statement"]
+        for s in tm.block(tm.MODULES_ROOT / "compute", "aws_iam_policy_document", "ingest_job", kind="data").body["statement"]
         if "cloudwatch:PutMetricData" in s["actions"]
     ]
     [condition] = statement["condition"]

@@ -21,9 +21,18 @@ eks_node_scaling = {
   desired_size = 1
 }
 spark_image_tag = "0.1.0"
+# base36 of payments-dev-emr-ingest / payments-dev-emr-transform (EMR on EKS service account
+# suffixes; tests/infra recomputes them).
+emr_job_role_name_base36 = {
+  ingest    = "3n4i9g6m1cbrscfs8toxnd6uj7lc7izpiv78"
+  transform = "10drtxhzzt7t7gprieuq4oqplf4b3rmg7eetblvn1"
+}
 
 mwaa_environment_class = "mw1.small"
 mwaa_workers = {
   min = 1
   max = 2
 }
+
+# dev pages nobody by default; add subscriptions here (prod sets them in account.auto.tfvars).
+oncall_subscriptions = []

@@ -43,13 +43,16 @@ locals {
   metrics_namespace = "Payments/Streaming"
   # Index table definitions generated from spark_apps/schemas.py (one source of truth).
   tables = jsondecode(file("${path.root}/../../../../include/sql/tables.json")).tables
+  # The account's CloudTrail trail; the lake's cloudtrail bucket admits exactly this trail.
+  trail_name = "${local.name_prefix}-trail"
 }
 
 module "kms" {
   source = "../../modules/kms"
 
-  name_prefix = local.name_prefix
-  tags        = local.tags
+  name_prefix                            = local.name_prefix
+  create_autoscaling_service_linked_role = var.create_service_linked_roles
+  tags                                   = local.tags
 }
 
 module "network" {
@@ -73,8 +76,20 @@ module "lake" {
   artifacts_kms_key_arn = module.kms.key_arns.artifacts
   logs_kms_key_arn      = module.kms.key_arns.logs
   index_retention_days  = var.index_retention_days
+  raw_retention_days    = var.raw_retention_days
+  cloudtrail_name       = local.trail_name
   force_destroy         = var.force_destroy_buckets
   tags                  = local.tags
+}
+
+module "audit" {
+  source = "../../modules/audit"
+
+  trail_name             = local.trail_name
+  bucket_name            = module.lake.cloudtrail_bucket_name
+  logs_kms_key_arn       = module.kms.key_arns.logs
+  data_event_bucket_arns = [module.lake.bucket_arns.raw, module.lake.bucket_arns.quarantine]
+  tags                   = local.tags
 }
 
 module "secrets" {
@@ -118,6 +133,12 @@ module "compute" {
   node_instance_types = var.eks_node_instance_types
   node_scaling        = var.eks_node_scaling
   spark_image_tag     = var.spark_image_tag
+  # Who reaches and administers the private cluster (account-specific: account.auto.tfvars).
+  api_access_cidrs               = var.eks_api_access.cidr_blocks
+  api_access_security_group_ids  = var.eks_api_access.security_group_ids
+  cluster_admin_role_arns        = var.eks_admin_role_arns
+  create_emr_service_linked_role = var.create_service_linked_roles
+  job_role_name_base36           = var.emr_job_role_name_base36
   bucket_arns = {
     raw         = module.lake.bucket_arns.raw
     processed   = module.lake.bucket_arns.processed
@@ -149,7 +170,7 @@ module "alerting" {
   name_prefix            = local.name_prefix
   kms_key_arn            = module.kms.key_arns.alerting
   logs_kms_key_arn       = module.kms.key_arns.logs
-  oncall_email_endpoints = var.oncall_email_endpoints
+  oncall_subscriptions   = var.oncall_subscriptions
   emr_virtual_cluster_id = module.compute.emr_virtual_cluster_id
   metrics_namespace      = local.metrics_namespace
   tags                   = local.tags
@@ -158,13 +179,14 @@ module "alerting" {
 module "airflow" {
   source = "../../modules/airflow"
 
-  name_prefix          = local.name_prefix
-  environment_class    = var.mwaa_environment_class
-  workers              = var.mwaa_workers
-  vpc_id               = module.network.vpc_id
-  subnet_ids           = slice(module.network.private_subnet_ids.mwaa, 0, 2)
-  artifacts_bucket_arn = module.lake.bucket_arns.artifacts
-  artifact_versions    = var.artifact_versions
+  name_prefix            = local.name_prefix
+  environment_class      = var.mwaa_environment_class
+  workers                = var.mwaa_workers
+  vpc_id                 = module.network.vpc_id
+  subnet_ids             = slice(module.network.private_subnet_ids.mwaa, 0, 2)
+  artifacts_bucket_arn   = module.lake.bucket_arns.artifacts
+  artifact_versions      = var.artifact_versions
+  pin_uploaded_artifacts = var.pin_uploaded_artifacts
   kms_key_arns = {
     data      = module.kms.key_arns.data
     artifacts = module.kms.key_arns.artifacts
@@ -177,10 +199,10 @@ module "airflow" {
     quarantine     = module.lake.bucket_arns.quarantine
     athena-results = module.lake.bucket_arns["athena-results"]
   }
-  emr_virtual_cluster_arn    = module.compute.emr_virtual_cluster_arn
-  emr_job_execution_role_arn = module.compute.job_execution_role_arn
-  msk_cluster_arn            = module.msk.cluster_arn
-  msk_security_group_id      = module.msk.security_group_id
+  emr_virtual_cluster_arn     = module.compute.emr_virtual_cluster_arn
+  emr_job_execution_role_arns = [module.compute.ingest_job_role_arn, module.compute.transform_job_role_arn]
+  msk_cluster_arn             = module.msk.cluster_arn
+  msk_security_group_id       = module.msk.security_group_id
   msk_topic_arns = [
     module.msk.topic_arns["payments.transactions"],
     module.msk.topic_arns["payments.fraud-signals"],

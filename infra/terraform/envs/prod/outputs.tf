@@ -10,7 +10,8 @@ output "mwaa_startup_environment" {
     PAYMENTS_ARTIFACTS_BUCKET       = module.lake.bucket_names.artifacts
     PAYMENTS_LOGS_BUCKET            = module.lake.bucket_names.logs
     PAYMENTS_EMR_VIRTUAL_CLUSTER_ID = module.compute.emr_virtual_cluster_id
-    PAYMENTS_EMR_EXECUTION_ROLE_ARN = module.compute.job_execution_role_arn
+    PAYMENTS_EMR_EXECUTION_ROLE_ARN = module.compute.ingest_job_role_arn
+    PAYMENTS_EMR_TRANSFORM_ROLE_ARN = module.compute.transform_job_role_arn
     PAYMENTS_SPARK_IMAGE_URI        = module.compute.spark_image_uri
     PAYMENTS_MSK_BOOTSTRAP_BROKERS  = module.msk.bootstrap_brokers_sasl_iam
     PAYMENTS_ONCALL_TOPIC_ARN       = module.alerting.oncall_topic_arn
@@ -60,4 +61,19 @@ output "cluster_autoscaler_role_arn" {
 output "alarm_names" {
   description = "On-call alarm names."
   value       = module.alerting.alarm_names
+}
+
+output "emr_job_role_arns" {
+  description = "EMR on EKS job execution roles by job family: ingest (batch index, stream index) and transform (aggregate, business indexes, stream compaction, quality gate). The startup environment exports both (PAYMENTS_EMR_EXECUTION_ROLE_ARN = ingest, the role the aws profile runs every job with today; PAYMENTS_EMR_TRANSFORM_ROLE_ARN = transform, for the profile to pick per job)."
+  value       = module.compute.job_role_arns
+}
+
+output "cloudtrail_arn" {
+  description = "The account's multi-region CloudTrail trail."
+  value       = module.audit.trail_arn
+}
+
+output "mwaa_artifact_versions" {
+  description = "Object versions of plugins.zip, requirements.txt and startup.sh MWAA is pinned to (after scripts/deploy.py: the ones it uploaded)."
+  value       = module.airflow.artifact_versions
 }

@@ -21,10 +21,15 @@ eks_node_scaling = {
   desired_size = 3
 }
 spark_image_tag = "0.1.0"
+# base36 of payments-prod-emr-ingest / payments-prod-emr-transform (EMR on EKS service account
+# suffixes; tests/infra recomputes them).
+emr_job_role_name_base36 = {
+  ingest    = "pwg1v730pjnplkjuvkah93rm4w9ftbxer7zp0"
+  transform = "76pxwu7zynrjp2w7poxcr1f9aan1yv3xokqllmd4kt"
+}
 
 mwaa_environment_class = "mw1.medium"
 mwaa_workers = {
   min = 2
   max = 10
 }
-oncall_email_endpoints = []

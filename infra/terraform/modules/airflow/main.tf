@@ -16,6 +16,26 @@ locals {
     requirements   = "requirements.txt"
     startup_script = "startup.sh"
   }
+  # The artifacts MWAA pins by object version (scripts/deploy.py PINNED_ARTIFACTS).
+  pinned_artifact_keys  = { for name, key in local.artifact_keys : name => key if name != "dags" }
+  artifacts_bucket_name = split(":::", var.artifacts_bucket_arn)[1]
+  # Explicit versions win (rollback); otherwise the current version in the bucket; null (not
+  # configured) only before the first upload.
+  artifact_versions = {
+    for name, key in local.pinned_artifact_keys : name => (
+      lookup(var.artifact_versions, name, null) != null ? lookup(var.artifact_versions, name, null) : try(data.aws_s3_object.pinned[name].version_id, null)
+    )
+  }
+}
+
+# The current version of each pinned artifact: what the last deploy uploaded. Read at plan
+# time, so the versions live in the bucket (versioned, their old versions never expire: see
+# module lake) instead of in a local tfvars file that a fresh checkout would not have.
+data "aws_s3_object" "pinned" {
+  for_each = var.pin_uploaded_artifacts ? { for name, key in local.pinned_artifact_keys : name => key if lookup(var.artifact_versions, name, null) == null } : {}
+
+  bucket = local.artifacts_bucket_name
+  key    = each.value
 }
 
 # --- execution role --------------------------------------------------------------------
@@ -63,6 +83,14 @@ data "aws_iam_policy_document" "execution" {
     sid       = "ListLakeBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
     resources = [var.bucket_arns.raw, var.bucket_arns.processed, var.bucket_arns.quarantine, var.bucket_arns.athena-results]
+  }
+
+  # The raw-drop sensor (plugins/payments_platform/sensors.py, S3KeySensor) polls the day's
+  # ready marker with HeadObject, which needs s3:GetObject: on the markers only, never on a drop.
+  statement {
+    sid       = "ReadRawReadyMarkers"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arns.raw}/${var.raw_ready_marker_pattern}"]
   }
 
   # Publishing reads run manifests, writes quality results and summaries, and tags
@@ -151,14 +179,29 @@ data "aws_iam_policy_document" "execution" {
   }
 
   statement {
-    sid       = "StartJobRunsWithTheJobRoleOnly"
+    sid       = "StartJobRunsWithTheJobRolesOnly"
     actions   = ["emr-containers:StartJobRun"]
     resources = [var.emr_virtual_cluster_arn]
 
     condition {
       test     = "ArnEquals"
       variable = "emr-containers:ExecutionRoleArn"
-      values   = [var.emr_job_execution_role_arn]
+      values   = var.emr_job_execution_role_arns
+    }
+  }
+
+  # StartJobRun carries tags (PaymentsEmrContainerOperator: project; the stream supervisor:
+  # project, job); tagging on create is authorized as emr-containers:TagResource: on this
+  # virtual cluster and its job runs only, with these tag keys only.
+  statement {
+    sid       = "TagJobRunsAtStart"
+    actions   = ["emr-containers:TagResource"]
+    resources = [var.emr_virtual_cluster_arn, "${var.emr_virtual_cluster_arn}/jobruns/*"]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = var.emr_job_run_tag_keys
     }
   }
 
@@ -338,12 +381,12 @@ resource "aws_mwaa_environment" "this" {
 
   source_bucket_arn                = var.artifacts_bucket_arn
   dag_s3_path                      = local.artifact_keys.dags
-  plugins_s3_path                  = var.artifact_versions.plugins == null ? null : local.artifact_keys.plugins
-  plugins_s3_object_version        = var.artifact_versions.plugins
-  requirements_s3_path             = var.artifact_versions.requirements == null ? null : local.artifact_keys.requirements
-  requirements_s3_object_version   = var.artifact_versions.requirements
-  startup_script_s3_path           = var.artifact_versions.startup_script == null ? null : local.artifact_keys.startup_script
-  startup_script_s3_object_version = var.artifact_versions.startup_script
+  plugins_s3_path                  = local.artifact_versions.plugins == null ? null : local.artifact_keys.plugins
+  plugins_s3_object_version        = local.artifact_versions.plugins
+  requirements_s3_path             = local.artifact_versions.requirements == null ? null : local.artifact_keys.requirements
+  requirements_s3_object_version   = local.artifact_versions.requirements
+  startup_script_s3_path           = local.artifact_versions.startup_script == null ? null : local.artifact_keys.startup_script
+  startup_script_s3_object_version = local.artifact_versions.startup_script
 
   airflow_configuration_options = {
     "secrets.backend"        = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"

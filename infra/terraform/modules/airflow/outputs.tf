@@ -27,3 +27,8 @@ output "artifact_keys" {
   description = "Object keys in the artifacts bucket the environment reads (scripts/deploy.py uploads to these)."
   value       = local.artifact_keys
 }
+
+output "artifact_versions" {
+  description = "Object versions of plugins.zip, requirements.txt and startup.sh the environment runs (null: not configured yet)."
+  value       = local.artifact_versions
+}

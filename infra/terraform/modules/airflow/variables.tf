@@ -54,13 +54,19 @@ variable "artifacts_bucket_arn" {
 }
 
 variable "artifact_versions" {
-  description = "S3 object versions of plugins.zip, requirements.txt and startup.sh that scripts/deploy.py printed. null leaves the artifact unset (first apply, before the first deploy)."
+  description = "Explicit S3 object versions of plugins.zip, requirements.txt and startup.sh (a rollback to an earlier deploy: the versions scripts/deploy.py reported then). null = the version pin_uploaded_artifacts looks up."
   type = object({
     plugins        = optional(string)
     requirements   = optional(string)
     startup_script = optional(string)
   })
   default = {}
+}
+
+variable "pin_uploaded_artifacts" {
+  description = "Pin MWAA to the current S3 version of plugins.zip, requirements.txt and startup.sh (what the last scripts/deploy.py uploaded), read from the bucket at plan time, so a fresh checkout applies the same versions without any local tfvars. false only for the very first apply of an environment, before the first upload (the objects do not exist yet)."
+  type        = bool
+  default     = true
 }
 
 variable "kms_key_arns" {
@@ -88,9 +94,36 @@ variable "emr_virtual_cluster_arn" {
   type        = string
 }
 
-variable "emr_job_execution_role_arn" {
-  description = "The only execution role DAGs may start EMR job runs with."
+variable "emr_job_execution_role_arns" {
+  description = "The only execution roles DAGs may start EMR job runs with (module compute: the ingest and the transform job roles)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.emr_job_execution_role_arns) > 0 && alltrue([for arn in var.emr_job_execution_role_arns : !strcontains(arn, "*")])
+    error_message = "emr_job_execution_role_arns must name at least one role, without wildcards."
+  }
+}
+
+variable "emr_job_run_tag_keys" {
+  description = "Tag keys MWAA may set on the EMR job runs it starts: the tags of PaymentsEmrContainerOperator (plugins/payments_platform/spark_jobs.py) and of the stream supervisor's submit (stream_control.py). tests/infra reads both."
+  type        = list(string)
+  default     = ["job", "project"]
+
+  validation {
+    condition     = length(var.emr_job_run_tag_keys) > 0 && alltrue([for key in var.emr_job_run_tag_keys : !strcontains(key, "*")])
+    error_message = "emr_job_run_tag_keys must list tag keys without wildcards."
+  }
+}
+
+variable "raw_ready_marker_pattern" {
+  description = "Key pattern of the raw drops' ready markers in the raw bucket: the path of include/profiles/aws.yaml lake.raw_uri plus plugins/payments_platform/sensors.py READY_MARKER with * for the date. The MWAA role may read these objects and no other raw object."
   type        = string
+  default     = "raw/_ready/dt=*.json"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_./=-]+/_ready/[A-Za-z0-9_.=*-]+$", var.raw_ready_marker_pattern)) && !startswith(var.raw_ready_marker_pattern, "*")
+    error_message = "raw_ready_marker_pattern must name the _ready/ marker folder, not a pattern over the whole bucket."
+  }
 }
 
 variable "msk_cluster_arn" {

@@ -58,21 +58,31 @@ resource "aws_sns_topic_policy" "oncall" {
   policy = data.aws_iam_policy_document.oncall.json
 }
 
-resource "aws_sns_topic_subscription" "email" {
-  for_each = toset(var.oncall_email_endpoints)
+# Who is paged. E-mail and HTTPS subscriptions stay "pending confirmation" until the
+# endpoint confirms (a paging service's integration URL does so itself).
+resource "aws_sns_topic_subscription" "oncall" {
+  for_each = { for subscription in var.oncall_subscriptions : "${subscription.protocol}:${subscription.endpoint}" => subscription }
 
   topic_arn = aws_sns_topic.oncall.arn
-  protocol  = "email"
-  endpoint  = each.key
+  protocol  = each.value.protocol
+  endpoint  = each.value.endpoint
 }
 
 # --- streaming alarms ------------------------------------------------------------
 # Namespace, metric names, units and (no) dimensions are the app's CloudWatch contract,
 # spark_apps/streaming/cloudwatch.py; tests/infra/test_terraform_wiring.py keeps them equal.
 
+# Missing FreshnessSeconds data is "missing", not "breaching": from the first apply until the
+# stream supervisor's first deploy there is no stream and no metric, and the alarm must not
+# page for that. With "missing", an evaluation range without any datapoint puts the alarm in
+# INSUFFICIENT_DATA, which has no action: nothing is sent. Once the stream runs, a stale
+# index pages here; a stream that stopped publishing is the stream supervisor's to page
+# (payments_stream_supervisor: liveness from the last batch or heartbeat, restart, page).
+# "notBreaching" would also keep the first apply quiet, but would turn a dead stream into OK
+# and send that OK to on-call (ok_actions), which reads as "recovered".
 resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
   alarm_name          = "${var.name_prefix}-stream-freshness"
-  alarm_description   = "Stream index older than ${var.freshness_threshold_seconds}s (or no freshness metric at all: the streaming app is down)."
+  alarm_description   = "Stream index older than ${var.freshness_threshold_seconds}s. Without any datapoint (no stream yet, or a dead one) the alarm is INSUFFICIENT_DATA and sends nothing: the stream supervisor pages for a dead stream."
   namespace           = var.metrics_namespace
   metric_name         = "FreshnessSeconds"
   dimensions          = var.metric_dimensions
@@ -83,7 +93,7 @@ resource "aws_cloudwatch_metric_alarm" "stream_freshness" {
   datapoints_to_alarm = 3
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.freshness_threshold_seconds
-  treat_missing_data  = "breaching"
+  treat_missing_data  = "missing"
   alarm_actions       = [aws_sns_topic.oncall.arn]
   ok_actions          = [aws_sns_topic.oncall.arn]
 

@@ -13,10 +13,17 @@ variable "logs_kms_key_arn" {
   type        = string
 }
 
-variable "oncall_email_endpoints" {
-  description = "E-mail addresses subscribed to the on-call topic (pager integrations subscribe out of band)."
-  type        = list(string)
-  default     = []
+variable "oncall_subscriptions" {
+  description = "Subscriptions of the on-call topic: protocol \"email\" (an address) or \"https\" (a paging service's SNS integration URL). No default: the environment decides who is paged (prod refuses an empty list)."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+
+  validation {
+    condition     = alltrue([for subscription in var.oncall_subscriptions : contains(["email", "https"], subscription.protocol)])
+    error_message = "oncall_subscriptions protocols must be email or https."
+  }
 }
 
 variable "metrics_namespace" {

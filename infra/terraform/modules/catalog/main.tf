@@ -4,6 +4,28 @@ data "aws_partition" "current" {}
 
 locals {
   glue_arn_base = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}"
+
+  # Athena partition projection of a table the streaming app writes as
+  # .../<table>/dt=YYYY-MM-DD/hour=HH/ (spark_apps/streaming/writer.py): nobody registers
+  # its partitions, Athena computes them from these settings (the location template is added
+  # per table below). Glue partitions of such a table are ignored by Athena.
+  hourly_partition_projection = {
+    "projection.enabled"          = "true"
+    "projection.dt.type"          = "date"
+    "projection.dt.format"        = "yyyy-MM-dd"
+    "projection.dt.range"         = "${var.partition_projection_start_date},NOW"
+    "projection.dt.interval"      = "1"
+    "projection.dt.interval.unit" = "DAYS"
+    "projection.hour.type"        = "integer"
+    "projection.hour.range"       = "0,23"
+    "projection.hour.digits"      = "2"
+  }
+  # Table parameters that switch projection on, per projected table.
+  projection_parameters = {
+    for name in var.hourly_projected_tables : name => merge(local.hourly_partition_projection, {
+      "storage.location.template" = "s3://${var.processed_bucket_name}/indexes/${name}/dt=$${dt}/hour=$${hour}/"
+    })
+  }
 }
 
 resource "aws_glue_data_catalog_encryption_settings" "this" {
@@ -30,8 +52,9 @@ resource "aws_glue_catalog_database" "this" {
   tags = var.tags
 }
 
-# Partitions are not declared here: Airflow registers each dt (and hour) partition
-# after the Soda gate, pointing it at the versioned .../dt=D/run=R/ location.
+# Partitions are not declared here: Airflow registers each dt partition after the Soda
+# gate, pointing it at the versioned .../dt=D/run=R/ location. The tables of
+# hourly_projected_tables (the stream index) are the exception: partition projection.
 resource "aws_glue_catalog_table" "this" {
   for_each = var.tables
 
@@ -40,11 +63,14 @@ resource "aws_glue_catalog_table" "this" {
   description   = each.value.description
   table_type    = "EXTERNAL_TABLE"
 
-  parameters = {
-    EXTERNAL              = "TRUE"
-    classification        = "parquet"
-    "parquet.compression" = "SNAPPY"
-  }
+  parameters = merge(
+    {
+      EXTERNAL              = "TRUE"
+      classification        = "parquet"
+      "parquet.compression" = "SNAPPY"
+    },
+    lookup(local.projection_parameters, each.key, {}),
+  )
 
   storage_descriptor {
     location      = "s3://${var.processed_bucket_name}/indexes/${each.key}/"

@@ -24,6 +24,31 @@ variable "tables" {
   }))
 }
 
+variable "hourly_projected_tables" {
+  description = "Tables written continuously as .../dt=YYYY-MM-DD/hour=HH/ (the stream index): Athena finds their partitions by partition projection, since no one registers them. Each must be in tables with partition keys exactly dt, hour."
+  type        = list(string)
+  default     = ["stream_index"]
+
+  validation {
+    condition = alltrue([
+      for name in var.hourly_projected_tables :
+      contains(keys(var.tables), name) && try([for key in var.tables[name].partition_keys : key.name] == ["dt", "hour"], false)
+    ])
+    error_message = "Every hourly_projected_tables entry must be a table of var.tables partitioned by exactly (dt, hour)."
+  }
+}
+
+variable "partition_projection_start_date" {
+  description = "First dt (yyyy-MM-dd) partition projection enumerates for the projected tables; the range ends at NOW. Queries should still filter on dt."
+  type        = string
+  default     = "2026-01-01"
+
+  validation {
+    condition     = can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", var.partition_projection_start_date))
+    error_message = "partition_projection_start_date must be yyyy-MM-dd."
+  }
+}
+
 variable "processed_bucket_name" {
   description = "Bucket holding the index tables under indexes/<table>/."
   type        = string

@@ -8,6 +8,16 @@ locals {
   region       = data.aws_region.current.id
   partition    = data.aws_partition.current.partition
   oidc_host    = replace(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://", "")
+
+  # EMR on EKS job roles (item: separate roles per job family). The ingest jobs (batch index,
+  # stream index) read raw drops and the PAN token key; the transform jobs (aggregate,
+  # business indexes, stream compaction, quality gate) read no card data.
+  job_role_names = {
+    ingest    = "${var.name_prefix}-emr-ingest"
+    transform = "${var.name_prefix}-emr-transform"
+  }
+  # Quality results are the orchestrator's (MWAA) to publish: no job may write them.
+  quality_result_arns = ["${var.bucket_arns.processed}/*/${var.quality_result_file}", "${var.bucket_arns.processed}/${var.quality_result_file}"]
 }
 
 # --- EKS control plane -------------------------------------------------------------
@@ -59,9 +69,16 @@ resource "aws_eks_cluster" "this" {
     endpoint_public_access = false
   }
 
+  # Cluster access management (access entries). API_AND_CONFIG_MAP is the mode EMR on EKS
+  # documents for its integration with access entries (it creates its own entry and
+  # AmazonEMRJobPolicy association when the virtual cluster is created, see below); no
+  # aws-auth ConfigMap is ever written, so in practice every principal is an access entry.
+  # The creator gets no hidden admin grant: every administrator, the role running terraform
+  # apply included, is an access entry of var.cluster_admin_role_arns (an entry for the
+  # creator on top of the bootstrap one would fail with ResourceInUseException).
   access_config {
-    authentication_mode                         = "API"
-    bootstrap_cluster_creator_admin_permissions = true
+    authentication_mode                         = "API_AND_CONFIG_MAP"
+    bootstrap_cluster_creator_admin_permissions = false
   }
 
   encryption_config {
@@ -75,6 +92,55 @@ resource "aws_eks_cluster" "this" {
   tags = var.tags
 
   depends_on = [aws_cloudwatch_log_group.eks, aws_iam_role_policy_attachment.cluster]
+}
+
+# --- who reaches the private API endpoint ---------------------------------------------
+
+# The endpoint is private: the apply runner / CI (the kubernetes provider creates the EMR
+# namespace) and operators reach it on 443 through the cluster security group, from these
+# CIDRs or security groups only.
+resource "aws_vpc_security_group_ingress_rule" "api_from_cidr" {
+  for_each = toset(var.api_access_cidrs)
+
+  security_group_id = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  description       = "Kubernetes API (HTTPS) from the apply runner / operators ${each.key}"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.key
+}
+
+resource "aws_vpc_security_group_ingress_rule" "api_from_security_group" {
+  for_each = toset(var.api_access_security_group_ids)
+
+  security_group_id            = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  description                  = "Kubernetes API (HTTPS) from the apply runner / operators group ${each.key}"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = each.key
+}
+
+resource "aws_eks_access_entry" "admin" {
+  for_each = toset(var.cluster_admin_role_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.key
+  type          = "STANDARD"
+
+  tags = var.tags
+}
+
+resource "aws_eks_access_policy_association" "admin" {
+  for_each = aws_eks_access_entry.admin
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.value.principal_arn
+  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+  access_scope {
+    type = "cluster"
+  }
 }
 
 resource "aws_eks_addon" "this" {
@@ -262,15 +328,54 @@ resource "aws_iam_role_policy" "autoscaler" {
 
 # --- EMR on EKS ---------------------------------------------------------------------
 
+# Created through the kubernetes provider by the role running terraform apply: it needs its
+# admin access entry and a network path to the private endpoint first.
 resource "kubernetes_namespace_v1" "emr" {
   metadata {
     name   = var.emr_namespace
     labels = { "app.kubernetes.io/part-of" = "payments" }
   }
 
-  depends_on = [aws_eks_node_group.spark]
+  depends_on = [
+    aws_eks_node_group.spark,
+    aws_eks_access_policy_association.admin,
+    aws_vpc_security_group_ingress_rule.api_from_cidr,
+    aws_vpc_security_group_ingress_rule.api_from_security_group,
+  ]
 }
 
+# EMR on EKS acts in the cluster as its service-linked role. A fresh account has none until
+# the first virtual cluster, and the caller creating it then needs iam:CreateServiceLinkedRole;
+# it is created here instead. Where the account already has it, set
+# create_emr_service_linked_role = false (or terraform import it).
+resource "aws_iam_service_linked_role" "emr_containers" {
+  count = var.create_emr_service_linked_role ? 1 : 0
+
+  aws_service_name = "emr-containers.amazonaws.com"
+  description      = "Amazon EMR on EKS: virtual cluster ${var.name_prefix}-spark on namespace ${var.emr_namespace}"
+
+  tags = var.tags
+}
+
+locals {
+  # The role EMR on EKS uses inside the cluster (the resource above, or the account's own).
+  emr_service_linked_role_arn = "arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/emr-containers.amazonaws.com/AWSServiceRoleForAmazonEMRContainers"
+  emr_job_access_policy_arn   = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEMRJobPolicy"
+}
+
+# Cluster access of EMR on EKS. With access entries enabled (access_config above), creating
+# this virtual cluster makes EMR create the access entry of AWSServiceRoleForAmazonEMRContainers
+# and associate AmazonEMRJobPolicy with it, scoped to the namespace (EMR's integration with EKS
+# cluster access management). Terraform cannot declare that entry itself: EKS refuses access
+# entries for a service-linked role from any other caller ("The caller is not allowed to
+# modify access entries with a principalArn value of a Service Linked Role",
+# hashicorp/terraform-provider-aws#36447). So the order is what Terraform owns: the
+# service-linked role, the namespace (reached by the admin entries and the API rules), then
+# the virtual cluster; and the check "emr_cluster_access" below reads the entry back after
+# every apply. The role running terraform apply needs eks:CreateAccessEntry,
+# eks:DescribeAccessEntry, eks:DeleteAccessEntry, eks:AssociateAccessPolicy,
+# eks:DisassociateAccessPolicy and eks:ListAssociatedAccessPolicies on the cluster for EMR to
+# do this on its behalf (infra/terraform/README.md).
 resource "aws_emrcontainers_virtual_cluster" "this" {
   name = "${var.name_prefix}-spark"
 
@@ -286,6 +391,28 @@ resource "aws_emrcontainers_virtual_cluster" "this" {
   }
 
   tags = var.tags
+
+  depends_on = [
+    aws_iam_service_linked_role.emr_containers,
+    aws_eks_access_policy_association.admin,
+  ]
+}
+
+# After apply: EMR's access entry exists (a STANDARD entry of its service-linked role). A
+# failed check is reported as a warning with this message; jobs would fail with
+# "Unauthorized" on the namespace otherwise (see docs/infrastructure.md).
+check "emr_cluster_access" {
+  data "aws_eks_access_entry" "emr" {
+    cluster_name  = aws_eks_cluster.this.name
+    principal_arn = local.emr_service_linked_role_arn
+
+    depends_on = [aws_emrcontainers_virtual_cluster.this]
+  }
+
+  assert {
+    condition     = data.aws_eks_access_entry.emr.type == "STANDARD"
+    error_message = "EMR on EKS did not create the access entry of AWSServiceRoleForAmazonEMRContainers (${local.emr_job_access_policy_arn}, namespace ${var.emr_namespace}) on ${aws_eks_cluster.this.name}: give the apply role the eks access-entry permissions and replace the virtual cluster (docs/infrastructure.md, release path)."
+  }
 }
 
 resource "aws_cloudwatch_log_group" "emr" {
@@ -297,8 +424,14 @@ resource "aws_cloudwatch_log_group" "emr" {
 }
 
 # EMR on EKS runs each job's pods under a generated service account
-# "emr-containers-sa-<component>-<job>-<account>-<role hash>" in the namespace.
+# "emr-containers-sa-<component>-<job>-<account>-<base36 of the role name>" in the namespace
+# (the AWS CLI's `aws emr-containers update-role-trust-policy` writes the same pattern). The
+# base36 part pins each role to its own service accounts: a pod started with one role cannot
+# assume the other. Terraform has no base36 function: the envs pass it (job_role_name_base36)
+# and tests/infra recomputes it from the role names.
 data "aws_iam_policy_document" "job_assume" {
+  for_each = local.job_role_names
+
   statement {
     sid     = "EmrJobServiceAccounts"
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -311,7 +444,7 @@ data "aws_iam_policy_document" "job_assume" {
     condition {
       test     = "StringLike"
       variable = "${local.oidc_host}:sub"
-      values   = ["system:serviceaccount:${var.emr_namespace}:emr-containers-sa-*-*-${local.account_id}-*"]
+      values   = ["system:serviceaccount:${var.emr_namespace}:emr-containers-sa-*-*-${local.account_id}-${var.job_role_name_base36[each.key]}"]
     }
 
     condition {
@@ -322,7 +455,10 @@ data "aws_iam_policy_document" "job_assume" {
   }
 }
 
-data "aws_iam_policy_document" "job" {
+# Ingest jobs: batch index (raw drops -> masked, tokenized index + quarantine) and stream
+# index (MSK -> stream index, alerts, dead letters). The only roles reading raw drops and
+# the PAN token key.
+data "aws_iam_policy_document" "ingest_job" {
   statement {
     sid       = "ListLakeBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
@@ -330,9 +466,15 @@ data "aws_iam_policy_document" "job" {
   }
 
   statement {
-    sid       = "ReadRawDropsAndArtifacts"
+    sid       = "ReadRawDrops"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = ["${var.bucket_arns.raw}/*", "${var.bucket_arns.artifacts}/*"]
+    resources = ["${var.bucket_arns.raw}/*"]
+  }
+
+  statement {
+    sid       = "ReadArtifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${var.bucket_arns.artifacts}/*"]
   }
 
   statement {
@@ -345,6 +487,22 @@ data "aws_iam_policy_document" "job" {
       "s3:ListMultipartUploadParts",
     ]
     resources = ["${var.bucket_arns.processed}/*", "${var.bucket_arns.quarantine}/*", "${var.bucket_arns.checkpoints}/*"]
+  }
+
+  # Only the orchestrator (MWAA) marks a version verified and publishes it: explicit denies,
+  # so no later grant to this role can let a job vouch for its own output.
+  statement {
+    sid       = "DenyWritingQualityResults"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = local.quality_result_arns
+  }
+
+  statement {
+    sid       = "DenyCatalogWrites"
+    effect    = "Deny"
+    actions   = local.glue_write_actions
+    resources = var.glue_resource_arns
   }
 
   statement {
@@ -365,19 +523,10 @@ data "aws_iam_policy_document" "job" {
     resources = [var.kms_key_arns.artifacts]
   }
 
+  # Read only: partitions are published by the orchestrator (MWAA) after the quality gate.
   statement {
-    sid = "GlueCatalogPartitions"
-    actions = [
-      "glue:GetDatabase",
-      "glue:GetTable",
-      "glue:GetTables",
-      "glue:GetPartition",
-      "glue:GetPartitions",
-      "glue:BatchGetPartition",
-      "glue:CreatePartition",
-      "glue:BatchCreatePartition",
-      "glue:UpdatePartition",
-    ]
+    sid       = "ReadGlueCatalog"
+    actions   = local.glue_read_actions
     resources = var.glue_resource_arns
   }
 
@@ -450,17 +599,140 @@ data "aws_iam_policy_document" "job" {
   }
 }
 
-resource "aws_iam_role" "job_execution" {
-  name               = "${var.name_prefix}-emr-job-execution"
-  assume_role_policy = data.aws_iam_policy_document.job_assume.json
+# Transform jobs: aggregate index, business indexes, stream-index compaction, quality gate.
+# They read published/staged index versions and the raw side sources without card data
+# (transform_raw_read_prefixes); no raw transaction drop, no PAN token key, no Kafka.
+data "aws_iam_policy_document" "transform_job" {
+  statement {
+    sid       = "ListLakeBuckets"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.bucket_arns.raw, var.bucket_arns.processed, var.bucket_arns.artifacts]
+  }
+
+  statement {
+    sid       = "ReadRawSideSources"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [for prefix in var.transform_raw_read_prefixes : "${var.bucket_arns.raw}/${prefix}*"]
+  }
+
+  statement {
+    sid       = "ReadArtifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${var.bucket_arns.artifacts}/*"]
+  }
+
+  statement {
+    sid = "WriteIndexes"
+    actions = [
+      "s3:GetObject",
+      "s3:PutObject",
+      "s3:DeleteObject",
+      "s3:AbortMultipartUpload",
+      "s3:ListMultipartUploadParts",
+    ]
+    resources = ["${var.bucket_arns.processed}/*"]
+  }
+
+  # Only the orchestrator (MWAA) marks a version verified and publishes it: explicit denies,
+  # so no later grant to this role can let a job vouch for its own output.
+  statement {
+    sid       = "DenyWritingQualityResults"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = local.quality_result_arns
+  }
+
+  statement {
+    sid       = "DenyCatalogWrites"
+    effect    = "Deny"
+    actions   = local.glue_write_actions
+    resources = var.glue_resource_arns
+  }
+
+  statement {
+    sid       = "WriteSparkLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns.logs}/emr-on-eks/*"]
+  }
+
+  statement {
+    sid       = "UseLakeKeys"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.kms_key_arns.data, var.kms_key_arns.logs]
+  }
+
+  statement {
+    sid       = "DecryptArtifacts"
+    actions   = ["kms:Decrypt", "kms:DescribeKey"]
+    resources = [var.kms_key_arns.artifacts]
+  }
+
+  statement {
+    sid       = "ReadGlueCatalog"
+    actions   = local.glue_read_actions
+    resources = var.glue_resource_arns
+  }
+
+  statement {
+    sid       = "WriteJobLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.emr.arn, "${aws_cloudwatch_log_group.emr.arn}:*"]
+  }
+
+  statement {
+    sid       = "DescribeJobLogGroup"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+  }
+}
+
+locals {
+  # Catalog changes are publishing: the MWAA role's (modules/airflow), never a job's.
+  glue_write_actions = [
+    "glue:CreateDatabase",
+    "glue:UpdateDatabase",
+    "glue:DeleteDatabase",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:DeleteTable",
+    "glue:BatchDeleteTable",
+    "glue:CreatePartition",
+    "glue:BatchCreatePartition",
+    "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+    "glue:DeletePartition",
+    "glue:BatchDeletePartition",
+  ]
+  glue_read_actions = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+  ]
+}
+
+resource "aws_iam_role" "job" {
+  for_each = local.job_role_names
+
+  name               = each.value
+  description        = "EMR on EKS job execution role: ${each.key} jobs"
+  assume_role_policy = data.aws_iam_policy_document.job_assume[each.key].json
 
   tags = var.tags
 }
 
-resource "aws_iam_role_policy" "job_execution" {
-  name   = "payments-spark-jobs"
-  role   = aws_iam_role.job_execution.id
-  policy = data.aws_iam_policy_document.job.json
+resource "aws_iam_role_policy" "ingest_job" {
+  name   = "payments-spark-ingest-jobs"
+  role   = aws_iam_role.job["ingest"].id
+  policy = data.aws_iam_policy_document.ingest_job.json
+}
+
+resource "aws_iam_role_policy" "transform_job" {
+  name   = "payments-spark-transform-jobs"
+  role   = aws_iam_role.job["transform"].id
+  policy = data.aws_iam_policy_document.transform_job.json
 }
 
 # --- ECR ------------------------------------------------------------------------------

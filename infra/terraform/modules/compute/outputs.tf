@@ -33,9 +33,19 @@ output "emr_virtual_cluster_arn" {
   value       = aws_emrcontainers_virtual_cluster.this.arn
 }
 
-output "job_execution_role_arn" {
-  description = "EMR on EKS job execution role (PAYMENTS_EMR_EXECUTION_ROLE_ARN)."
-  value       = aws_iam_role.job_execution.arn
+output "ingest_job_role_arn" {
+  description = "EMR on EKS execution role of the ingest jobs (batch index, stream index): raw drops, PAN token key, MSK."
+  value       = aws_iam_role.job["ingest"].arn
+}
+
+output "transform_job_role_arn" {
+  description = "EMR on EKS execution role of the transform jobs (aggregate, business indexes, stream compaction, quality gate): no raw transaction drops, no PAN token key."
+  value       = aws_iam_role.job["transform"].arn
+}
+
+output "job_role_arns" {
+  description = "Both EMR on EKS job execution roles, by job family (ingest, transform)."
+  value       = { for family, role in aws_iam_role.job : family => role.arn }
 }
 
 output "emr_log_group_name" {

@@ -8,6 +8,23 @@ locals {
   partition  = data.aws_partition.current.partition
   # The role EKS managed node groups launch instances with (and so create encrypted volumes).
   autoscaling_service_role_arn = "arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+  # Domains whose key policy names that role: it must exist before the key (see below).
+  autoscaling_key_domains = [for domain, spec in var.domains : domain if contains(spec.services, "autoscaling-ebs")]
+}
+
+# --- service-linked roles named in key policies ------------------------------------
+# KMS refuses a key policy whose principal does not exist (MalformedPolicyDocumentException),
+# and a fresh account has no Auto Scaling service-linked role until its first Auto Scaling
+# group: the EKS node group would create it, but only after the key that must name it. So
+# it is created here, before the keys. Where the account already has it, set
+# create_autoscaling_service_linked_role = false (or terraform import it).
+resource "aws_iam_service_linked_role" "autoscaling" {
+  count = length(local.autoscaling_key_domains) > 0 && var.create_autoscaling_service_linked_role ? 1 : 0
+
+  aws_service_name = "autoscaling.amazonaws.com"
+  description      = "Auto Scaling (EKS node groups); named in the ${join(", ", local.autoscaling_key_domains)} key policy"
+
+  tags = var.tags
 }
 
 # Key policies: in a key policy "Resource = *" means "this key" (the policy is
@@ -113,6 +130,56 @@ data "aws_iam_policy_document" "key" {
       }
     }
   }
+  # CloudTrail encrypts the log files of this account's trails (SSE-KMS) and describes the key
+  # when a trail is created or updated.
+  dynamic "statement" {
+    for_each = contains(each.value.services, "cloudtrail") ? [1] : []
+    content {
+      sid       = "AllowCloudTrailToEncryptLogs"
+      effect    = "Allow"
+      actions   = ["kms:GenerateDataKey*"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["cloudtrail.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+
+      condition {
+        test     = "StringLike"
+        variable = "kms:EncryptionContext:aws:cloudtrail:arn"
+        values   = ["arn:${local.partition}:cloudtrail:*:${local.account_id}:trail/*"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(each.value.services, "cloudtrail") ? [1] : []
+    content {
+      sid       = "AllowCloudTrailToDescribeKey"
+      effect    = "Allow"
+      actions   = ["kms:DescribeKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["cloudtrail.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+    }
+  }
+
   dynamic "statement" {
     for_each = contains(each.value.services, "autoscaling-ebs") ? [1] : []
     content {
@@ -161,6 +228,9 @@ resource "aws_kms_key" "this" {
   policy                  = data.aws_iam_policy_document.key[each.key].json
 
   tags = merge(var.tags, { DataDomain = each.key })
+
+  # The autoscaling-ebs statements name the Auto Scaling service-linked role: it must exist first.
+  depends_on = [aws_iam_service_linked_role.autoscaling]
 }
 
 resource "aws_kms_alias" "this" {

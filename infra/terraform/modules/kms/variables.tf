@@ -10,7 +10,8 @@ variable "domains" {
     "logs" (CloudWatch Logs), "s3-access-logs" (S3 server access log delivery),
     "cloudwatch-alarms" (alarms publishing to an encrypted SNS topic), "events"
     (EventBridge publishing to an encrypted SNS topic), "autoscaling-ebs" (the Auto
-    Scaling service-linked role launching nodes with encrypted EBS volumes).
+    Scaling service-linked role launching nodes with encrypted EBS volumes; this module
+    creates that role), "cloudtrail" (CloudTrail encrypting trail log files).
   EOT
   type = map(object({
     description = string
@@ -26,8 +27,8 @@ variable "domains" {
       services    = ["logs"]
     }
     logs = {
-      description = "Audit and application logs: CloudWatch log groups, S3 access logs, VPC flow logs"
-      services    = ["logs", "s3-access-logs"]
+      description = "Audit and application logs: CloudWatch log groups, S3 access logs, VPC flow logs, CloudTrail"
+      services    = ["logs", "s3-access-logs", "cloudtrail"]
     }
     streaming = {
       description = "MSK broker storage"
@@ -50,11 +51,17 @@ variable "domains" {
   validation {
     condition = alltrue([
       for domain in values(var.domains) : alltrue([
-        for service in domain.services : contains(["logs", "s3-access-logs", "cloudwatch-alarms", "events", "autoscaling-ebs"], service)
+        for service in domain.services : contains(["logs", "s3-access-logs", "cloudwatch-alarms", "events", "autoscaling-ebs", "cloudtrail"], service)
       ])
     ])
-    error_message = "services may only contain logs, s3-access-logs, cloudwatch-alarms, events or autoscaling-ebs."
+    error_message = "services may only contain logs, s3-access-logs, cloudwatch-alarms, events, autoscaling-ebs or cloudtrail."
   }
+}
+
+variable "create_autoscaling_service_linked_role" {
+  description = "Create the Auto Scaling service-linked role (AWSServiceRoleForAutoScaling) that the autoscaling-ebs key policies name. A fresh account has none; set false where the account already has it (creating it twice fails), or terraform import it."
+  type        = bool
+  default     = true
 }
 
 variable "deletion_window_in_days" {

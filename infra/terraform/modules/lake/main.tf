@@ -1,8 +1,11 @@
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   suffix = "${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
+  # The trail (module audit) that delivers to the cloudtrail bucket; its bucket policy names it.
+  cloudtrail_arn = "arn:${data.aws_partition.current.partition}:cloudtrail:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:trail/${var.cloudtrail_name}"
 
   # Every bucket but the logs bucket; each logs its requests to the logs bucket.
   buckets = {
@@ -12,11 +15,18 @@ locals {
     checkpoints    = { kms_key_arn = var.data_kms_key_arn, purpose = "Spark Structured Streaming checkpoints" }
     artifacts      = { kms_key_arn = var.artifacts_kms_key_arn, purpose = "MWAA DAGs, plugins, requirements and Spark applications" }
     athena-results = { kms_key_arn = var.data_kms_key_arn, purpose = "Athena query results" }
+    cloudtrail     = { kms_key_arn = var.logs_kms_key_arn, purpose = "CloudTrail log files (multi-region trail, log file validation)" }
   }
   object_expiry_days = {
     raw            = var.raw_retention_days
     quarantine     = var.quarantine_retention_days
     athena-results = var.athena_results_retention_days
+    cloudtrail     = var.log_retention_days
+  }
+  # Days an overwritten or deleted object stays recoverable. Raw drops hold card data
+  # (sensitive authentication data included) until masked: their old versions go after a day.
+  noncurrent_version_days = {
+    raw = var.raw_noncurrent_version_days
   }
   bucket_names = merge(
     { for name, _ in local.buckets : name => "${var.name_prefix}-${name}-${local.suffix}" },
@@ -58,16 +68,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
   bucket = aws_s3_bucket.this[each.key].id
 
-  # Overwritten or deleted objects stay recoverable for the retention period.
+  # Incomplete uploads and delete markers without versions behind them go everywhere.
   rule {
-    id     = "expire-noncurrent-versions"
+    id     = "clean-up-uploads-and-delete-markers"
     status = "Enabled"
 
     filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = var.index_retention_days
-    }
 
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
@@ -75,6 +81,42 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
     expiration {
       expired_object_delete_marker = true
+    }
+  }
+
+  # Overwritten or deleted objects stay recoverable for the retention period (raw: a day),
+  # in every bucket but artifacts (next rule).
+  dynamic "rule" {
+    for_each = each.key == "artifacts" ? [] : [lookup(local.noncurrent_version_days, each.key, var.index_retention_days)]
+    content {
+      id     = "expire-noncurrent-versions"
+      status = "Enabled"
+
+      filter {}
+
+      noncurrent_version_expiration {
+        noncurrent_days = rule.value
+      }
+    }
+  }
+
+  # Artifacts: MWAA runs plugins.zip, requirements.txt and startup.sh by object version (module
+  # airflow), and a rollback pins an earlier one, so their old versions never expire. Only the
+  # old versions under the prefixes scripts/deploy.py rewrites wholesale (DAGs, Spark apps,
+  # include/) expire; the pinned keys sit at the bucket root, outside every prefix here.
+  dynamic "rule" {
+    for_each = each.key == "artifacts" ? var.artifact_unpinned_prefixes : []
+    content {
+      id     = "expire-noncurrent-${trimsuffix(rule.value, "/")}"
+      status = "Enabled"
+
+      filter {
+        prefix = rule.value
+      }
+
+      noncurrent_version_expiration {
+        noncurrent_days = var.index_retention_days
+      }
     }
   }
 
@@ -95,6 +137,33 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
       expiration {
         days = var.index_retention_days
+      }
+
+      noncurrent_version_expiration {
+        noncurrent_days = 1
+      }
+    }
+  }
+
+  # Versions whose quality gate found a card number in clear (the PAN scan of the contracts)
+  # must not be kept for investigation like other rejected versions: once tagged with
+  # pan_scan_failed_tag they expire after pan_scan_failed_retention_days, their noncurrent
+  # copies a day later.
+  dynamic "rule" {
+    for_each = each.key == "processed" ? [1] : []
+    content {
+      id     = "expire-pan-scan-failures"
+      status = "Enabled"
+
+      filter {
+        and {
+          prefix = "indexes/"
+          tags   = { (var.pan_scan_failed_tag.key) = var.pan_scan_failed_tag.value }
+        }
+      }
+
+      expiration {
+        days = var.pan_scan_failed_retention_days
       }
 
       noncurrent_version_expiration {
@@ -263,7 +332,9 @@ data "aws_iam_policy_document" "bucket" {
     }
   }
 
-  # Writers may omit the header (default encryption applies) but may not ask for another algorithm.
+  # Writers may omit the header (default encryption applies) but may not ask for another
+  # algorithm. The one exception: CloudTrail writes its digest files (log file validation)
+  # with SSE-S3 whatever the trail's key, so the cloudtrail bucket also admits AES256.
   statement {
     sid       = "DenyNonKmsEncryptionHeader"
     effect    = "Deny"
@@ -278,7 +349,57 @@ data "aws_iam_policy_document" "bucket" {
     condition {
       test     = "StringNotEqualsIfExists"
       variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
+      values   = each.key == "cloudtrail" ? ["aws:kms", "AES256"] : ["aws:kms"]
+    }
+  }
+
+  # CloudTrail delivery (the trail of module audit, by ARN): ACL check on the bucket, log
+  # files under AWSLogs/<account>/ only.
+  dynamic "statement" {
+    for_each = each.key == "cloudtrail" ? [1] : []
+    content {
+      sid       = "AllowCloudTrailAclCheck"
+      effect    = "Allow"
+      actions   = ["s3:GetBucketAcl"]
+      resources = [local.all_buckets[each.key].arn]
+
+      principals {
+        type        = "Service"
+        identifiers = ["cloudtrail.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceArn"
+        values   = [local.cloudtrail_arn]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "cloudtrail" ? [1] : []
+    content {
+      sid       = "AllowCloudTrailLogDelivery"
+      effect    = "Allow"
+      actions   = ["s3:PutObject"]
+      resources = ["${local.all_buckets[each.key].arn}/AWSLogs/${data.aws_caller_identity.current.account_id}/*"]
+
+      principals {
+        type        = "Service"
+        identifiers = ["cloudtrail.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceArn"
+        values   = [local.cloudtrail_arn]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "s3:x-amz-acl"
+        values   = ["bucket-owner-full-control"]
+      }
     }
   }
 

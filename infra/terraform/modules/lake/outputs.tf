@@ -1,5 +1,5 @@
 output "bucket_names" {
-  description = "Bucket name per role: raw, processed, quarantine, checkpoints, artifacts, athena-results, logs."
+  description = "Bucket name per role: raw, processed, quarantine, checkpoints, artifacts, athena-results, cloudtrail, logs."
   value       = { for name, bucket in local.all_buckets : name => bucket.id }
 }
 
@@ -16,4 +16,14 @@ output "superseded_tag" {
 output "index_retention_days" {
   description = "Days superseded index versions are kept."
   value       = var.index_retention_days
+}
+
+output "cloudtrail_bucket_name" {
+  description = "Bucket of the CloudTrail trail, once its policy admits the trail (a trail is refused until it does)."
+  value       = aws_s3_bucket_policy.this["cloudtrail"].bucket
+}
+
+output "pan_scan_failed_tag" {
+  description = "Object tag the quality gate sets on an index version that failed the PAN scan, so the lifecycle rule expires it within pan_scan_failed_retention_days."
+  value       = var.pan_scan_failed_tag
 }

@@ -36,6 +36,39 @@ variable "superseded_tag" {
   }
 }
 
+variable "pan_scan_failed_tag" {
+  description = "Object tag marking an index version whose quality gate found a clear card number (PAN scan failed); tagged objects expire after pan_scan_failed_retention_days instead of index_retention_days. Same key as superseded_tag, so one object carries one lifecycle."
+  type = object({
+    key   = string
+    value = string
+  })
+  default = {
+    key   = "payments-lifecycle"
+    value = "pan-scan-failed"
+  }
+
+  validation {
+    condition     = var.pan_scan_failed_tag.value != "superseded"
+    error_message = "pan_scan_failed_tag must differ from the superseded tag value."
+  }
+}
+
+variable "pan_scan_failed_retention_days" {
+  description = "Days an index version that leaked a card number is kept (long enough for the page to be read, not for the data to linger)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.pan_scan_failed_retention_days >= 1 && var.pan_scan_failed_retention_days <= 3
+    error_message = "pan_scan_failed_retention_days must be 1-3."
+  }
+}
+
+variable "cloudtrail_name" {
+  description = "Name of the trail delivering to the cloudtrail bucket (module audit); its bucket policy admits that trail only."
+  type        = string
+}
+
 variable "sent_marker_prefixes" {
   description = "Key prefixes of the streaming app's sent markers in the checkpoints bucket (<checkpoint_uri path>/<query name>/_sent/); they expire after sent_marker_retention_days."
   type        = list(string)
@@ -54,9 +87,45 @@ variable "sent_marker_retention_days" {
 }
 
 variable "raw_retention_days" {
-  description = "Days raw drops (which still hold clear card data) are kept before expiry."
+  description = <<-EOT
+    Days raw drops are kept before they expire. They hold clear card data, CVV included,
+    which PCI DSS 3.3.1 forbids keeping after authorization: they live only as long as
+    processing needs them. 7 days = the daily batch (its sensor waits up to 12 h for the
+    ready marker) plus retries, a weekend of incident handling and a reprocessing of the
+    last days (payments_reprocess); older dates are rebuilt from the indexes, not from raw.
+  EOT
   type        = number
-  default     = 90
+  default     = 7
+
+  validation {
+    condition     = var.raw_retention_days >= 1 && var.raw_retention_days <= 14
+    error_message = "raw_retention_days must be 1-14: raw drops hold card data that must not outlive processing."
+  }
+}
+
+variable "raw_noncurrent_version_days" {
+  description = "Days an overwritten or deleted raw object version (clear card data) stays recoverable; 1 is S3's minimum."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.raw_noncurrent_version_days >= 1 && var.raw_noncurrent_version_days <= 3
+    error_message = "raw_noncurrent_version_days must be 1-3: old versions of raw drops still hold card data."
+  }
+}
+
+variable "artifact_unpinned_prefixes" {
+  description = "Prefixes of the artifacts bucket whose noncurrent versions expire after index_retention_days: what scripts/deploy.py rewrites on every release (dags/, spark_apps/, include/). The keys MWAA pins by version (plugins.zip, requirements.txt, startup.sh at the bucket root) must stay outside them: their old versions are kept for rollback."
+  type        = list(string)
+  default     = ["dags/", "spark_apps/", "include/"]
+
+  validation {
+    condition = alltrue([
+      for prefix in var.artifact_unpinned_prefixes :
+      endswith(prefix, "/") && length(prefix) > 1 && !anytrue([for pinned in ["plugins.zip", "requirements.txt", "startup.sh"] : startswith(pinned, prefix)])
+    ])
+    error_message = "artifact_unpinned_prefixes must be folders (ending in /) that contain none of plugins.zip, requirements.txt, startup.sh."
+  }
 }
 
 variable "quarantine_retention_days" {
