@@ -43,6 +43,16 @@ class StageFailed(RuntimeError):
         super().__init__(f"FAILED at stage '{name}'" + (f". Log to read: {log}" if log else "") + f"\n{detail}")
 
 
+def log_tail(log: Path, lines: int = 40) -> str:
+    """The last lines of a log, without py4j's per-call chatter (printed when a stage fails, so a
+    CI run that keeps no files still shows why)."""
+    try:
+        text = log.read_text(errors="replace").splitlines(keepends=True)
+    except OSError as exc:
+        return f"(no log: {exc})\n"
+    return "".join([line for line in text if "py4j.clientserver" not in line][-lines:])
+
+
 def say(text: str) -> None:
     print(f"[run] {text}", flush=True)
 
@@ -54,8 +64,7 @@ def stage(name: str, command: list[str], log: Path, env: dict[str, str] | None =
     with log.open("w") as handle:
         code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if code != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-25:])
-        raise StageFailed(name, log, f"exit {code}; last lines:\n{tail}")
+        raise StageFailed(name, log, f"exit {code}; last lines:\n{log_tail(log, 25)}")
     say(f"{name}: ok (log: {log})")
 
 
@@ -242,16 +251,17 @@ def committed_batches(metrics_uri: str, after_batch: int = -1) -> int:
     return sum(1 for path in batches if int(path.stem.removeprefix("batch-")) > after_batch)
 
 
-def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
+def stream_traffic(profile, args, bootstrap: str, controller) -> dict:
     """Send the day's generated traffic for ``args.stream_seconds`` while printing progress;
-    then wait until the stream app has consumed all of it. Returns the stream figures."""
+    then wait until the stream app (run by ``controller``) has consumed all of it. Returns the
+    stream figures; an app that exits meanwhile fails the stage at once."""
     from confluent_kafka import Producer
 
     from spark_apps.generator import WorkloadConfig, generate_day
     from spark_apps.generator.kafka_stream import stream_to_kafka
     from spark_apps.kafka.broker import end_offsets
 
-    kafka = profile.kafka
+    kafka, log = profile.kafka, controller.log_file
     # The broker and the stream checkpoint carry on from earlier runs: this run's figures start here.
     last_batch = read_latest_metrics(profile.lake.metrics_uri).get("batch_id", -1)
     alerts_start = end_offsets(bootstrap, kafka.fraud_alerts_topic)
@@ -305,9 +315,18 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
             f"(after the first batch: {latency['steady_p50_ms']} / {latency['steady_p99_ms']} ms)"
         )
 
+    def require_running(latest: dict) -> None:
+        if not controller.status().running:
+            raise StageFailed(
+                "stream drain" if not sender.is_alive() else "stream traffic",
+                log,
+                f"the stream app exited before consuming all traffic (latest metrics: {latest}); its log ends:\n" + log_tail(log),
+            )
+
     while sender.is_alive():
         sender.join(timeout=args.progress_seconds)
         progress()
+        require_running(read_latest_metrics(profile.lake.metrics_uri))
     if "error" in result:
         raise StageFailed("stream traffic", log, f"sending to Kafka failed: {result['error']!r}")
 
@@ -325,11 +344,13 @@ def stream_traffic(profile, args, bootstrap: str, log: Path) -> dict:
         consumed = consumed_offsets(latest)
         if all(consumed.get(tp, 0) >= end for tp, end in ends.items()):
             break
+        require_running(latest)
         if time.time() > deadline:
             raise StageFailed(
                 "stream drain",
                 log,
-                f"the stream app did not consume all traffic within {args.drain_timeout:.0f} s (latest metrics: {latest})",
+                f"the stream app did not consume all traffic within {args.drain_timeout:.0f} s (latest metrics: {latest}); "
+                "its log ends:\n" + log_tail(log),
             )
         if time.time() >= next_progress:
             progress()
@@ -625,7 +646,7 @@ def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contex
         [*supervisor, "--conf", json.dumps({"action": "deploy"})],
         logs / "stream_supervisor_start.log",
     )
-    figures = stream_traffic(profile, args, bootstrap, controller.log_file)
+    figures = stream_traffic(profile, args, bootstrap, controller)
     stage(
         "stop the streaming app (payments_stream_supervisor, action=stop)",
         [*supervisor, "--conf", json.dumps({"action": "stop"})],

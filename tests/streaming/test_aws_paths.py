@@ -142,7 +142,7 @@ def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():
     ]
 
 
-def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, tmp_path):
+def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, monkeypatch, tmp_path):
     """What the stream job builds from the aws profile alone (as on EMR): Spark's source on MSK's IAM
     listener with aws-msk-iam-auth, failing on lost offsets, in the groups the IAM policy allows; the
     alert / dead-letter producer on OAUTHBEARER with AWS's signer, idempotent."""
@@ -150,6 +150,7 @@ def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, tmp_path
     from spark_apps.jobs.stream_index import CONSUMER_GROUP_PREFIX, kafka_source_options, options_from_args, parse_args
     from spark_apps.kafka.sink import BatchKafkaSink
 
+    monkeypatch.setenv("PAYMENTS_PROFILE", "aws")
     load_profile.cache_clear()
     try:
         options = options_from_args(parse_args([]))
@@ -172,6 +173,7 @@ def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, tmp_path
         "groupIdPrefix": CONSUMER_GROUP_PREFIX,
         "includeHeaders": "false",
         "maxOffsetsPerTrigger": "20000",
+        "kafka.fetch.max.wait.ms": "10",  # a batch's read does not wait on the consumer's previous fetch
     }
     sink = BatchKafkaSink(options.bootstrap, str(tmp_path / "_sent"), options.security, options.region)
     config = sink.producer_config()

@@ -238,7 +238,8 @@ def test_ids_are_remembered_for_the_dedup_horizon_and_ml_outputs_paired_within_t
     copy of t-a 590 s later is a duplicate; once the watermark has passed t-a's produce time + 450 s
     (the id's event-time timer) the id is forgotten and t-a counts as new again. An ML output produced
     within the 300 s window after its transaction (in a later micro-batch) updates the alert; one
-    produced after the window is counted as unmatched."""
+    produced after the window is counted as unmatched, also once the watermark has passed the
+    remembered transaction (Spark fails a query whose operator emits a row older than the watermark)."""
     import time
 
     from spark_apps.jobs.stream_index import start_stream_index
@@ -256,6 +257,9 @@ def test_ids_are_remembered_for_the_dedup_horizon_and_ml_outputs_paired_within_t
         [("t-f2", txn("t-f2", at(1000), user="u-f2"), base + 1_000_000)],
         [("t-f3", txn("t-f3", at(1005), user="u-f3"), base + 1_005_000)],
         [("t-a", txn("t-a", at(1010), user="u-a"), base + 1_010_000)],  # after the horizon: new again
+        [("t-f4", txn("t-f4", at(1200), user="u-f4"), base + 1_200_000)],  # the watermark passes t-f1 (750 s)
+        [("t-f5", txn("t-f5", at(1205), user="u-f5"), base + 1_205_000)],  # ... for late rows too
+        [("t-f6", txn("t-f6", at(1210), user="u-f6"), base + 1_210_000)],
     ]
     signal_waves = [
         [],
@@ -263,6 +267,11 @@ def test_ids_are_remembered_for_the_dedup_horizon_and_ml_outputs_paired_within_t
         [("t-f1", signal("t-f1", "0.5000", 1000), base + 1_000_000)],  # 300 s after t-f1: paired
         [],
         [("t-f1", signal("t-f1", "0.9000", 1010), base + 1_010_000)],  # 310 s after: unmatched
+        [],
+        [],
+        # t-f1 is still remembered (until the watermark passes 700 + 450 s) but the watermark has
+        # passed its produce time: the unmatched row leaves the operator at the signal's time.
+        [("t-f1", signal("t-f1", "0.7000", 1210), base + 1_210_000)],
     ]
     query, writer, listener = start_stream_index(spark, options, PAN_KEY, load_rules())
     try:
@@ -280,11 +289,12 @@ def test_ids_are_remembered_for_the_dedup_horizon_and_ml_outputs_paired_within_t
         writer.close()
     index_df = read_index(spark, options.index_uri)
     assertDataFrameEqual(
-        index_df.select("transaction_id"), [Row(transaction_id=t) for t in ("t-a", "t-f1", "t-f2", "t-f3", "t-a")]
+        index_df.select("transaction_id"),
+        [Row(transaction_id=t) for t in ("t-a", "t-f1", "t-f2", "t-f3", "t-a", "t-f4", "t-f5", "t-f6")],
     )
     stats = [writer.stats(b) for b in range(100) if writer.stats(b)]
     assert sum(s["duplicates"] for s in stats) == 1
-    assert sum(s["signals_unmatched"] for s in stats) == 1
+    assert sum(s["signals_unmatched"] for s in stats) == 2
     alerts = consume_all(kafka_broker.bootstrap, kafka_topics["fraud_alerts"])
     assert [(a["key"], a["value"]["reasons"]) for a in alerts] == [
         ("t-f1", ["HIGH_AMOUNT"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -250,26 +251,32 @@ def test_split_output_takes_index_rows_alerts_of_txn_and_signal_rows_and_dead_le
     import pyarrow as pa
 
     from spark_apps.schemas import STREAM_INDEX_SCHEMA
+    from spark_apps.streaming.transforms import BATCH_TIME_PLACEHOLDER_JSON
     from spark_apps.streaming.writer import split_output
 
+    placeholder = f'"{BATCH_TIME_PLACEHOLDER_JSON}"'
     rows = [
-        {"row_kind": "txn", "transaction_id": "t-2", "alert": '{"a":2}'},
+        {"row_kind": "txn", "transaction_id": "t-2", "alert": '{"a":2,"alert_time":' + placeholder + "}"},
         {"row_kind": "txn", "transaction_id": "t-1", "alert": None},  # not flagged
         {"row_kind": "signal", "transaction_id": "t-0", "alert": '{"a":0}'},
         {"row_kind": "signal", "transaction_id": "t-9", "alert": None},  # re-scored, not flagged
         {"row_kind": "duplicate", "transaction_id": "t-2", "alert": None},
-        {"row_kind": "dead_letter", "dead_letter_message": '{"d":1}', "dead_letter_key": "tx/0/5"},
+        {"row_kind": "dead_letter", "dead_letter_message": '{"d":1,"at":' + placeholder + "}", "dead_letter_key": "tx/0/5"},
     ]
-    columns = {name: [r.get(name) for r in rows] for name in STREAM_INDEX_SCHEMA.fieldNames()}
+    types = {"ingested_at": pa.timestamp("us", tz="UTC")}
+    columns = {name: pa.array([r.get(name) for r in rows], types.get(name)) for name in STREAM_INDEX_SCHEMA.fieldNames()}
     for name in ("row_kind", "alert", "dead_letter_message", "dead_letter_key"):
-        columns[name] = [r.get(name) for r in rows]
+        columns[name] = pa.array([r.get(name) for r in rows], pa.string())
     columns.update({"dt": ["2026-11-21"] * len(rows), "hour": ["10"] * len(rows)})
-    index, alerts, dead, counts = split_output(pa.table(columns), 7)
+    batch_time = dt.datetime(2026, 11, 21, 10, 5, 7, 123456, tzinfo=dt.UTC)
+    index, alerts, dead, counts = split_output(pa.table(columns), 7, batch_time)
     assert index.column("transaction_id").to_pylist() == ["t-2", "t-1"]
     assert index.column("run_id").to_pylist() == ["stream-b7", "stream-b7"]
+    assert index.column("ingested_at").to_pylist() == [batch_time, batch_time]
     assert index.column_names == [*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"]
-    assert alerts == [("t-0", '{"a":0}'), ("t-2", '{"a":2}')]
-    assert dead == [("tx/0/5", '{"d":1}')]
+    # The plan's placeholder becomes the batch's time (from its offset log) in every message.
+    assert alerts == [("t-0", '{"a":0}'), ("t-2", '{"a":2,"alert_time":"2026-11-21T10:05:07.123Z"}')]
+    assert dead == [("tx/0/5", '{"d":1,"at":"2026-11-21T10:05:07.123Z"}')]
     assert counts == {"txn": 2, "signal": 2, "dead_letter": 1, "duplicate": 1, "signal_unmatched": 0}
 
 

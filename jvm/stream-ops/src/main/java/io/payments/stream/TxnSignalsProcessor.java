@@ -171,18 +171,23 @@ public final class TxnSignalsProcessor extends TimedProcessor {
   }
 
   /** The latest candidate produced within +- the window of {@code transaction}; the others become
-   * {@code signal_unmatched} rows (at the transaction's produce time) in {@code out}. */
+   * {@code signal_unmatched} rows in {@code out}, at the later produce time of the two. One of them
+   * is a row of this micro-batch (a new transaction, or a signal for a remembered one), so the row
+   * is never older than the watermark: the other may have waited in state while the watermark
+   * passed it, and Spark fails the query on a row older than the watermark leaving the operator. */
   private Row latestWithinWindow(List<Row> candidates, Row transaction, List<Row> out) {
     long produced = Rows.micros(transaction.get(producedAt));
     Row best = null;
     for (Row candidate : candidates) {
-      if (Math.abs(Rows.micros(candidate.get(producedAt)) - produced) <= windowMicros) {
+      long candidateProduced = Rows.micros(candidate.get(producedAt));
+      if (Math.abs(candidateProduced - produced) <= windowMicros) {
         if (best == null || later(candidate, best)) {
           best = candidate;
         }
       } else {
         Row unmatched = Rows.withValue(candidate, kind, UNMATCHED);
-        out.add(Rows.withValue(unmatched, producedAt, transaction.get(producedAt)));
+        Object at = candidateProduced >= produced ? candidate.get(producedAt) : transaction.get(producedAt);
+        out.add(Rows.withValue(unmatched, producedAt, at));
       }
     }
     return best;
