@@ -18,6 +18,37 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "test-only-pan-token-key")
 
 
+def _private_homes() -> None:
+    """The tests run in an Airflow home, lake and catalog of their own, so their DAG runs never
+    show up in the user's local Airflow UI and nothing lands in the user's ``.local/``: a copy of
+    the project's Airflow database and config (the settings ``scripts/setup.sh`` loaded:
+    connections, variables, pools; the same Fernet key) in a temporary folder, and a temporary
+    ``PAYMENTS_LOCAL_DIR``. Set before anything imports Airflow."""
+    import atexit
+    import shutil
+    import sqlite3
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="payments-tests-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    home, source = root / "airflow", PROJECT_ROOT / ".local" / "airflow"
+    home.mkdir()
+    if (source / "airflow.cfg").is_file():
+        shutil.copy(source / "airflow.cfg", home / "airflow.cfg")
+    if (source / "airflow.db").is_file():
+        with sqlite3.connect(source / "airflow.db") as original, sqlite3.connect(home / "airflow.db") as copy:
+            original.backup(copy)
+    os.environ.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
+    )
+    os.environ.setdefault("PAYMENTS_LOCAL_DIR", str(root / "local"))
+
+
+_private_homes()
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The one SparkSession shared by every Spark test (small data, 2 cores)."""

@@ -21,6 +21,7 @@ def local_document() -> dict:
 
 def test_local_is_the_default(monkeypatch):
     monkeypatch.delenv("PAYMENTS_PROFILE", raising=False)
+    monkeypatch.delenv("PAYMENTS_LOCAL_DIR", raising=False)  # the tests' own lake (conftest): the default here
     profile = get_profile()
     assert profile.name == "local"
     assert profile.spark.launcher == "local"
