@@ -751,3 +751,50 @@ def test_real_account_tfvars_stay_out_of_git_and_the_examples_in():
         assert ignored(f"{base}/artifacts.auto.tfvars.json")
         assert not ignored(f"{base}/account.auto.tfvars.example")
         assert not ignored(f"{base}/terraform.tfvars")
+
+
+# --- item 8: the Cluster Autoscaler runs --------------------------------------------------
+
+
+def test_the_cluster_autoscaler_is_deployed_under_the_service_account_its_role_trusts():
+    """The IRSA role alone scales nothing: the chart is released (pinned) into kube-system, under
+    the service account the role's trust policy names, annotated with that role, discovering this
+    cluster's groups, after the nodes, its permissions and the apply runner's cluster access."""
+    release = tm.block(COMPUTE, "helm_release", "cluster_autoscaler")
+    body = release.body
+    assert (body["repository"], body["chart"], body["namespace"]) == (
+        "https://kubernetes.github.io/autoscaler",
+        "cluster-autoscaler",
+        "kube-system",
+    )
+    assert tm.expression(body["version"]) == "var.cluster_autoscaler_chart_version"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tm.variables_of(COMPUTE)["cluster_autoscaler_chart_version"]["default"])
+    values = {s["name"]: tm.expression(s["value"]) for s in tm.as_list(body["set"])}
+    [trusted] = [
+        value
+        for statement in tm.policy_statements(tm.block(COMPUTE, "aws_iam_policy_document", "autoscaler_assume", kind="data"))
+        for condition in tm.as_list(statement["condition"])
+        if condition["variable"].endswith(":sub")
+        for value in condition["values"]
+    ]
+    assert trusted == f"system:serviceaccount:kube-system:{values['rbac.serviceAccount.name']}"
+    assert values["rbac.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn"] == "aws_iam_role.autoscaler.arn"
+    assert values["autoDiscovery.clusterName"] == "local.cluster_name"
+    assert values["awsRegion"] == "local.region"
+    assert values["image.tag"] == "v${var.kubernetes_version}.${var.cluster_autoscaler_patch}"
+    assert {
+        "aws_eks_node_group.spark",
+        "aws_iam_role_policy.autoscaler",
+        "aws_eks_access_policy_association.admin",
+    } <= set(_expressions(body["depends_on"]))
+
+
+def test_each_env_gives_helm_the_clusters_access():
+    for env in tm.ENV_NAMES:
+        directory = tm.ENVS_ROOT / env
+        providers = {name: body for entry in tm.directory_document(directory)["provider"] for name, body in entry.items()}
+        [kubernetes] = tm.as_list(providers["helm"]["kubernetes"])
+        assert tm.expression(kubernetes["host"]) == tm.expression(providers["kubernetes"]["host"]) == "module.compute.cluster_endpoint"
+        assert kubernetes["exec"] == providers["kubernetes"]["exec"]
+        required = tm.parse_file(directory / "versions.tf")["terraform"][0]["required_providers"][0]
+        assert required["helm"]["source"] == "hashicorp/helm"

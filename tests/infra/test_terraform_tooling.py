@@ -209,5 +209,6 @@ def test_blocks_of_unmirrored_providers_are_named(validate_report):
     if validate_report["unmirrored"]:
         pytest.skip(
             f"validated without the blocks of {', '.join(validate_report['unmirrored'])} (not in {PLUGIN_MIRROR}): "
-            f"the EMR namespace and the kubernetes provider configuration are checked by checkov and the HCL tests only"
+            f"the EMR namespace, the Cluster Autoscaler release and the kubernetes and helm provider configurations "
+            "are checked by checkov and the HCL tests only"
         )

@@ -10,5 +10,9 @@ terraform {
       source  = "hashicorp/kubernetes"
       version = ">= 2.38, < 3.0"
     }
+    helm = {
+      source  = "hashicorp/helm"
+      version = ">= 2.17, < 3.0"
+    }
   }
 }

@@ -30,6 +30,20 @@ provider "kubernetes" {
   }
 }
 
+# The same cluster access for Helm (the Cluster Autoscaler release of the compute module).
+provider "helm" {
+  kubernetes {
+    host                   = module.compute.cluster_endpoint
+    cluster_ca_certificate = base64decode(module.compute.cluster_certificate_authority_data)
+
+    exec {
+      api_version = "client.authentication.k8s.io/v1beta1"
+      command     = "aws"
+      args        = ["eks", "get-token", "--cluster-name", module.compute.cluster_name, "--region", var.region]
+    }
+  }
+}
+
 locals {
   name_prefix = "payments-${var.environment}"
   tags = {

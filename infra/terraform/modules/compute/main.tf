@@ -326,6 +326,55 @@ resource "aws_iam_role_policy" "autoscaler" {
   policy = data.aws_iam_policy_document.autoscaler.json
 }
 
+# The Cluster Autoscaler itself (the role above is only its permission): the upstream chart,
+# pinned, in kube-system under the service account the role trusts, discovering the groups
+# tagged for this cluster. Its image follows the cluster's minor version.
+resource "helm_release" "cluster_autoscaler" {
+  name       = "cluster-autoscaler"
+  repository = "https://kubernetes.github.io/autoscaler"
+  chart      = "cluster-autoscaler"
+  version    = var.cluster_autoscaler_chart_version
+  namespace  = "kube-system"
+  atomic     = true
+
+  set {
+    name  = "autoDiscovery.clusterName"
+    value = local.cluster_name
+  }
+  set {
+    name  = "awsRegion"
+    value = local.region
+  }
+  set {
+    name  = "image.tag"
+    value = "v${var.kubernetes_version}.${var.cluster_autoscaler_patch}"
+  }
+  set {
+    name  = "rbac.serviceAccount.name"
+    value = "cluster-autoscaler"
+  }
+  set {
+    name  = "rbac.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn"
+    value = aws_iam_role.autoscaler.arn
+  }
+  set {
+    name  = "extraArgs.balance-similar-node-groups"
+    value = "true"
+  }
+  set {
+    name  = "extraArgs.skip-nodes-with-local-storage"
+    value = "false"
+  }
+
+  depends_on = [
+    aws_eks_node_group.spark,
+    aws_iam_role_policy.autoscaler,
+    aws_eks_access_policy_association.admin,
+    aws_vpc_security_group_ingress_rule.api_from_cidr,
+    aws_vpc_security_group_ingress_rule.api_from_security_group,
+  ]
+}
+
 # --- EMR on EKS ---------------------------------------------------------------------
 
 # Created through the kubernetes provider by the role running terraform apply: it needs its

@@ -232,3 +232,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "cluster_autoscaler_chart_version" {
+  description = "Version of the upstream cluster-autoscaler Helm chart (https://kubernetes.github.io/autoscaler)."
+  type        = string
+  default     = "9.50.1"
+}
+
+variable "cluster_autoscaler_patch" {
+  description = "Patch release of the Cluster Autoscaler image for the cluster's minor version (image tag v<kubernetes_version>.<patch>)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.cluster_autoscaler_patch >= 0 && floor(var.cluster_autoscaler_patch) == var.cluster_autoscaler_patch
+    error_message = "cluster_autoscaler_patch is a whole number >= 0."
+  }
+}
