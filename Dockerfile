@@ -1,9 +1,10 @@
 # The EMR on EKS custom Spark image: the EMR release's own image plus the spark_apps
-# package, its Python dependencies and the JVM manifest's Spark jars. Build and push (see
-# docs/infrastructure.md):
-#   docker build -t <account>.dkr.ecr.<region>.amazonaws.com/payments-spark:<tag> .
-# The base tag must match spark.release_label in include/profiles/*.yaml (tested).
-ARG EMR_BASE_REGISTRY=755674844232.dkr.ecr.us-east-1.amazonaws.com
+# package, its Python dependencies and the JVM manifest's Spark jars. Built, tagged and pushed
+# to the env's ECR repository <prefix>/spark (the PAYMENTS_SPARK_IMAGE_URI the jobs run) by
+#   python scripts/release_image.py --image <PAYMENTS_SPARK_IMAGE_URI>
+# (docs/infrastructure.md, release path). The base is the public EMR on EKS image (ECR Public
+# Gallery: no login); its tag must match spark.release_label in include/profiles/*.yaml (tested).
+ARG EMR_BASE_REGISTRY=public.ecr.aws/emr-on-eks
 
 # The JVM side from the project's one manifest (jvm/pom.xml), resolved by the same script
 # scripts/setup.sh runs locally: Spark's Kafka connector at the image's Spark version, MSK IAM
