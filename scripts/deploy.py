@@ -7,8 +7,8 @@
 it supplies the bucket, the artifacts KMS key and the variables the MWAA startup script
 exports. Objects written (keys relative to ``--prefix``):
 
-* ``dags/...``                      every DAG file, plus ``dags/constraints.txt`` (requirements.txt
-                                    points pip at /usr/local/airflow/dags/constraints.txt) and
+* ``dags/...``                      every DAG file, plus ``dags/constraints.txt`` (constraints-mwaa.txt:
+                                    requirements.txt points pip at /usr/local/airflow/dags/constraints.txt) and
                                     ``dags/include/...`` (runtime profiles etc. for the Airflow side)
 * ``plugins.zip``                   the contents of plugins/
 * ``requirements.txt``              as is
@@ -160,7 +160,8 @@ def build_artifacts(root: Path, startup_environment: Mapping[str, str]) -> list[
         Artifact(DAGS_PREFIX + path.relative_to(root / "dags").as_posix(), path.read_bytes(), _content_type(path))
         for path in project_files(root, "dags")
     ]
-    artifacts.append(Artifact(CONSTRAINTS_KEY, (root / "constraints.txt").read_bytes(), "text/plain"))
+    # MWAA's lock (its Python, nothing local-only: scripts/lock.sh), under the name requirements.txt points at.
+    artifacts.append(Artifact(CONSTRAINTS_KEY, (root / "constraints-mwaa.txt").read_bytes(), "text/plain"))
     artifacts.append(Artifact(PLUGINS_KEY, zip_tree(root / "plugins", project_files(root, "plugins")), "application/zip"))
     artifacts.append(Artifact(REQUIREMENTS_KEY, requirements, "text/plain"))
     template = (root / "scripts" / "mwaa_startup.sh").read_text()

@@ -64,7 +64,8 @@ def project(tmp_path) -> Path:
     (root / "include" / "profiles").mkdir(parents=True)
     shutil.copy(REPO / "include" / "profiles" / "aws.yaml", root / "include" / "profiles" / "aws.yaml")
     shutil.copy(REPO / "requirements.txt", root / "requirements.txt")
-    _write(root / "constraints.txt", "apache-airflow==3.3.1\n")
+    _write(root / "constraints.txt", "apache-airflow==3.3.1\npyspark==4.0.2\n")  # the local lock: not uploaded
+    _write(root / "constraints-mwaa.txt", "apache-airflow==3.3.1\n")
     (root / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "mwaa_startup.sh", root / "scripts" / "mwaa_startup.sh")
     return root
@@ -177,7 +178,7 @@ def test_archives_hold_the_packages_without_bytecode(project, aws, outputs_file)
         "spark_apps/jobs/stream_index.py",
     }
     constraints = s3.get_object(Bucket=BUCKET, Key="dags/constraints.txt")["Body"].read()
-    assert constraints == (project / "constraints.txt").read_bytes()
+    assert constraints == (project / "constraints-mwaa.txt").read_bytes()
 
 
 def test_unchanged_tree_builds_byte_identical_archives(project):

@@ -58,3 +58,43 @@ def test_dockerfile_installs_the_spark_requirements_and_the_package():
     # soda-sparkdf depends on pyspark: installed without dependencies, at the locked version.
     no_deps = re.search(r"pip install --no-cache-dir --no-deps soda-sparkdf==(\S+)", dockerfile)
     assert no_deps and no_deps.group(1) == LOCK["soda-sparkdf"]
+
+
+MWAA_LOCK_PATH = ROOT / "constraints-mwaa.txt"
+MWAA_PYTHON = "3.12"
+LOCAL_ONLY = {"pyspark", "moto", "pytest", "duckdb", "ruff", "checkov", "soda-duckdb", "soda-sparkdf"}
+
+
+def test_the_mwaa_lock_is_what_mwaa_installs_for_its_python_and_nothing_local():
+    """constraints-mwaa.txt (uploaded as dags/constraints.txt): MWAA's Airflow, every requirement of
+    requirements.txt at its pin, at the versions the tests run, for MWAA's Python; no package only
+    the local setup, the tests or the Spark image need."""
+    mwaa = pins(MWAA_LOCK_PATH)
+    assert f"CPython {MWAA_PYTHON}" in MWAA_LOCK_PATH.read_text().splitlines()[1]
+    assert mwaa["apache-airflow"] == pins(ROOT / "requirements-local.txt")["apache-airflow"]
+    assert pins(ROOT / "requirements.txt").items() <= mwaa.items()
+    local_only = (LOCAL_ONLY | set(pins(ROOT / "requirements-test.txt"))) - set(pins(ROOT / "requirements.txt"))
+    assert not local_only & set(mwaa), local_only & set(mwaa)
+    assert {name: version for name, version in mwaa.items() if name in LOCK and LOCK[name] != version} == {}
+
+
+def test_the_mwaa_lock_resolves_for_mwaas_python(tmp_path):
+    """pip resolves requirements.txt + MWAA's Airflow for CPython 3.12 (manylinux wheels, as MWAA
+    installs) to exactly the lock: nothing missing, nothing extra (PyPI; no install)."""
+    import json
+    import subprocess
+    import sys
+
+    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("--")]
+    (tmp_path / "requirements.txt").write_text("\n".join([*requirements, f"apache-airflow=={LOCK['apache-airflow']}", ""]))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report", str(tmp_path / "report.json"),
+         "--python-version", MWAA_PYTHON, "--implementation", "cp", "--abi", "cp" + MWAA_PYTHON.replace(".", ""),
+         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+         "--only-binary=:all:", "-r", str(tmp_path / "requirements.txt"), "-c", str(MWAA_LOCK_PATH)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    resolved = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in report["install"]}
+    assert resolved == pins(MWAA_LOCK_PATH)
