@@ -75,6 +75,12 @@ class Reason:
     WRONG_TYPE = "wrong_type"
     INVALID_VALUE = "invalid_value"
     LATE = "late"
+    # event_time more than the clock-skew allowance after the run's time (batch) or the Kafka produce time (stream)
+    FUTURE_EVENT_TIME = "future_event_time"
+    # (batch) event_time further than the configured bound outside the drop's date
+    OUTSIDE_DROP_DATE = "outside_drop_date"
+    # (batch, CSV) the file has no header line, or its header lacks a required column or names one twice
+    MISSING_HEADER = "missing_header"
 
     ALL = (
         UNPARSEABLE,
@@ -86,6 +92,9 @@ class Reason:
         WRONG_TYPE,
         INVALID_VALUE,
         LATE,
+        FUTURE_EVENT_TIME,
+        OUTSIDE_DROP_DATE,
+        MISSING_HEADER,
     )
 
 

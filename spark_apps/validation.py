@@ -20,6 +20,18 @@ record, in this order) and the typed values:
                               currency allows, an amount beyond DECIMAL(18,2), a PAN that is
                               not 12-19 digits
 
+Two checks run only where the caller states them:
+
+0. missing_header          -- (first) the reader found no usable CSV header in the record's file
+                              (column ``_header_problem``, set by spark_apps.readers)
+9. future_event_time       -- (with :class:`EventTimeBounds`) event_time more than the clock-skew
+                              allowance after the run's time
+10. outside_drop_date      -- (with :class:`EventTimeBounds` and a drop date) event_time further than
+                              the bound outside the drop's date
+
+The stream judges future events itself, against each record's Kafka produce time
+(spark_apps.streaming.transforms), with the same reason code.
+
 :func:`valid_events` and :func:`rejected_events` split a tagged frame; :func:`validate_events`
 and :func:`validate_json_events` do both at once.
 """
@@ -27,6 +39,7 @@ and :func:`validate_json_events` do both at once.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -48,10 +61,61 @@ from spark_apps.schemas import (
 )
 
 CORRUPT_COLUMN = "_corrupt_record"
+# Set by the readers on every record of a CSV file without a usable header (the detail), else null.
+HEADER_PROBLEM_COLUMN = "_header_problem"
+DEFAULT_MAX_CLOCK_SKEW_SECONDS = 300
+DEFAULT_DROP_DATE_TOLERANCE_HOURS = 48
 SOURCE_COLUMNS = ("source_name", "source_format", "source_location")
 _AMOUNT_TEXT = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 _TIMESTAMP_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 RAW_WITH_CORRUPT_SCHEMA = StructType([*RAW_TRANSACTION_SCHEMA.fields, StructField(CORRUPT_COLUMN, StringType(), True)])
+
+
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """Where a batch record's event_time may lie (the batch job's arguments).
+
+    ``reference_time``: the run's time; an event_time more than ``max_clock_skew_seconds`` after it
+    is in the future (``future_event_time``). ``drop_date``: the partition date of the drop being
+    processed; an event_time before its midnight minus ``drop_date_tolerance_hours`` or from the next
+    midnight plus that many hours on is outside it (``outside_drop_date``). None: no date check.
+    """
+
+    reference_time: dt.datetime
+    max_clock_skew_seconds: int = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    drop_date: dt.date | None = None
+    drop_date_tolerance_hours: int = DEFAULT_DROP_DATE_TOLERANCE_HOURS
+
+    def __post_init__(self) -> None:
+        if self.max_clock_skew_seconds < 0 or self.drop_date_tolerance_hours < 0:
+            raise ValueError("max_clock_skew_seconds and drop_date_tolerance_hours must not be negative")
+
+    @property
+    def latest_event_time(self) -> dt.datetime:
+        """The newest event_time that is not in the future (UTC)."""
+        return _utc(self.reference_time) + dt.timedelta(seconds=self.max_clock_skew_seconds)
+
+    @property
+    def drop_window(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """[first, end) of the event times the drop may hold (UTC), or None without a drop date."""
+        if self.drop_date is None:
+            return None
+        midnight = dt.datetime.combine(self.drop_date, dt.time(), tzinfo=dt.UTC)
+        tolerance = dt.timedelta(hours=self.drop_date_tolerance_hours)
+        return midnight - tolerance, midnight + dt.timedelta(days=1) + tolerance
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """Aware UTC (a naive time is taken as UTC): PySpark reads a naive literal in the machine's zone."""
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _iso_text(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_time_text_col(event_time: Column) -> Column:
+    return F.date_format(event_time, "yyyy-MM-dd'T'HH:mm:ss'Z'")
 
 
 def parse_timestamp_col(text: Column) -> Column:
@@ -91,8 +155,44 @@ def _units_col(currency: Column) -> Column:
     return units
 
 
-def _checks() -> list[tuple[str, Column, Column]]:
-    """(reason, failed condition, detail message) in check order, over the helper columns of with_validation."""
+def _bounds_checks(bounds: EventTimeBounds) -> list[tuple[str, Column, Column]]:
+    """The event-time checks of ``bounds`` (after every other check: the record is otherwise valid)."""
+    event_time = F.col("_event_time")
+    latest = bounds.latest_event_time
+    checks = [
+        (
+            Reason.FUTURE_EVENT_TIME,
+            event_time > F.lit(latest),
+            F.concat(
+                F.lit("event_time "),
+                event_time_text_col(event_time),
+                F.lit(
+                    f" is more than {bounds.max_clock_skew_seconds}s after the run's time "
+                    f"{_iso_text(_utc(bounds.reference_time))}"
+                ),
+            ),
+        )
+    ]
+    window = bounds.drop_window
+    if window is not None:
+        first, end = window
+        checks.append(
+            (
+                Reason.OUTSIDE_DROP_DATE,
+                (event_time < F.lit(first)) | (event_time >= F.lit(end)),
+                F.concat(
+                    F.lit("event_time "),
+                    event_time_text_col(event_time),
+                    F.lit(f" is more than {bounds.drop_date_tolerance_hours}h outside the drop date {bounds.drop_date}"),
+                ),
+            )
+        )
+    return checks
+
+
+def _checks(bounds: EventTimeBounds | None = None, header_checked: bool = False) -> list[tuple[str, Column, Column]]:
+    """(reason, failed condition, detail message) in check order, over the helper columns of with_validation.
+    ``header_checked``: the frame has the readers' HEADER_PROBLEM_COLUMN (missing_header first)."""
     col = F.col
     amount_wide, units = col("_amount_wide"), col("_units")
     missing = {name: col(name).isNull() | (F.trim(col(name)) == "") for name in REQUIRED_TRANSACTION_FIELDS}
@@ -108,7 +208,7 @@ def _checks() -> list[tuple[str, Column, Column]]:
     bad_pan = col("pan").isNotNull() & ~F.coalesce(valid_pan_col(col("pan")), F.lit(False))
     bad_time = {"timestamp": col("_event_time").isNull(), "updated_at": col("_updated_at").isNull()}
     invalid = {"transaction_status": bad_status, "channel": bad_channel, "amount": out_of_range | too_precise, "pan": bad_pan}
-    return [
+    checks = [
         (Reason.UNPARSEABLE, col(CORRUPT_COLUMN).isNotNull(), F.lit("record is not parseable as a transaction")),
         (Reason.MISSING_REQUIRED_FIELD, F.greatest(*missing.values()), F.concat(F.lit("missing: "), _names_where(missing))),
         (
@@ -126,12 +226,17 @@ def _checks() -> list[tuple[str, Column, Column]]:
         (Reason.UNKNOWN_CURRENCY, units.isNull(), F.lit("currency: not a supported ISO 4217 code")),
         (Reason.INVALID_VALUE, F.greatest(*invalid.values()), _names_where(invalid)),
     ]
+    if header_checked:
+        header = col(HEADER_PROBLEM_COLUMN)
+        checks.insert(0, (Reason.MISSING_HEADER, header.isNotNull(), header))
+    return checks + (_bounds_checks(bounds) if bounds is not None else [])
 
 
-def with_validation(raw_df: DataFrame) -> DataFrame:
+def with_validation(raw_df: DataFrame, bounds: EventTimeBounds | None = None) -> DataFrame:
     """Add ``reason_code`` (null when valid), the typed ``_event_time``, ``_updated_at`` and
     ``_amount`` columns, and helper columns (``_amount_text``, ``_units``, ``_amount_wide``)
-    that :func:`rejected_events` uses for ``reason_detail``.
+    that :func:`rejected_events` uses for ``reason_detail``. ``bounds``: the event-time checks
+    (batch); a frame with the readers' HEADER_PROBLEM_COLUMN is checked for missing_header first.
 
     The detail message is built only for rejected rows (in :func:`rejected_events`): Spark may
     inline ``reason_code``'s whole CASE into every expression that reads it, so nothing
@@ -146,16 +251,17 @@ def with_validation(raw_df: DataFrame) -> DataFrame:
         parse_timestamp_col(col("updated_at")).alias("_updated_at"),
     ).withColumn("_amount_wide", col("_amount_text").try_cast(DecimalType(38, 10)))
     code = None
-    for reason, failed, _message in reversed(_checks()):
+    for reason, failed, _message in reversed(_checks(bounds, HEADER_PROBLEM_COLUMN in raw_df.columns)):
         code = F.when(failed, F.lit(reason)) if code is None else F.when(failed, F.lit(reason)).otherwise(code)
     # Exact for valid rows (at most 2 decimals, below 10^16); never read for rejected ones.
     return helpers_df.withColumn("reason_code", code).withColumn("_amount", col("_amount_wide").try_cast(AMOUNT_TYPE))
 
 
-def reason_detail_col() -> Column:
-    """Which field(s) failed the record's reason_code check (for rejected rows of with_validation)."""
+def reason_detail_col(bounds: EventTimeBounds | None = None, header_checked: bool = False) -> Column:
+    """Which field(s) failed the record's reason_code check (for rejected rows of with_validation;
+    the same ``bounds``, and ``header_checked`` if the frame has HEADER_PROBLEM_COLUMN)."""
     detail = None
-    for reason, _failed, message in _checks():
+    for reason, _failed, message in _checks(bounds, header_checked):
         condition = F.col("reason_code") == reason
         detail = F.when(condition, message) if detail is None else detail.when(condition, message)
     return detail
@@ -203,12 +309,15 @@ def payload_masked_col() -> Column:
     )
 
 
-def quarantine_columns(run_id: str, quarantined_at: dt.datetime) -> dict[str, Column]:
-    """QUARANTINE_SCHEMA column expressions over a with_validation frame (for rejected rows)."""
+def quarantine_columns(
+    run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None, header_checked: bool = False
+) -> dict[str, Column]:
+    """QUARANTINE_SCHEMA column expressions over a with_validation frame (for rejected rows; the
+    frame's ``bounds`` and ``header_checked`` as in :func:`reason_detail_col`)."""
     col = F.col
     values = {
         "reason_code": col("reason_code"),
-        "reason_detail": reason_detail_col(),
+        "reason_detail": reason_detail_col(bounds, header_checked),
         "source_name": col("source_name"),
         "source_format": col("source_format"),
         "source_location": col("source_location"),
@@ -220,9 +329,12 @@ def quarantine_columns(run_id: str, quarantined_at: dt.datetime) -> dict[str, Co
     return {f.name: values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields}
 
 
-def rejected_events(tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
-    """QUARANTINE_SCHEMA rows for the records that failed a check."""
-    return tagged_df.filter(F.col("reason_code").isNotNull()).select(*quarantine_columns(run_id, quarantined_at).values())
+def rejected_events(
+    tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
+) -> DataFrame:
+    """QUARANTINE_SCHEMA rows for the records that failed a check (``bounds``: as given to with_validation)."""
+    columns = quarantine_columns(run_id, quarantined_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
+    return tagged_df.filter(F.col("reason_code").isNotNull()).select(*columns.values())
 
 
 def with_source_columns(df: DataFrame, source_name: str, source_format: str, source_location: Column | None = None) -> DataFrame:
@@ -238,10 +350,12 @@ def with_source_columns(df: DataFrame, source_name: str, source_format: str, sou
     return df
 
 
-def validate_events(raw_df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> tuple[DataFrame, DataFrame]:
-    """(valid typed events, quarantine rows) from raw events."""
-    tagged_df = with_validation(raw_df)
-    return valid_events(tagged_df), rejected_events(tagged_df, run_id, quarantined_at)
+def validate_events(
+    raw_df: DataFrame, run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """(valid typed events, quarantine rows) from raw events (``bounds``: the event-time checks)."""
+    tagged_df = with_validation(raw_df, bounds)
+    return valid_events(tagged_df), rejected_events(tagged_df, run_id, quarantined_at, bounds)
 
 
 def validate_json_events(

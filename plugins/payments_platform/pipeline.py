@@ -51,6 +51,8 @@ def batch_index_job(profile: Profile) -> SparkJob:
             "--index-uri", lake.index_uri,
             "--quarantine-uri", lake.quarantine_uri,
             "--token-key-ref", profile.secrets.get("pan_token_key", ""),
+            "--max-clock-skew-seconds", str(profile.validation.max_clock_skew_seconds),
+            "--drop-date-tolerance-hours", str(profile.validation.drop_date_tolerance_hours),
         ],
     )  # fmt: skip
 

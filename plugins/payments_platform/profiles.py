@@ -169,6 +169,16 @@ class OrchestrationConfig(_Section):
     sensor_poke_seconds: int = Field(ge=1)
 
 
+class ValidationConfig(_Section):
+    """Event-time bounds the batch and stream jobs get as arguments (spark_apps.validation.EventTimeBounds,
+    spark_apps.streaming.transforms.StreamSettings): an event more than ``max_clock_skew_seconds`` after
+    the run's time (batch) or its Kafka produce time (stream) is in the future; a batch record more than
+    ``drop_date_tolerance_hours`` outside the drop's date is outside it. Both are quarantined."""
+
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    drop_date_tolerance_hours: int = Field(default=48, ge=0)
+
+
 class Profile(_Section):
     name: Literal["local", "aws"]
     aws_conn_id: str | None = None
@@ -180,6 +190,7 @@ class Profile(_Section):
     quality: QualityConfig
     notifier: NotifierConfig
     orchestration: OrchestrationConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     secrets: dict[str, str] = Field(default_factory=dict)
 
 

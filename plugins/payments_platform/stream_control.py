@@ -61,6 +61,7 @@ def stream_job(profile: Profile) -> SparkJob:
             "--token-key-ref", profile.secrets.get("pan_token_key", ""),
             "--query-name", STREAM_QUERY_NAME,
             "--state-partitions", str(profile.spark.stream_state_partitions),
+            "--max-clock-skew-seconds", str(profile.validation.max_clock_skew_seconds),
         ],
     )  # fmt: skip
 

@@ -3,6 +3,7 @@
     python -m spark_apps.jobs.batch_index --date 2026-11-21 --run-id <id> \
         --raw-uri <lake.raw_uri> --index-uri <lake.index_uri> --quarantine-uri <lake.quarantine_uri> \
         [--token-key-ref env:PAYMENTS_PAN_TOKEN_KEY] [--fraud-rules include/config/fraud_rules.yaml] \
+        [--max-clock-skew-seconds 300] [--drop-date-tolerance-hours 48] \
         [--master local[2]] [--conf spark.key=value ...]
 
 (or ``spark-submit spark_apps/jobs/batch_index.py ...`` with the same arguments).
@@ -12,10 +13,17 @@ Writes (DESIGN decision 4, spark_apps.lake):
 * ``<index-uri>/batch_index/dt=<date>/run=<run-id>/`` -- BATCH_INDEX_SCHEMA Parquet + ``_manifest.json``;
 * ``<quarantine-uri>/quarantine/dt=<date>/run=<run-id>/`` -- QUARANTINE_SCHEMA Parquet + ``_manifest.json``.
 
-Prints the run manifest (JSON) on stdout as its last line. Counts conserve:
-read = indexed + quarantined + duplicates, or the job fails. Rerunning a date with a new
-run id gives the same rows (only run_id / ingested_at differ); the same run id replaces
-that run's files.
+An event whose time is more than ``--max-clock-skew-seconds`` after the run's start is
+quarantined as ``future_event_time``; one more than ``--drop-date-tolerance-hours`` outside the
+date being processed as ``outside_drop_date`` (spark_apps.validation.EventTimeBounds).
+
+Prints the run manifest (JSON) on stdout as its last line. Counts conserve, measured on what
+was written: records read (valid + quarantined) = rows in the written index + transaction rows
+in the written quarantine + duplicates (valid records - their distinct transaction ids), or the
+job fails with :class:`ConservationError` (a row lost or multiplied by an enrichment join or a
+write) and writes no manifest. Rerunning a date with a new run id gives the same rows (only
+run_id / ingested_at differ; a record that was in the future at the first run may not be at a
+later one); the same run id replaces that run's files.
 """
 
 from __future__ import annotations
@@ -48,7 +56,16 @@ from spark_apps.schemas import (
 )
 from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
 from spark_apps.sources import TRANSACTION_SOURCES, source_location
-from spark_apps.validation import SOURCE_COLUMNS, quarantine_columns, valid_event_columns, with_validation
+from spark_apps.validation import (
+    DEFAULT_DROP_DATE_TOLERANCE_HOURS,
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    HEADER_PROBLEM_COLUMN,
+    SOURCE_COLUMNS,
+    EventTimeBounds,
+    quarantine_columns,
+    valid_event_columns,
+    with_validation,
+)
 
 INDEX_TABLE = "batch_index"
 QUARANTINE_TABLE = "quarantine"
@@ -65,7 +82,8 @@ PERSISTED_SIDE_INPUTS = ("fraud_scores",)
 
 
 class ConservationError(RuntimeError):
-    """read != indexed + quarantined + duplicates: something was lost or double counted."""
+    """read != indexed + quarantined + duplicates, measured on the written output: a record was
+    lost (an enrichment join, a write) or multiplied."""
 
 
 @dataclass
@@ -96,7 +114,9 @@ def read_transactions(spark: SparkSession, raw_uri: str, date: str) -> DataFrame
     return result
 
 
-def with_checked_records(raw_df: DataFrame, key: bytes, run_id: str, started_at: dt.datetime) -> DataFrame:
+def with_checked_records(
+    raw_df: DataFrame, key: bytes, run_id: str, started_at: dt.datetime, bounds: EventTimeBounds | None = None
+) -> DataFrame:
     """Validate every record in ONE projection (no filter before the cache): each row carries
     its reason_code, the typed + masked event columns and, for rejected rows, the quarantine
     columns (``q_transaction_id``, ``reason_detail``, ``payload_masked``).
@@ -104,10 +124,11 @@ def with_checked_records(raw_df: DataFrame, key: bytes, run_id: str, started_at:
     Filtering on reason_code here would let Spark push the filter below the projection and
     inline the whole validation (each helper value several times) into it; splitting after
     the cache avoids that. PAN/CVV/expiry/ip leave the frame here, so caching it is safe.
+    ``bounds``: the event-time checks (future_event_time, outside_drop_date).
     """
-    tagged_df = with_validation(raw_df)
+    tagged_df = with_validation(raw_df, bounds)
     rejected = F.col("reason_code").isNotNull()
-    quarantine = quarantine_columns(run_id, started_at)
+    quarantine = quarantine_columns(run_id, started_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
     checked_df = tagged_df.select(
         "reason_code",
         *valid_event_columns(tagged_df.columns),
@@ -137,8 +158,9 @@ def build_batch_index(
     key: bytes,
     rules: FraudRules,
     started_at: dt.datetime,
+    bounds: EventTimeBounds | None = None,
 ) -> BatchIndexFrames:
-    checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, run_id, started_at)
+    checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, run_id, started_at, bounds)
     side = {}
     persisted_side = []
     for name, schema in SIDE_INPUTS.items():
@@ -181,15 +203,23 @@ def run_batch_index(
     key: bytes,
     rules: FraudRules,
     started_at: dt.datetime | None = None,
+    max_clock_skew_seconds: int = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+    drop_date_tolerance_hours: int = DEFAULT_DROP_DATE_TOLERANCE_HOURS,
 ) -> dict:
-    """Build and write the date's batch index and quarantine; return the run manifest."""
+    """Build and write the date's batch index and quarantine; return the run manifest.
+
+    Raises :class:`ConservationError` (no manifest written) unless the written output accounts for
+    every record read (see the module docstring)."""
     date, run_id = lake.check_date(date), lake.check_run_id(run_id)
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    bounds = EventTimeBounds(started_at, max_clock_skew_seconds, dt.date.fromisoformat(date), drop_date_tolerance_hours)
     clock = time.monotonic()
-    frames = build_batch_index(spark, raw_uri, date, run_id, key, rules, started_at)
+    frames = build_batch_index(spark, raw_uri, date, run_id, key, rules, started_at, bounds)
     checked_df = frames.checked_df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason_rows = checked_df.groupBy("source_name", "reason_code").count().collect()
+        # Measured, not derived: the valid records' distinct transaction ids (what dedup must keep).
+        distinct_ids = checked_df.filter(F.col("reason_code").isNull()).agg(F.count_distinct("transaction_id")).first()[0]
         quarantine_location = lake.write_versioned(
             frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, run_id, QUARANTINE_SCHEMA
         )
@@ -208,26 +238,28 @@ def run_batch_index(
         else:
             quarantined_by_reason[row.reason_code] += row["count"]
     read = sum(read_by_source.values())
-    quarantined = sum(quarantined_by_reason.values())
+    quarantined_checked = sum(quarantined_by_reason.values())
+    # What was written, read back (Parquet footers for the index; the quarantine is small).
     indexed = spark.read.parquet(index_location).count()
-    quarantine_written = spark.read.parquet(quarantine_location)
-    side_rejects = {
-        r.source_name: r["count"]
-        for r in quarantine_written.filter(~F.col("source_name").isin(*[s.name for s in TRANSACTION_SOURCES]))
-        .groupBy("source_name")
-        .count()
-        .collect()
+    transaction_sources = {s.name for s in TRANSACTION_SOURCES}
+    written_by_source = {
+        r.source_name: r["count"] for r in spark.read.parquet(quarantine_location).groupBy("source_name").count().collect()
     }
-    duplicates = valid - indexed
+    quarantined = sum(n for name, n in written_by_source.items() if name in transaction_sources)
+    side_rejects = {name: n for name, n in written_by_source.items() if name not in transaction_sources}
+    duplicates = valid - (distinct_ids or 0)
     counts = {
         "read": read,
         "indexed": indexed,
         "quarantined": quarantined,
         "duplicates": duplicates,
+        "valid": valid,
+        "distinct_transaction_ids": distinct_ids or 0,
         "quarantined_by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
         "read_by_source": dict(sorted(read_by_source.items())),
         "side_sources_quarantined": dict(sorted(side_rejects.items())),
     }
+    check_conservation(counts, quarantined_checked, f"batch index {date} run {run_id}")
     manifest = {
         "table": INDEX_TABLE,
         "date": date,
@@ -238,17 +270,37 @@ def run_batch_index(
         "index_location": index_location,
         "quarantine_location": quarantine_location,
         "raw_uri": raw_uri,
+        "event_time_bounds": {
+            "max_clock_skew_seconds": max_clock_skew_seconds,
+            "drop_date_tolerance_hours": drop_date_tolerance_hours,
+        },
         "counts": counts,
-        "conserved": read == indexed + quarantined + duplicates,
+        "conserved": True,
     }
-    if not manifest["conserved"] or duplicates < 0:
-        raise ConservationError(f"read {read} != indexed {indexed} + quarantined {quarantined} + duplicates {duplicates}")
     lake.write_manifest(
         quarantine_location, {**manifest, "table": QUARANTINE_TABLE, "rows": quarantined + sum(side_rejects.values())}
     )
     # "rows": what this version holds; the quality gate checks the Parquet row count against it.
     lake.write_manifest(index_location, {**manifest, "rows": indexed})
     return manifest
+
+
+def check_conservation(counts: dict, quarantined_checked: int, what: str) -> None:
+    """Raise :class:`ConservationError` unless read = indexed + quarantined + duplicates, where
+    ``indexed`` and ``quarantined`` are the rows written and ``duplicates`` the valid records minus
+    their distinct transaction ids; the message names every count and the side that does not add up."""
+    read, indexed, quarantined, duplicates = (counts[k] for k in ("read", "indexed", "quarantined", "duplicates"))
+    valid, distinct = counts["valid"], counts["distinct_transaction_ids"]
+    problems = []
+    if indexed != distinct:
+        problems.append(f"the index holds {indexed} rows for {distinct} distinct valid transaction ids")
+    if quarantined != quarantined_checked:
+        problems.append(f"the quarantine holds {quarantined} transaction rows for {quarantined_checked} rejected records")
+    if read != indexed + quarantined + duplicates or problems:
+        raise ConservationError(
+            f"{what}: read {read} != indexed {indexed} + quarantined {quarantined} + duplicates {duplicates} "
+            f"(valid {valid} - distinct transaction ids {distinct}): " + ("; ".join(problems) or "counts do not add up")
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -267,6 +319,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--region", help="AWS region for secretsmanager: references")
     parser.add_argument("--fraud-rules", help="fraud rules YAML (default include/config/fraud_rules.yaml)")
+    parser.add_argument(
+        "--max-clock-skew-seconds",
+        type=int,
+        default=DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+        help="an event_time more than this after the run's start is quarantined as future_event_time",
+    )
+    parser.add_argument(
+        "--drop-date-tolerance-hours",
+        type=int,
+        default=DEFAULT_DROP_DATE_TOLERANCE_HOURS,
+        help="an event_time more than this outside --date is quarantined as outside_drop_date",
+    )
     parser.add_argument("--master", help="Spark master, e.g. local[2] (omit under spark-submit)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark configuration")
     return parser.parse_args(argv)
@@ -286,7 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     rules = load_rules(args.fraud_rules)
     spark = build_session(f"batch-index-{args.date}", args.master, conf)
     try:
-        manifest = run_batch_index(spark, args.date, args.run_id, args.raw_uri, args.index_uri, args.quarantine_uri, key, rules)
+        manifest = run_batch_index(
+            spark,
+            args.date,
+            args.run_id,
+            args.raw_uri,
+            args.index_uri,
+            args.quarantine_uri,
+            key,
+            rules,
+            max_clock_skew_seconds=args.max_clock_skew_seconds,
+            drop_date_tolerance_hours=args.drop_date_tolerance_hours,
+        )
     finally:
         spark.stop()
     print(json.dumps(manifest, sort_keys=True))

@@ -23,6 +23,8 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900);
                                   the watermark trails the newest produce time by half of it
   --signal-window-seconds N       an ML output joins its transaction within +- N s of produce time (300)
+  --max-clock-skew-seconds N      event time - produce time above this -> dead letter "future_event_time"
+                                  (300; profile validation.max_clock_skew_seconds, passed by the supervisor)
   --reference-refresh-seconds N   look for a newer day of FX / merchants / policies every N s (300);
                                   when one has landed the query restarts with it (from its checkpoint)
   --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
@@ -212,7 +214,13 @@ def start_stream_index(spark: SparkSession, options: StreamJobOptions, pan_key: 
     writer = StreamIndexBatchWriter(
         options.index_uri, sink, options.alerts_topic, options.dead_letter_topic, options.checkpoint_location
     )
-    listener = MetricsListener(options.metrics_uri, options.query_name, publishers=publishers, batch_stats=writer.stats)
+    listener = MetricsListener(
+        options.metrics_uri,
+        options.query_name,
+        publishers=publishers,
+        batch_stats=writer.stats,
+        input_topics={"transactions": options.transactions_topic, "signals": options.fraud_signals_topic},
+    )
     spark.streams.addListener(listener)
     # --available-now: Spark's Kafka source reads up to the end offsets it finds at the start
     # (in as many batches as maxOffsetsPerTrigger needs, a crashed run's uncommitted batch first), then stops.
@@ -252,6 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--late-bound-seconds", type=int, default=StreamSettings.late_bound_seconds)
     add("--dedup-horizon-seconds", type=int, default=StreamSettings.dedup_horizon_seconds)
     add("--signal-window-seconds", type=int, default=StreamSettings.signal_window_seconds)
+    add("--max-clock-skew-seconds", type=int, default=StreamSettings.max_clock_skew_seconds)
     add("--reference-refresh-seconds", type=float, default=300.0)
     add("--token-key-ref")
     add("--fraud-rules")
@@ -284,7 +293,9 @@ def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
         starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger or None,
         fail_on_data_loss=not args.allow_data_loss,
-        settings=StreamSettings(args.late_bound_seconds, args.dedup_horizon_seconds, args.signal_window_seconds),
+        settings=StreamSettings(
+            args.late_bound_seconds, args.dedup_horizon_seconds, args.signal_window_seconds, args.max_clock_skew_seconds
+        ),
         reference_refresh_seconds=args.reference_refresh_seconds,
         query_name=args.query_name,
     )

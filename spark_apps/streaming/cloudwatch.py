@@ -9,6 +9,8 @@ condition (``cloudwatch:namespace``) use the same values. No pyspark import here
     FreshnessSeconds  Seconds  now - produce time of the newest record the query consumed
     ConsumerLag       Count    records between the topics' end offsets and the query's offsets
     QuarantineRate    None     fraction (0-1) of a micro-batch's input sent to the dead-letter topic
+    ConservationViolations  Count  1 for a micro-batch whose records do not add up (the metrics
+                                   record's ``conservation.conserved`` is false), 0 when they do
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ CLOUDWATCH_METRICS: dict[str, str] = {  # metric name -> CloudWatch unit
     "FreshnessSeconds": "Seconds",
     "ConsumerLag": "Count",
     "QuarantineRate": "None",
+    "ConservationViolations": "Count",
 }
 
 
@@ -41,6 +44,7 @@ def cloudwatch_metric_data(record: dict, now: dt.datetime) -> list[dict]:
         "FreshnessSeconds": None if newest is None else max(0.0, (now - newest).total_seconds()),
         "ConsumerLag": record.get("lag_total"),
         "QuarantineRate": record.get("quarantine_rate"),
+        "ConservationViolations": _violations(record.get("conservation")),
     }
     dimensions = [{"Name": k, "Value": v} for k, v in CLOUDWATCH_DIMENSIONS.items()]
     return [
@@ -48,6 +52,13 @@ def cloudwatch_metric_data(record: dict, now: dt.datetime) -> list[dict]:
         for name, unit in CLOUDWATCH_METRICS.items()
         if values[name] is not None
     ]
+
+
+def _violations(conservation: dict | None) -> int | None:
+    """1 if the batch's conservation failed, 0 if it held, None without one (heartbeats, unknown counts)."""
+    if not conservation:
+        return None
+    return 0 if conservation.get("conserved") else 1
 
 
 class CloudWatchPublisher:

@@ -35,6 +35,12 @@ Fields of one record (format_version 1)::
                             a record once per scan of its source in the plan)
     dead_letters            records of the batch sent to the dead-letter topic (null if unknown)
     quarantine_rate         dead_letters / records_read (null for an empty batch)
+    conservation            the batch's own count of where its records went (:func:`conservation_record`;
+                            null without the writer's counts or the input topics' names):
+                            {transactions_read, signals_read, indexed, duplicates,
+                            dead_letters_transactions, dead_letters_signals, signals_paired,
+                            signals_unmatched, dropped_by_watermark, transactions_unaccounted,
+                            signals_unresolved, conserved}
 
 In the ``aws`` profile :class:`spark_apps.streaming.cloudwatch.CloudWatchPublisher` puts exactly the metrics the on-call
 alarms of ``infra/terraform/modules/alerting`` read (:data:`CLOUDWATCH_METRICS`, namespace
@@ -43,6 +49,7 @@ alarms of ``infra/terraform/modules/alerting`` read (:data:`CLOUDWATCH_METRICS`,
     FreshnessSeconds  Seconds  now - newest_produced_at (grows while nothing new is consumed)
     ConsumerLag       Count    lag_total
     QuarantineRate    None     quarantine_rate (only for batches with input)
+    ConservationViolations  Count  1 for a batch whose conservation does not hold, else 0 (batches only)
 
 It is called per micro-batch and, while the query is idle, on Spark's idle events
 (about every 10 s), so a running app never leaves the freshness alarm without data.
@@ -84,12 +91,14 @@ def progress_record(
     dead_letters: int | None = None,
     newest_produced_at: str | None = None,
     stats: dict | None = None,
+    input_topics: dict[str, str] | None = None,
 ) -> dict:
     """The metrics record of one ``StreamingQueryProgress`` (as its JSON dict).
 
     ``dead_letters``: the batch's dead-letter count (from the batch writer); ``stats``: the
     writer's counts of the batch's rows by kind (``index_rows``, ``duplicates``, ...);
-    ``newest_produced_at``: the previous record's value, kept when this batch read nothing.
+    ``newest_produced_at``: the previous record's value, kept when this batch read nothing;
+    ``input_topics``: ``{"transactions": topic, "signals": topic}``, for the conservation record.
     """
     started = dt.datetime.fromisoformat(progress["timestamp"].replace("Z", "+00:00"))
     durations = progress.get("durationMs") or {}
@@ -144,6 +153,70 @@ def progress_record(
         "records_read": records_read(progress),
         "dead_letters": dead_letters,
         "quarantine_rate": _rate(dead_letters, records_read(progress)),
+        "conservation": conservation_record(progress, stats, input_topics),
+    }
+
+
+def rows_read_by_topic(progress: dict) -> dict[str, int]:
+    """Records the batch read per topic: each source's ``numInputRows`` (the rows its scan returned;
+    this job's plan scans each topic once, tests/streaming/test_stream_index.py asserts it), or, for a
+    source of several topics, its offset ranges."""
+    read: dict[str, int] = {}
+    for source in progress.get("sources") or []:
+        start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))
+        topics = [topic for topic, parts in end.items() if isinstance(parts, dict)]
+        if len(topics) == 1:
+            read[topics[0]] = read.get(topics[0], 0) + int(source.get("numInputRows") or 0)
+            continue
+        for topic in topics:
+            before = start.get(topic) if isinstance(start.get(topic), dict) else {}
+            delta = sum(max(0, int(offset) - int(before.get(p, 0))) for p, offset in end[topic].items())
+            read[topic] = read.get(topic, 0) + delta
+    return read
+
+
+def conservation_record(progress: dict, stats: dict | None, input_topics: dict[str, str] | None) -> dict | None:
+    """Where the batch's records went, counted, and whether that adds up (docs/streaming.md).
+
+    Every record of the transactions topic leaves the batch as exactly one row (``txn``,
+    ``duplicate`` or a dead letter) unless the watermark dropped it, so per batch::
+
+        transactions_read = indexed + duplicates + dead_letters_transactions + (dropped by the watermark)
+
+    Spark counts the rows its stateful operators dropped under the watermark for both topics
+    together (``dropped_by_watermark``), so ``transactions_unaccounted`` (read - indexed -
+    duplicates - dead letters) must lie in [0, dropped_by_watermark]; anything else is a lost or
+    invented row: ``conserved`` is false. ML outputs have no exact per-batch identity: one that
+    arrives before its transaction waits in the pairing operator's state (emitted in a later batch,
+    or folded into its transaction's row), and the operator's state holds no count of them; so
+    ``signals_unresolved`` (signals read - their dead letters - ``signal`` rows - ``signal_unmatched``
+    rows) is recorded, not checked (it is negative when waiting outputs resolve). Dead letters of the
+    signals topic must not exceed its records. None without the writer's counts or the topics."""
+    if not stats or not input_topics or stats.get("index_rows") is None:
+        return None
+    transactions_topic, signals_topic = input_topics.get("transactions"), input_topics.get("signals")
+    read = rows_read_by_topic(progress)
+    dead = dict(stats.get("dead_letters_by_topic") or {})
+    transactions_read, signals_read = read.get(transactions_topic, 0), read.get(signals_topic, 0)
+    dead_transactions, dead_signals = dead.pop(transactions_topic, 0), dead.pop(signals_topic, 0)
+    dropped = sum(op.get("numRowsDroppedByWatermark", 0) for op in progress.get("stateOperators") or [])
+    indexed, duplicates = int(stats["index_rows"]), int(stats.get("duplicates") or 0)
+    paired, unmatched = int(stats.get("signals_paired") or 0), int(stats.get("signals_unmatched") or 0)
+    unaccounted = transactions_read - indexed - duplicates - dead_transactions
+    return {
+        "transactions_read": transactions_read,
+        "signals_read": signals_read,
+        "indexed": indexed,
+        "duplicates": duplicates,
+        "dead_letters_transactions": dead_transactions,
+        "dead_letters_signals": dead_signals,
+        "dead_letters_other": sum(dead.values()),  # from neither input topic: never expected
+        "signals_paired": paired,
+        "signals_unmatched": unmatched,
+        "dropped_by_watermark": dropped,
+        "transactions_unaccounted": unaccounted,
+        "signals_unresolved": signals_read - dead_signals - paired - unmatched,
+        "conserved": 0 <= unaccounted <= dropped and dead_signals <= signals_read and not dead,
     }
 
 
@@ -256,8 +329,10 @@ class MetricsListener(StreamingQueryListener):
         query_name: str,
         publishers=(),
         batch_stats: Callable[[int], dict | None] | None = None,
+        input_topics: dict[str, str] | None = None,
     ) -> None:
         self.location = metrics_location(metrics_uri, query_name)
+        self.input_topics = input_topics
         self.query_name = query_name
         self.publishers = list(publishers)
         self.batch_stats = batch_stats
@@ -302,7 +377,10 @@ class MetricsListener(StreamingQueryListener):
                 return
             stats = self.batch_stats(progress.get("batchId")) if self.batch_stats else None
             previous = (self.last_record or {}).get("newest_produced_at")
-            record = progress_record(progress, (stats or {}).get("dead_letters"), previous, stats)
+            record = progress_record(progress, (stats or {}).get("dead_letters"), previous, stats, self.input_topics)
+            conservation = record["conservation"]
+            if conservation is not None and not conservation["conserved"]:
+                log.error("stream batch %s does not conserve its records: %s", record["batch_id"], conservation)
             self.last_record = record
             self.write(record)
             for publish in self.publishers:

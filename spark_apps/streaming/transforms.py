@@ -3,9 +3,11 @@
 :func:`build_stream` is one chain, so each Kafka record is read, parsed and masked once and
 every record is accounted for (``row_kind`` of each output row)::
 
-    transactions topic -> parse + validate (spark_apps.validation) + late check + mask
+    transactions topic -> parse + validate (spark_apps.validation) + future and late checks + mask
         txn          a valid, on-time transaction (card data masked)
-        dead_letter  invalid, or later than the late bound (reason ``late``), masked
+        dead_letter  invalid, in the future (event time more than the clock-skew allowance after
+                     the produce time: ``future_event_time``) or later than the late bound
+                     (``late``), masked
     fraud-signals topic -> parse + validate
         signal       a valid ML output;   dead_letter  an invalid one
     -> the watermark on produced_at (the Kafka produce time of the transactions)
@@ -58,7 +60,9 @@ from spark_apps.streaming.operators import (
     with_user_values,
 )
 from spark_apps.validation import (
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS,
     SOURCE_COLUMNS,
+    event_time_text_col,
     parse_json_events,
     payload_masked_col,
     reason_detail_col,
@@ -83,12 +87,16 @@ class StreamSettings:
     late_bound_seconds: int = 600
     dedup_horizon_seconds: int = 900
     signal_window_seconds: int = 300
+    # event_time more than this after the record's Kafka produce time: in the future (dead letter)
+    max_clock_skew_seconds: int = DEFAULT_MAX_CLOCK_SKEW_SECONDS
 
     def __post_init__(self) -> None:
         if self.dedup_horizon_seconds < self.late_bound_seconds:
             raise ValueError("dedup_horizon_seconds must be at least late_bound_seconds (or on-time duplicates escape)")
         if min(self.late_bound_seconds, self.signal_window_seconds) <= 0:
             raise ValueError("late bound and signal window must be positive")
+        if self.max_clock_skew_seconds < 0:
+            raise ValueError("max_clock_skew_seconds must not be negative")
 
     @property
     def watermark_delay_seconds(self) -> int:
@@ -162,44 +170,70 @@ def late_col(late_bound_seconds: int, event_time: Column) -> Column:
     return F.col("produced_at") > event_time + F.expr(f"INTERVAL {int(late_bound_seconds)} SECONDS")
 
 
+def future_col(max_clock_skew_seconds: int, event_time: Column) -> Column:
+    """The event happened more than the clock-skew allowance after it reached Kafka: its time is in
+    the future. Judged against the record's produce time, not a clock: the plan has none (see
+    BATCH_TIME_PLACEHOLDER), and a replayed batch classifies the record the same way."""
+    return event_time > F.col("produced_at") + F.expr(f"INTERVAL {int(max_clock_skew_seconds)} SECONDS")
+
+
 # --- transactions ----------------------------------------------------------------------
 
 
-def transaction_rows(kafka_df: DataFrame, pan_key: bytes, late_bound_seconds: int) -> DataFrame:
+def transaction_rows(
+    kafka_df: DataFrame,
+    pan_key: bytes,
+    late_bound_seconds: int,
+    max_clock_skew_seconds: int = DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+) -> DataFrame:
     """Every record of the transactions topic as one row: ``txn`` (valid, on time) or ``dead_letter``
-    (with its QUARANTINE_SCHEMA message in ``dead_letter``: the record as it arrived, masked). Card
-    fields are masked on every row: no card number, CVV, expiry or IP leaves this step in clear."""
+    (invalid, in the future (``future_event_time``) or late, with its QUARANTINE_SCHEMA message in
+    ``dead_letter``: the record as it arrived, masked). Card fields are masked on every row: no card
+    number, CVV, expiry or IP leaves this step in clear."""
     records_df = with_kafka_columns(kafka_df).drop("source_location")
     location = F.concat_ws(
         "/", F.col("kafka_topic"), F.col("kafka_partition").cast("string"), F.col("kafka_offset").cast("string")
     )
     events_df = with_source_columns(parse_json_events(records_df, "value"), "kafka", "kafka", location)
     tagged_df = with_filter_barrier(with_validation(events_df))
-    late = F.col("reason_code").isNull() & late_col(late_bound_seconds, F.col("_event_time"))
+    event_time = F.col("_event_time")
+    untimely = late_col(late_bound_seconds, event_time) | future_col(max_clock_skew_seconds, event_time)
     extra = tuple(c for c in records_df.columns if c != "value" and c not in RAW_TRANSACTION_FIELDS)
-    rejected = F.col("reason_code").isNotNull() | late
+    rejected = F.col("reason_code").isNotNull() | untimely
     checked_df = tagged_df.select(
         *valid_event_columns(tagged_df.columns, SOURCE_COLUMNS + extra),
-        F.when(rejected, transaction_dead_letter_col(late_bound_seconds)).alias("dead_letter"),
+        F.when(rejected, transaction_dead_letter_col(late_bound_seconds, max_clock_skew_seconds)).alias("dead_letter"),
         F.when(rejected, F.lit(ROW_DEAD_LETTER)).otherwise(F.lit(ROW_TXN)).alias("row_kind"),
     )
     return with_masked_card_fields(checked_df, pan_key)
 
 
-def transaction_dead_letter_col(late_bound_seconds: int) -> Column:
-    """The dead-letter message (:func:`quarantine_struct_col`) of a rejected or late record of a tagged
-    frame (reason_code null = late). The payload is the record as it arrived, masked, for both."""
-    is_late = F.col("reason_code").isNull()
+def transaction_dead_letter_col(late_bound_seconds: int, max_clock_skew_seconds: int = DEFAULT_MAX_CLOCK_SKEW_SECONDS) -> Column:
+    """The dead-letter message (:func:`quarantine_struct_col`) of a rejected, future or late record of
+    a tagged frame (reason_code null = future or late). The payload is the record as it arrived,
+    masked, for all of them."""
+    is_late = F.col("reason_code").isNull()  # or in the future: valid, but not on time
+    future = future_col(max_clock_skew_seconds, F.col("_event_time"))
     text_id = F.col("transaction_id")
     values = {
-        "reason_code": F.coalesce(F.col("reason_code"), F.lit(Reason.LATE)),
+        "reason_code": F.coalesce(F.col("reason_code"), F.when(future, F.lit(Reason.FUTURE_EVENT_TIME)).otherwise(Reason.LATE)),
         "reason_detail": F.when(
+            is_late & future,
+            F.concat(
+                F.lit("event_time "),
+                event_time_text_col(F.col("_event_time")),
+                F.lit(f" is more than {int(max_clock_skew_seconds)}s after its produce time "),
+                event_time_text_col(F.col("produced_at")),
+            ),
+        )
+        .when(
             is_late,
             F.concat(
                 F.lit(f"produced more than {int(late_bound_seconds)}s after event_time: "),
-                F.date_format("_event_time", "yyyy-MM-dd'T'HH:mm:ss'Z'"),
+                event_time_text_col(F.col("_event_time")),
             ),
-        ).otherwise(reason_detail_col()),
+        )
+        .otherwise(reason_detail_col()),
         "source_name": F.col("source_name"),
         "source_format": F.col("source_format"),
         "source_location": F.col("source_location"),
@@ -329,7 +363,9 @@ def build_stream(
     """The whole streaming plan: one row per Kafka record, plus one per update of an earlier
     transaction, in the columns of :func:`with_output_columns`."""
     keyed_df = keyed_rows(
-        transaction_rows(transactions_kafka_df, pan_key, settings.late_bound_seconds), signal_rows(signals_kafka_df), settings
+        transaction_rows(transactions_kafka_df, pan_key, settings.late_bound_seconds, settings.max_clock_skew_seconds),
+        signal_rows(signals_kafka_df),
+        settings,
     )
     paired_df = paired_with_signals(keyed_df, settings.signal_window_seconds, settings.keep_transaction_seconds)
     scored_df = with_scores(with_rule_values(paired_df, rules, settings, reference["fx_rates"]), reference, rules)
@@ -378,9 +414,10 @@ def _cast_scalar(column, data_type):
 def _output_columns() -> tuple[Column, ...]:
     """``row_kind``; the STREAM_INDEX_SCHEMA columns + ``dt`` / ``hour`` (meaningful for ``txn``);
     ``alert``: the FRAUD_ALERT_SCHEMA message of a flagged ``txn`` or ``signal`` row; ``dead_letter``:
-    the QUARANTINE_SCHEMA message of a dead letter. ``ingested_at`` and ``alert_time`` are the
-    micro-batch's time: the plan holds :func:`batch_time_placeholder_col` and the writer puts the
-    batch's timestamp from its offset log in its place (a replayed batch writes the same values).
+    the QUARANTINE_SCHEMA message of a dead letter, its key and the topic it was read from.
+    ``ingested_at`` and ``alert_time`` are the micro-batch's time: the plan holds
+    :func:`batch_time_placeholder_col` and the writer puts the batch's timestamp from its offset log
+    in its place (a replayed batch writes the same values).
     ``run_id`` is set by the writer (the batch id)."""
     now = batch_time_placeholder_col()
     scored = F.col("row_kind").isin(ROW_TXN, ROW_SIGNAL)
@@ -397,6 +434,11 @@ def _output_columns() -> tuple[Column, ...]:
         alert.alias("alert"),
         dead_letter.alias("dead_letter_message"),
         F.when(F.col("row_kind") == ROW_DEAD_LETTER, dead_letter_key).alias("dead_letter_key"),
+        # The topic a dead letter was read from (its source_location is topic/partition/offset, and a
+        # topic name holds no "/"): the writer counts them per topic for the batch's conservation.
+        F.when(F.col("row_kind") == ROW_DEAD_LETTER, F.substring_index(F.col("dead_letter.source_location"), "/", 1)).alias(
+            "dead_letter_topic"
+        ),
     )
 
 

@@ -15,8 +15,9 @@ micro-batch is one Spark job (``toArrow`` of the batch's rows) and driver-side w
 3. the dead letters (``dead_letter`` rows' messages) are sent.
 
 Only after all of that returns does Spark commit the batch, so a crash anywhere in between
-replays the whole batch. The batch's counts by row kind are kept for the metrics listener:
-records read = indexed + dead letters + duplicates (+ rows under the watermark, Spark's own count).
+replays the whole batch. The batch's counts by row kind, and its dead letters per input topic,
+are kept for the metrics listener, which checks the batch's conservation with them
+(spark_apps.streaming.metrics.conservation_record; docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from spark_apps.streaming.transforms import (
     ROW_DEAD_LETTER,
     ROW_DUPLICATE,
     ROW_KINDS,
+    ROW_SIGNAL,
     ROW_SIGNAL_UNMATCHED,
     ROW_TXN,
 )
@@ -218,6 +220,16 @@ def split_output(table, batch_id: int, batch_time: dt.datetime | None = None) ->
     return index, pairs(alerts, "transaction_id", "alert"), pairs(dead, "dead_letter_key", "dead_letter_message"), counts
 
 
+def dead_letters_by_topic(table) -> dict[str, int]:
+    """The batch's dead letters per input topic they were read from (the plan's ``dead_letter_topic``)."""
+    import pyarrow.compute as pc
+
+    if "dead_letter_topic" not in table.column_names:
+        return {}
+    dead = table.filter(pc.equal(table.column("row_kind"), ROW_DEAD_LETTER)).column("dead_letter_topic")
+    return {(topic.as_py() or "unknown"): count.as_py() for topic, count in zip(*pc.value_counts(dead).flatten(), strict=True)}
+
+
 class StreamIndexBatchWriter:
     """Callable for ``writeStream.foreachBatch``; see the module docstring."""
 
@@ -247,7 +259,8 @@ class StreamIndexBatchWriter:
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         marks = [("start", time.monotonic())]
         batch_time = batch_timestamp(self.checkpoint_location, batch_id) if self.checkpoint_location else None
-        index, alerts, dead, counts = split_output(batch_df.toArrow(), batch_id, batch_time)
+        table = batch_df.toArrow()
+        index, alerts, dead, counts = split_output(table, batch_id, batch_time)
         marks.append(("plan", time.monotonic()))
         # Alerts first: they are what the gateway waits for; the index rows become visible to
         # readers with the files, and Spark commits the batch only after all of it either way.
@@ -264,7 +277,9 @@ class StreamIndexBatchWriter:
             alerts=len(alerts),
             index_rows=index.num_rows,
             duplicates=counts[ROW_DUPLICATE],
+            signals_paired=counts[ROW_SIGNAL],
             signals_unmatched=counts[ROW_SIGNAL_UNMATCHED],
+            dead_letters_by_topic=dead_letters_by_topic(table),
         )
         log.info(
             "batch %s: %s index rows, %s alerts, %s dead letters, %s duplicates; ms %s",

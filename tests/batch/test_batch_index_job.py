@@ -12,7 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 from spark_apps import lake
 from spark_apps.fraud_rules import load_rules
 from spark_apps.generator import WorkloadConfig, generate_day, write_drops, write_ground_truth
-from spark_apps.jobs.batch_index import parse_args, run_batch_index
+from spark_apps.jobs.batch_index import ConservationError, parse_args, run_batch_index
 from spark_apps.schemas import BATCH_INDEX_SCHEMA, QUARANTINE_SCHEMA, Reason
 from tests.batch.pii_scan import scan_tree
 
@@ -150,3 +150,138 @@ def test_command_line_arguments():
     assert (args.date, args.run_id, args.token_key_ref, args.master) == (DATE, "r1", "env:K", None)
     with pytest.raises(SystemExit):
         parse_args(["--date", DATE])
+
+
+# --- measured conservation on a small hand-made drop ---------------------------------------------
+
+STARTED = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
+
+
+def event(tid: str, merchant: str, when: str = "2026-11-21T10:00:00Z", **overrides) -> dict:
+    return {
+        "transaction_id": tid,
+        "user_id": f"u-{tid}",
+        "merchant_id": merchant,
+        "timestamp": when,
+        "amount": "10.00",
+        "currency": "USD",
+        "transaction_status": "AUTHORIZED",
+        "channel": "ECOM",
+        "country": "US",
+        "device_id": "d-1",
+        "ip": "10.1.2.3",
+        "updated_at": when,
+        "pan": "4111111111111111",
+        "cvv": "123",
+        "expiry": "12/29",
+        **overrides,
+    }
+
+
+@pytest.fixture
+def small_drop(tmp_path):
+    """6 records: t1, t2 and a resend of t2, t3 (three merchants m-1, m-2, m-1), an unparseable line and
+    an event a day after the run started (in the future); merchants m-1 and m-2."""
+    import json
+
+    raw = tmp_path / "raw"
+    drop = raw / "gateway_a" / f"dt={DATE}"
+    drop.mkdir(parents=True)
+    lines = [
+        json.dumps(event("t1", "m-1")),
+        json.dumps(event("t2", "m-2")),
+        json.dumps(event("t2", "m-2")),
+        json.dumps(event("t3", "m-1")),
+        '{"transaction_id": "cut", "pan": "4111111111111111"',
+        json.dumps(event("t-future", "m-1", "2026-11-23T01:00:00Z")),
+    ]
+    (drop / "part.jsonl").write_text("\n".join(lines) + "\n")
+    merchants = raw / "merchants" / f"dt={DATE}"
+    merchants.mkdir(parents=True)
+    (merchants / "part.csv").write_text(
+        "merchant_id,merchant_name,risk_level,mcc,country,payout_schedule,payout_delay_days\n"
+        "m-1,One,LOW,5411,US,DAILY,1\nm-2,Two,HIGH,5411,US,DAILY,1\n"
+    )
+    return {"raw_uri": str(raw), "index_uri": str(tmp_path / "indexes"), "quarantine_uri": str(tmp_path / "quarantine")}
+
+
+def test_conservation_is_measured_on_what_was_written(spark, small_drop):
+    manifest = run_batch_index(spark, DATE, "ok", key=KEY, rules=load_rules(), started_at=STARTED, **small_drop)
+    counts = manifest["counts"]
+    assert {k: counts[k] for k in ("read", "valid", "distinct_transaction_ids", "indexed", "quarantined", "duplicates")} == {
+        "read": 6,
+        "valid": 4,
+        "distinct_transaction_ids": 3,
+        "indexed": 3,
+        "quarantined": 2,
+        "duplicates": 1,
+    }
+    assert counts["quarantined_by_reason"] == {Reason.UNPARSEABLE: 1, Reason.FUTURE_EVENT_TIME: 1}
+    assert manifest["conserved"] is True
+    assertDataFrameEqual(
+        spark.read.parquet(manifest["index_location"]).select("transaction_id", "merchant_risk_level"),
+        [("t1", "LOW"), ("t2", "HIGH"), ("t3", "LOW")],
+    )
+    quarantine = spark.read.parquet(manifest["quarantine_location"])
+    assertDataFrameEqual(
+        quarantine.select("transaction_id", "reason_code", "reason_detail").filter(F.col("reason_code") != Reason.UNPARSEABLE),
+        [
+            (
+                "t-future",
+                Reason.FUTURE_EVENT_TIME,
+                "event_time 2026-11-23T01:00:00Z is more than 300s after the run's time 2026-11-22T01:00:00Z",
+            )
+        ],
+    )
+
+
+def test_an_enrichment_join_that_loses_a_row_fails_the_job(spark, small_drop, monkeypatch):
+    """A faulty merchant join (inner instead of left, with m-2 missing from the lookup) drops t2: the
+    job fails with a ConservationError naming the counts, and writes no manifest."""
+    from spark_apps.enrichment import merchant_risk_lookup
+    from spark_apps.jobs import batch_index
+
+    def inner_join_without_m2(df, merchants_df):
+        lookup = merchant_risk_lookup(merchants_df).filter(F.col("merchant_id") != "m-2")
+        return df.join(lookup, "merchant_id", "inner")
+
+    monkeypatch.setattr(batch_index, "with_merchant_risk", inner_join_without_m2)
+    with pytest.raises(ConservationError) as failure:
+        run_batch_index(spark, DATE, "lossy-join", key=KEY, rules=load_rules(), started_at=STARTED, **small_drop)
+    assert str(failure.value) == (
+        f"batch index {DATE} run lossy-join: read 6 != indexed 2 + quarantined 2 + duplicates 1 "
+        "(valid 4 - distinct transaction ids 3): the index holds 2 rows for 3 distinct valid transaction ids"
+    )
+    location = lake.versioned_location(small_drop["index_uri"], "batch_index", DATE, "lossy-join")
+    assert not (Path(location) / "_manifest.json").exists()
+
+
+def test_a_write_that_loses_a_quarantine_row_fails_the_job(spark, small_drop, monkeypatch):
+    original = lake.write_versioned
+
+    def losing_write(df, uri, table, *args, **kwargs):
+        if table == "quarantine":
+            df = df.filter(F.col("reason_code") != Reason.UNPARSEABLE)
+        return original(df, uri, table, *args, **kwargs)
+
+    monkeypatch.setattr(lake, "write_versioned", losing_write)
+    with pytest.raises(
+        ConservationError,
+        match=r"read 6 != indexed 3 \+ quarantined 1 \+ duplicates 1 .*"
+        r"the quarantine holds 1 transaction rows for 2 rejected records",
+    ):
+        run_batch_index(spark, DATE, "lossy-write", key=KEY, rules=load_rules(), started_at=STARTED, **small_drop)
+
+
+def test_the_airflow_side_passes_the_event_time_bounds():
+    """The daily DAG's batch job gets the profile's bounds as arguments, and the job reads them."""
+    from payments_platform.pipeline import batch_index_job
+    from payments_platform.profiles import load_profile
+
+    arguments = batch_index_job(load_profile("local")).arguments
+    given = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    assert (given["--max-clock-skew-seconds"], given["--drop-date-tolerance-hours"]) == ("300", "48")
+    required = ["--date", DATE, "--run-id", "r", "--raw-uri", "r", "--index-uri", "i", "--quarantine-uri", "q"]
+    args = parse_args([*required, "--max-clock-skew-seconds", "60", "--drop-date-tolerance-hours", "12"])
+    assert (args.max_clock_skew_seconds, args.drop_date_tolerance_hours) == (60, 12)
+    assert (parse_args(required).max_clock_skew_seconds, parse_args(required).drop_date_tolerance_hours) == (300, 48)

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_apps.schemas import QUARANTINE_SCHEMA, RAW_TRANSACTION_FIELDS, TRANSACTION_EVENT_SCHEMA, Reason
-from spark_apps.validation import CORRUPT_COLUMN, parse_json_events, validate_events, validate_json_events
+from spark_apps.validation import CORRUPT_COLUMN, EventTimeBounds, parse_json_events, validate_events, validate_json_events
 
 pytestmark = pytest.mark.spark
 NOW = dt.datetime(2026, 11, 22, 1, 0, 0)
@@ -164,3 +164,46 @@ def test_validate_json_events_is_the_stream_entry_point(spark):
             ),
         ],
     )
+
+
+def test_event_time_bounds_quarantine_future_and_out_of_date_events(spark):
+    """The run started 2026-11-22 01:00 UTC with a 300 s skew allowance, for the drop of 2026-11-21
+    with 48 h tolerance: [2026-11-19 00:00, 2026-11-25 00:00). Each bound's edge is still valid."""
+    started = dt.datetime(2026, 11, 22, 1, 0, tzinfo=dt.UTC)
+    bounds = EventTimeBounds(started, max_clock_skew_seconds=300, drop_date=dt.date(2026, 11, 21), drop_date_tolerance_hours=48)
+    times = {
+        "in-day": "2026-11-21T10:00:00Z",
+        "skew-edge": "2026-11-22T01:05:00Z",  # exactly the allowance after the run's time
+        "future": "2026-11-22T01:05:01Z",
+        "future-far": "2027-01-01T00:00:00Z",  # also outside the date: the future wins (checked first)
+        "date-edge": "2026-11-19T00:00:00Z",
+        "too-old": "2026-11-18T23:59:59Z",
+    }
+    records = [{**GOOD, "transaction_id": tid, "timestamp": ts} for tid, ts in times.items()]
+    valid_df, rejected_df = validate_events(raw_df(spark, records), "r1", NOW, bounds)
+    assertDataFrameEqual(valid_df.select("transaction_id"), [("in-day",), ("skew-edge",), ("date-edge",)])
+    future = "is more than 300s after the run's time 2026-11-22T01:00:00Z"
+    assertDataFrameEqual(
+        rejected_df.select("transaction_id", "reason_code", "reason_detail"),
+        [
+            ("future", Reason.FUTURE_EVENT_TIME, f"event_time 2026-11-22T01:05:01Z {future}"),
+            ("future-far", Reason.FUTURE_EVENT_TIME, f"event_time 2027-01-01T00:00:00Z {future}"),
+            (
+                "too-old",
+                Reason.OUTSIDE_DROP_DATE,
+                "event_time 2026-11-18T23:59:59Z is more than 48h outside the drop date 2026-11-21",
+            ),
+        ],
+    )
+    # Without bounds (the stream's validation) the same records are all valid: the bounds decide.
+    assert validate_events(raw_df(spark, records), "r1", NOW)[0].count() == len(records)
+    # An earlier check still wins over the time checks.
+    bad = {**GOOD, "transaction_id": "neg", "timestamp": "2027-01-01T00:00:00Z", "amount": "-1.00"}
+    assert validate_events(raw_df(spark, [bad]), "r1", NOW, bounds)[1].first().reason_code == Reason.NON_POSITIVE_AMOUNT
+
+
+def test_event_time_bounds_refuse_negative_allowances():
+    with pytest.raises(ValueError, match="must not be negative"):
+        EventTimeBounds(NOW, max_clock_skew_seconds=-1)
+    window = EventTimeBounds(NOW, drop_date=dt.date(2026, 11, 21), drop_date_tolerance_hours=0).drop_window
+    assert window == (dt.datetime(2026, 11, 21, tzinfo=dt.UTC), dt.datetime(2026, 11, 22, tzinfo=dt.UTC))

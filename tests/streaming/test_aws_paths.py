@@ -82,8 +82,9 @@ def test_iam_needs_a_region_and_unknown_modes_fail():
 
 
 def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
-    """FreshnessSeconds / ConsumerLag / QuarantineRate in Payments/Streaming, no dimensions, the alarms' units
-    (tests/infra/test_terraform_wiring.py checks the alarms against the same definition)."""
+    """FreshnessSeconds / ConsumerLag / QuarantineRate / ConservationViolations in Payments/Streaming, no
+    dimensions, the alarms' units (tests/infra/test_terraform_wiring.py checks the alarms against the same
+    definition)."""
     import datetime as dt
 
     import boto3
@@ -91,7 +92,9 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
 
     now = dt.datetime(2026, 11, 21, 10, 0, 5, tzinfo=dt.UTC)
     progress = {**PROGRESS, "eventTime": {**PROGRESS["eventTime"], "max": "2026-11-21T10:00:00.000Z"}}
-    record = progress_record(progress, dead_letters=3)
+    # 7 transactions read: 4 indexed, 3 dead letters: the batch conserves (0 violations).
+    stats = {"index_rows": 4, "duplicates": 0, "dead_letters": 3, "dead_letters_by_topic": {"tx": 3}}
+    record = progress_record(progress, dead_letters=3, stats=stats, input_topics={"transactions": "tx", "signals": "sig"})
     with mock_aws():
         client = boto3.client("cloudwatch", region_name="eu-west-1")
         publisher = CloudWatchPublisher("eu-west-1", client=client, clock=lambda: now)
@@ -102,6 +105,7 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
             sorted(m["MetricName"] for m in metrics)
             == sorted(CLOUDWATCH_METRICS)
             == [
+                "ConservationViolations",
                 "ConsumerLag",
                 "FreshnessSeconds",
                 "QuarantineRate",
@@ -125,6 +129,7 @@ def test_cloudwatch_publisher_puts_exactly_what_the_alarms_read(aws_env):
         assert read("ConsumerLag") == [(3.0, "Count")]
         [(rate, unit)] = read("QuarantineRate")  # 3 of the batch's 7 records (offsets 5-9 and 0-3)
         assert rate == pytest.approx(3 / 7) and unit == "None"
+        assert read("ConservationViolations") == [(0.0, "Count")]
 
 
 def test_metric_data_of_an_empty_batch_and_of_an_idle_heartbeat():

@@ -62,6 +62,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
             ("bad", '{"transaction_id": "bad", "pan": "4111111111111111", ', base + 500),  # cut off: unparseable
             ("t-nouser", {**txn("t-nouser", at(2)), "user_id": ""}, base + 600),
             ("t-late", txn("t-late", "2026-11-21T08:00:00Z", user="u-late"), base + 700),  # 2 h before produce
+            ("t-future", txn("t-future", "2026-11-21T12:00:00Z", user="u-future"), base + 800),  # 2 h after produce
         ],
     )
     options = job_options(kafka_broker, kafka_topics, tmp_path)
@@ -163,6 +164,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
     dead = consume_all(kafka_broker.bootstrap, kafka_topics["dead_letter"])
     assert sorted((m["value"]["transaction_id"] or "", m["value"]["reason_code"]) for m in dead) == [
         ("", Reason.UNPARSEABLE),  # no transaction id could be read
+        ("t-future", Reason.FUTURE_EVENT_TIME),
         ("t-late", Reason.LATE),
         ("t-nouser", Reason.MISSING_REQUIRED_FIELD),
     ]
@@ -173,6 +175,10 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
     assert {key: parse_time(a["alert_time"]) for key, a in alerts.items()} == {key: in_ms[key] for key in alerts}
     assert all(started <= parse_time(m["value"]["quarantined_at"]) <= finished for m in dead)
     # A late record's dead letter carries the record as it arrived, masked like a rejected one.
+    future = next(m["value"] for m in dead if m["value"]["reason_code"] == Reason.FUTURE_EVENT_TIME)
+    assert future["reason_detail"] == (
+        "event_time 2026-11-21T12:00:00Z is more than 300s after its produce time 2026-11-21T10:00:00Z"
+    )
     late = next(m["value"] for m in dead if m["value"]["reason_code"] == Reason.LATE)
     assert late["reason_detail"] == "produced more than 600s after event_time: 2026-11-21T08:00:00Z"
     assert json.loads(late["payload_masked"]) == {
@@ -184,13 +190,30 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
     payloads = " ".join(m["value"]["payload_masked"] for m in dead)
     assert "4111111111111111" not in payloads and '"cvv":"123"' not in payloads and "[pan ****1111]" in payloads
 
-    # Conservation: 10 records in = 6 indexed + 3 dead letters + 1 duplicate (over every micro-batch).
+    # Conservation: 11 records in = 6 indexed + 4 dead letters + 1 duplicate (over every micro-batch).
     records = batch_records(options.metrics_uri, options.query_name)
     duplicates = sum(r["duplicates_dropped"] for r in records)
     assert duplicates == 1
     assert read_latest(options.metrics_uri, options.query_name)["lag_total"] == 0
-    assert sum(r["dead_letters"] or 0 for r in records) == len(dead) == 3
-    assert index_df.count() + len(dead) + duplicates == 10
+    assert sum(r["dead_letters"] or 0 for r in records) == len(dead) == 4
+    assert index_df.count() + len(dead) + duplicates == 11
+    # ... and each micro-batch recorded its own: every one conserves, and together they hold every record.
+    conservation = [r["conservation"] for r in records]
+    assert all(c["conserved"] for c in conservation), conservation
+    totals = {k: sum(c[k] for c in conservation) for k in conservation[0] if k != "conserved"}
+    assert {k: totals[k] for k in ("transactions_read", "indexed", "duplicates", "dead_letters_transactions")} == {
+        "transactions_read": 11,
+        "indexed": 6,
+        "duplicates": 1,
+        "dead_letters_transactions": 4,
+    }
+    # The ML output came before its transaction: it is in t-sig's index row, not a row of its own.
+    assert (totals["signals_read"], totals["signals_paired"], totals["signals_unmatched"], totals["signals_unresolved"]) == (
+        1,
+        0,
+        0,
+        1,
+    )
 
 
 def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_once(spark, kafka_broker, kafka_topics, tmp_path):

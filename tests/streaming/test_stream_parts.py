@@ -243,6 +243,9 @@ def test_settings_bound_the_horizon_and_derive_the_state_times():
         StreamSettings(late_bound_seconds=600, dedup_horizon_seconds=599)
     with pytest.raises(ValueError, match="positive"):
         StreamSettings(signal_window_seconds=0)
+    with pytest.raises(ValueError, match="max_clock_skew_seconds"):
+        StreamSettings(max_clock_skew_seconds=-1)
+    assert StreamSettings().max_clock_skew_seconds == 300
 
 
 def test_split_output_takes_index_rows_alerts_of_txn_and_signal_rows_and_dead_letters():
@@ -303,3 +306,149 @@ def test_a_local_checkpoint_is_written_through_hadoops_file_system_api(spark, tm
             spark.conf.unset(CHECKPOINT_FILE_MANAGER)
         else:
             spark.conf.set(CHECKPOINT_FILE_MANAGER, previous)
+
+
+# --- per-batch conservation --------------------------------------------------------------------
+
+TOPICS = {"transactions": "tx", "signals": "sig"}
+TWO_TOPICS = {
+    **PROGRESS,
+    "sources": [
+        {
+            "description": "KafkaV2[Subscribe[tx]]",
+            "startOffset": '{"tx": {"0": 0}}',
+            "endOffset": '{"tx": {"0": 10}}',
+            "numInputRows": 10,
+        },
+        {
+            "description": "KafkaV2[Subscribe[sig]]",
+            "startOffset": '{"sig": {"0": 0}}',
+            "endOffset": '{"sig": {"0": 4}}',
+            "numInputRows": 4,
+        },
+    ],
+}
+# 10 transactions: 6 indexed, 1 duplicate, 3 dead letters; 4 ML outputs: 1 dead letter, 1 paired with an
+# earlier transaction, 1 unmatched, 1 waiting in state (or folded into a transaction's row).
+STATS = {
+    "index_rows": 6,
+    "duplicates": 1,
+    "signals_paired": 1,
+    "signals_unmatched": 1,
+    "dead_letters": 4,
+    "dead_letters_by_topic": {"tx": 3, "sig": 1},
+}
+
+
+def test_a_batch_that_accounts_for_every_record_conserves():
+    record = progress_record(TWO_TOPICS, stats=STATS, input_topics=TOPICS)
+    assert record["conservation"] == {
+        "transactions_read": 10,
+        "signals_read": 4,
+        "indexed": 6,
+        "duplicates": 1,
+        "dead_letters_transactions": 3,
+        "dead_letters_signals": 1,
+        "dead_letters_other": 0,
+        "signals_paired": 1,
+        "signals_unmatched": 1,
+        "dropped_by_watermark": 0,
+        "transactions_unaccounted": 0,
+        "signals_unresolved": 1,
+        "conserved": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "conserved"),
+    [
+        ({"stats": {**STATS, "index_rows": 5}}, False),  # a transaction lost between read and write
+        ({"stats": {**STATS, "duplicates": 2}}, False),  # one counted twice
+        ({"stats": {**STATS, "dead_letters_by_topic": {"tx": 3, "sig": 1, "unknown": 1}}}, False),
+        ({"stats": {**STATS, "dead_letters_by_topic": {"tx": 3, "sig": 5}}}, False),  # more than the topic's records
+        ({"stats": {**STATS, "index_rows": 5}, "dropped": 1}, True),  # the watermark dropped it: counted by Spark
+        ({"stats": {**STATS, "index_rows": 4}, "dropped": 1}, False),  # one dropped, two missing
+        ({"stats": {**STATS, "signals_paired": 3}}, True),  # waiting ML outputs resolved: not checked per batch
+    ],
+)
+def test_conservation_fails_for_a_lost_or_invented_record(change, conserved):
+    progress = {
+        **TWO_TOPICS,
+        "stateOperators": [{**PROGRESS["stateOperators"][0], "numRowsDroppedByWatermark": change.get("dropped", 0)}],
+    }
+    record = progress_record(progress, stats=change["stats"], input_topics=TOPICS)
+    assert record["conservation"]["conserved"] is conserved
+
+
+def test_no_conservation_record_without_the_writers_counts_or_the_topics():
+    assert progress_record(TWO_TOPICS, stats=STATS)["conservation"] is None
+    assert progress_record(TWO_TOPICS, input_topics=TOPICS)["conservation"] is None
+
+
+def test_rows_read_per_topic_come_from_each_sources_rows():
+    from spark_apps.streaming.metrics import rows_read_by_topic
+
+    assert rows_read_by_topic(TWO_TOPICS) == {"tx": 10, "sig": 4}
+    both = {
+        "sources": [
+            {"startOffset": '{"a": {"0": 2}, "b": {"0": 0}}', "endOffset": '{"a": {"0": 5}, "b": {"0": 1}}', "numInputRows": 4}
+        ]
+    }
+    assert rows_read_by_topic(both) == {"a": 3, "b": 1}  # one source of two topics: its offset ranges
+
+
+def test_conservation_is_published_as_a_violation_count():
+    import datetime as dt
+
+    from spark_apps.streaming.cloudwatch import cloudwatch_metric_data
+
+    now = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+
+    def violations(record):
+        return [d["Value"] for d in cloudwatch_metric_data(record, now) if d["MetricName"] == "ConservationViolations"]
+
+    good = progress_record(TWO_TOPICS, stats=STATS, input_topics=TOPICS)
+    bad = progress_record(TWO_TOPICS, stats={**STATS, "index_rows": 5}, input_topics=TOPICS)
+    assert (violations(good), violations(bad)) == ([0.0], [1.0])
+    assert violations({"lag_total": 0}) == []  # a heartbeat holds no batch: nothing to count
+
+
+def test_the_writer_counts_dead_letters_per_input_topic():
+    import pyarrow as pa
+
+    from spark_apps.streaming.writer import dead_letters_by_topic
+
+    table = pa.table(
+        {
+            "row_kind": ["txn", "dead_letter", "dead_letter", "dead_letter", "duplicate"],
+            "dead_letter_topic": [None, "tx", "sig", "tx", None],
+        }
+    )
+    assert dead_letters_by_topic(table) == {"tx": 2, "sig": 1}
+    assert dead_letters_by_topic(table.drop_columns(["dead_letter_topic"])) == {}
+
+
+def test_the_listener_records_the_batchs_conservation(tmp_path):
+    from types import SimpleNamespace
+
+    from spark_apps.streaming.metrics import MetricsListener
+
+    published: list[dict] = []
+    listener = MetricsListener(
+        str(tmp_path), "stream_index", publishers=[published.append], batch_stats=lambda batch_id: STATS, input_topics=TOPICS
+    )
+    listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=json.dumps(TWO_TOPICS))))
+    written = json.loads((tmp_path / "stream" / "stream_index" / "latest.json").read_text())
+    assert written["conservation"]["conserved"] is True and published[0]["conservation"] == written["conservation"]
+
+
+def test_the_supervisor_passes_the_clock_skew_allowance_and_the_job_applies_it():
+    from payments_platform.profiles import load_profile
+    from payments_platform.stream_control import stream_job
+    from spark_apps.jobs.stream_index import options_from_args, parse_args
+
+    arguments = stream_job(load_profile("local")).arguments
+    assert arguments[arguments.index("--max-clock-skew-seconds") + 1] == "300"
+    assert options_from_args(parse_args(arguments)).settings.max_clock_skew_seconds == 300
+    changed = [*arguments, "--max-clock-skew-seconds", "60"]
+    assert options_from_args(parse_args(changed)).settings == StreamSettings(max_clock_skew_seconds=60)

@@ -140,6 +140,30 @@ resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
   tags = var.tags
 }
 
+# A micro-batch whose records do not add up (spark_apps/streaming/metrics.py conservation_record:
+# transactions read = indexed + duplicates + dead letters, up to the rows the watermark dropped)
+# puts ConservationViolations = 1; every other batch puts 0. One such batch pages: a row was lost or
+# invented. No batches (a quiet topic, no stream yet) put nothing, which is not a violation.
+resource "aws_cloudwatch_metric_alarm" "stream_conservation" {
+  alarm_name          = "${var.name_prefix}-stream-conservation"
+  alarm_description   = "A stream micro-batch did not account for every record it read (lost or invented rows): see its conservation record in the stream metrics (docs/streaming.md)."
+  namespace           = var.metrics_namespace
+  metric_name         = "ConservationViolations"
+  dimensions          = var.metric_dimensions
+  unit                = "Count"
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.oncall.arn]
+  ok_actions          = [aws_sns_topic.oncall.arn]
+
+  tags = var.tags
+}
+
 # --- EMR on EKS job failures -----------------------------------------------------------
 # EMR on EKS emits a job-run state change event per run; failed runs of this virtual
 # cluster are recorded in a log group (audit trail) and counted by the alarm below.

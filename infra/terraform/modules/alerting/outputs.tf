@@ -6,10 +6,11 @@ output "oncall_topic_arn" {
 output "alarm_names" {
   description = "Alarm name per signal."
   value = {
-    stream_freshness = aws_cloudwatch_metric_alarm.stream_freshness.alarm_name
-    consumer_lag     = aws_cloudwatch_metric_alarm.consumer_lag.alarm_name
-    quarantine_rate  = aws_cloudwatch_metric_alarm.quarantine_rate.alarm_name
-    emr_job_failures = aws_cloudwatch_metric_alarm.emr_job_failures.alarm_name
+    stream_freshness    = aws_cloudwatch_metric_alarm.stream_freshness.alarm_name
+    consumer_lag        = aws_cloudwatch_metric_alarm.consumer_lag.alarm_name
+    quarantine_rate     = aws_cloudwatch_metric_alarm.quarantine_rate.alarm_name
+    stream_conservation = aws_cloudwatch_metric_alarm.stream_conservation.alarm_name
+    emr_job_failures    = aws_cloudwatch_metric_alarm.emr_job_failures.alarm_name
   }
 }
 
