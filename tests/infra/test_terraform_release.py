@@ -794,7 +794,11 @@ def test_each_env_gives_helm_the_clusters_access():
         directory = tm.ENVS_ROOT / env
         providers = {name: body for entry in tm.directory_document(directory)["provider"] for name, body in entry.items()}
         [kubernetes] = tm.as_list(providers["helm"]["kubernetes"])
-        assert tm.expression(kubernetes["host"]) == tm.expression(providers["kubernetes"]["host"]) == "module.compute.cluster_endpoint"
+        assert (
+            tm.expression(kubernetes["host"])
+            == tm.expression(providers["kubernetes"]["host"])
+            == "module.compute.cluster_endpoint"
+        )
         assert kubernetes["exec"] == providers["kubernetes"]["exec"]
         required = tm.parse_file(directory / "versions.tf")["terraform"][0]["required_providers"][0]
         assert required["helm"]["source"] == "hashicorp/helm"
