@@ -15,7 +15,7 @@ os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 # A fixed, test-only tokenization key; production keys come from the secrets backend.
-os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "test-only-pan-token-key")
+os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "test-only-pan-token-key-0123456789")
 
 
 def _private_homes() -> None:

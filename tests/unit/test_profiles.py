@@ -84,3 +84,11 @@ def test_emr_launcher_requires_cluster_settings(aws_profile_env):
     del document["spark"]["virtual_cluster_id"]
     with pytest.raises(ProfileError, match=r"spark: launcher 'emr_on_eks' needs 'virtual_cluster_id'"):
         parse_profile(yaml.safe_dump(document), "aws.yaml")
+
+
+def test_spark_jobs_get_the_memory_the_volume_benchmark_measured(aws_profile_env):
+    """docs/profiles.md "Job sizes": every daily job at 1 M transactions a day ran in one 4 GB JVM and
+    not with a 1 GB driver; both profiles give the driver that, the aws profile its executors too."""
+    local, aws = load_profile("local").spark.conf, load_profile("aws").spark.conf
+    assert local["spark.driver.memory"] == aws["spark.driver.memory"] == "4g"
+    assert (aws["spark.executor.memory"], aws["spark.executor.cores"]) == ("4g", "2")
