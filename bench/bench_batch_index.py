@@ -88,9 +88,38 @@ def raw_events_sql(raw_uri: str) -> str:
     return "\nUNION ALL\n".join(parts)
 
 
+def ip_network_reference(ip: str | None) -> str | None:
+    """masking.ip_masked_col by Python's ipaddress (the reference for the few IPv6 rows)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address((ip or "").strip().split("%")[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}", strict=False))
+
+
+def card_numbers_masked_reference(text: str | None) -> str | None:
+    """masking.mask_card_numbers_col with Python's re (DuckDB's RE2 has no look-around)."""
+    import re
+
+    from spark_apps.masking import _PAN_CONTIGUOUS, _PAN_GROUPED, _PAN_GROUPED_LAST4
+
+    if text is None:
+        return None
+    text = re.sub(_PAN_GROUPED_LAST4, lambda m: f"[pan ****{m.group(1)}]", text)
+    text = re.sub(_PAN_GROUPED, "[pan ****]", text)
+    return re.sub(_PAN_CONTIGUOUS, lambda m: f"[pan ****{m.group(1)}]", text)
+
+
 def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) -> dict:
     """Build the batch index in DuckDB as table ``duck_index``; return its counts."""
     inner, outer = (pad.hex() for pad in _hmac_pads(key))
+    # The generator's few rows with an IPv6 address or a card number in device_id go through Python.
+    connection.create_function("ip_network_ref", ip_network_reference, ["VARCHAR"], "VARCHAR", null_handling="special")
+    connection.create_function("pan_text_ref", card_numbers_masked_reference, ["VARCHAR"], "VARCHAR", null_handling="special")
     units = ", ".join(f"'{c}': {u}" for c, u in CURRENCY_MINOR_UNITS.items())
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute(f"CREATE OR REPLACE TEMP TABLE raw_events AS {raw_events_sql(raw_uri)}")
@@ -129,14 +158,16 @@ def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) 
     """)
     counts = dict(connection.execute("SELECT coalesce(reason_code, 'valid'), count(*) FROM checked GROUP BY 1").fetchall())
     counts["unparseable"] = counts.get("unparseable", 0) + csv_rejects
-    token = f"'tok_' || rtrim(translate(to_base64(unhex(sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(pan_n)))))), '+/', '-_'), '=')"
+    token = f"'tok_v1_' || rtrim(translate(to_base64(unhex(sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(pan_n)))))), '+/', '-_'), '=')"
     w = rules.flag_weights
     connection.execute(f"""
         CREATE OR REPLACE TEMP TABLE duck_index AS
         WITH valid AS (
             SELECT trim(transaction_id) AS transaction_id, trim(user_id) AS user_id, trim(merchant_id) AS merchant_id, event_ts AS event_time,
                    amount_wide::DECIMAL(18, 2) AS amount, upper(trim(currency)) AS currency, upper(trim(transaction_status)) AS transaction_status,
-                   upper(trim(channel)) AS channel, upper(trim(country)) AS country, device_id, ip, updated_ts AS updated_at,
+                   upper(trim(channel)) AS channel, upper(trim(country)) AS country,
+                   CASE WHEN regexp_matches(device_id, '([0-9][ -]?){{12}}') THEN pan_text_ref(device_id) ELSE device_id END AS device_id,
+                   ip, updated_ts AS updated_at,
                    regexp_replace(pan, '[ \\-]', '', 'g') AS pan_n, expiry, source_name
             FROM checked WHERE reason_code IS NULL
         ), masked AS (
@@ -145,7 +176,8 @@ def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) 
                    CASE WHEN regexp_full_match(pan_n, '[0-9]{{12,19}}') THEN {token} END AS card_token,
                    CASE WHEN regexp_full_match(trim(expiry), '(0[1-9]|1[0-2])/([0-9]{{2}}|[0-9]{{4}})') THEN left(trim(expiry), 2) || '/**'
                         WHEN expiry IS NOT NULL THEN '**/**' END AS card_expiry_masked,
-                   CASE WHEN regexp_full_match(trim(ip), '[0-9]{{1,3}}\\.[0-9]{{1,3}}\\.[0-9]{{1,3}}\\.[0-9]{{1,3}}')
+                   CASE WHEN contains(ip, ':') THEN ip_network_ref(ip)
+                        WHEN regexp_full_match(trim(ip), '[0-9]{{1,3}}\\.[0-9]{{1,3}}\\.[0-9]{{1,3}}\\.[0-9]{{1,3}}')
                         THEN regexp_extract(trim(ip), '^([0-9]{{1,3}}\\.[0-9]{{1,3}}\\.[0-9]{{1,3}})\\.', 1) || '.0/24' END AS ip_masked
             FROM valid
         ), deduped AS (
@@ -156,7 +188,7 @@ def duckdb_batch_index(connection, raw_uri: str, key: bytes, rules: FraudRules) 
             SELECT transaction_id, fraud_score, model_version, explanations, inference_time FROM (
                 SELECT transaction_id, try_cast(fraud_score AS DECIMAL(5, 4)) AS fraud_score, model_version, explanations,
                        try_cast(inference_time AS TIMESTAMPTZ)::TIMESTAMP AS inference_time
-                FROM read_json('{source_location(raw_uri, "fraud_scores", DATE)}/*.jsonl', columns={{model_version: 'VARCHAR', transaction_id: 'VARCHAR', fraud_score: 'VARCHAR', explanations: 'VARCHAR', inference_time: 'VARCHAR'}}, format='newline_delimited')
+                FROM read_json('{source_location(raw_uri, "fraud_scores", DATE)}/*.jsonl', columns={{model_version: 'VARCHAR', transaction_id: 'VARCHAR', fraud_score: 'VARCHAR', explanations: 'VARCHAR', inference_time: 'VARCHAR'}}, format='newline_delimited', ignore_errors=true)
             ) QUALIFY row_number() OVER (PARTITION BY transaction_id ORDER BY inference_time DESC, model_version DESC, fraud_score DESC, coalesce(explanations, '') DESC) = 1
         ), fx AS (
             SELECT rate_date::DATE AS rate_date, currency, max(rate_to_reporting::DECIMAL(18, 8)) AS rate
@@ -272,7 +304,7 @@ def run(
     expected = truth["expected_counts"]
     result["records_read"] = expected["read"]
 
-    key = os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "bench-only-pan-token-key").encode()
+    key = os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "bench-only-pan-token-key-0123456789").encode()
     run_id = f"bench-{int(time.time())}"
     manifest = None
     if with_spark:

@@ -247,7 +247,7 @@ def run_rate(
         env = {
             **os.environ,
             "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
-            "PAYMENTS_PAN_TOKEN_KEY": "bench-only-key",
+            "PAYMENTS_PAN_TOKEN_KEY": "bench-only-pan-token-key-0123456789",
             "PYSPARK_PYTHON": sys.executable,  # the workers need the project's packages
             "PYSPARK_DRIVER_PYTHON": sys.executable,
         }

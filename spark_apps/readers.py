@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_apps.lake import _filesystem
-from spark_apps.masking import masked_payload_json_col
+from spark_apps.masking import mask_card_numbers_col, mask_payload_text_col, masked_payload_json_col
 from spark_apps.schemas import MAX_FIELD_LENGTH, QUARANTINE_SCHEMA, RAW_TRANSACTION_FIELDS, REQUIRED_TRANSACTION_FIELDS, Reason
 from spark_apps.sources import FORMAT_EXTENSIONS
 from spark_apps.validation import CORRUPT_COLUMN, HEADER_PROBLEM_COLUMN, parse_json_events
@@ -345,8 +345,8 @@ def split_tagged_side_source(
         "source_name": F.lit(source_name),
         "source_format": F.col("source_format"),
         "source_location": F.col("source_location"),
-        "transaction_id": F.when(F.length(transaction_id) <= MAX_FIELD_LENGTH, transaction_id),
-        "payload_masked": F.coalesce(F.col(CORRUPT_COLUMN), masked_payload_json_col(fields)),
+        "transaction_id": mask_card_numbers_col(F.when(F.length(transaction_id) <= MAX_FIELD_LENGTH, transaction_id)),
+        "payload_masked": F.coalesce(mask_payload_text_col(F.col(CORRUPT_COLUMN)), masked_payload_json_col(fields)),
         "run_id": F.lit(run_id),
         "quarantined_at": F.lit(quarantined_at).cast("timestamp"),
     }

@@ -45,7 +45,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType, StringType, StructField, StructType
 
-from spark_apps.masking import mask_payload_text_col, masked_payload_json_col, valid_pan_col
+from spark_apps.masking import mask_card_numbers_col, mask_payload_text_col, masked_payload_json_col, valid_pan_col
 from spark_apps.schemas import (
     AMOUNT_TYPE,
     CHANNELS,
@@ -321,7 +321,9 @@ def quarantine_columns(
         "source_name": col("source_name"),
         "source_format": col("source_format"),
         "source_location": col("source_location"),
-        "transaction_id": F.when(F.length(col("transaction_id")) <= MAX_FIELD_LENGTH, col("transaction_id")),
+        "transaction_id": mask_card_numbers_col(
+            F.when(F.length(col("transaction_id")) <= MAX_FIELD_LENGTH, col("transaction_id"))
+        ),
         "payload_masked": payload_masked_col(),
         "run_id": F.lit(run_id),
         "quarantined_at": F.lit(quarantined_at).cast("timestamp"),

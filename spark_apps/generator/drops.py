@@ -7,7 +7,8 @@ Layout (see spark_apps.sources)::
     <raw_uri>/_ground_truth/dt=<D>/reconciliation.parquet
 
 JSON lines and CSV are written by DuckDB (correct quoting/escaping, fast); records
-whose serialization is itself broken (``raw_text``) are appended verbatim.
+whose serialization is itself broken (``raw_text``, and a side source's
+``Workload.side_raw_lines``) are appended verbatim.
 """
 
 from __future__ import annotations
@@ -83,7 +84,18 @@ def write_drops(workload: Workload, raw_uri: str, formats: dict[str, str] | None
             target = folder / f"part-00000.{EXTENSION[file_format]}"
             _write_table(table, target, file_format)
             files.append(target.name)
+            broken_lines = workload.side_raw_lines.get(source.name, [])
+            if broken_lines:
+                # Into the text file of the source's format, or a JSON lines side file for Parquet.
+                side = target if file_format != "parquet" else folder / "part-00001.jsonl"
+                with open(side, "a", encoding="utf-8") as handle:
+                    for line in broken_lines:
+                        handle.write(line + "\n")
+                if side != target:
+                    files.append(side.name)
         written[source.name] = {"format": file_format, "records": int(table.num_rows), "location": str(folder), "files": files}
+        if source.kind != "transactions" and workload.side_raw_lines.get(source.name):
+            written[source.name]["unparseable_lines"] = len(workload.side_raw_lines[source.name])
     return written
 
 

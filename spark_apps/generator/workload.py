@@ -25,7 +25,14 @@ How the day is built (so the ground truth is exact):
   record, then the AUTHORIZED one with a later updated_at; half of them produced out
   of order); late events carry the previous day's event time;
 * malformed records (fresh ids, one defect each) of every class in schemas.Reason;
-* settlement lines with injected reconciliation breaks, refunds and chargebacks.
+* settlement lines with injected reconciliation breaks, refunds and chargebacks;
+* card data in every shape masking must catch (:data:`CARD_TEXT_STYLES`): some cards written
+  with spaces or dashes, a card number typed into some users' ``device_id``, IPv6 addresses
+  (compressed, IPv4-mapped), unparseable lines holding grouped card numbers and CVVs under
+  other names (``CVV``, ``cvc``, ``cvv2``, ``cvv=123``, a quoted CSV value), and one
+  unparseable line in the fraud-scores and settlements drops (``Workload.side_raw_lines``,
+  batch drops only). Derived from the user number, not drawn: the random draws, and so every
+  count of the ground truth, are the same as without them.
 """
 
 from __future__ import annotations
@@ -112,6 +119,13 @@ RECON_STATUSES = (
 )
 
 _MS_PER_DAY = 86_400_000
+# How a card number is written: as digits, in groups of four separated by spaces, by dashes, or both.
+CARD_TEXT_STYLES = ("digits", "spaces", "dashes", "mixed")
+PII_PERIOD = 20  # users u with u % PII_PERIOD in a style's slot get that style (so small days have each)
+_PAN_STYLE_SLOT = {1: 1, 2: 2, 3: 3}  # u % PII_PERIOD -> CARD_TEXT_STYLES index of the pan field
+_DEVICE_PAN_SLOTS = (4, 14)  # u % PII_PERIOD: device_id ends with " card <pan>"
+_IPV6_SLOTS = {6: "compressed", 7: "mapped", 16: "full", 17: "link_local"}  # u % PII_PERIOD -> IPv6 form
+_CVV_KEYS = ("cvv", "CVV", "cvc", "cvv2")  # JSON key of the CVV in unparseable JSON lines
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,8 @@ class Workload:
     fx_rates: pa.Table
     truth: dict[str, Any]
     reconciliation_truth: pa.Table  # transaction_id, line_id, expected_status
+    # Unparseable lines of side sources, written verbatim into their raw drops (not streamed).
+    side_raw_lines: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def transactions(self) -> pa.Table:
@@ -251,6 +267,37 @@ def _luhn_pans(rng: np.random.Generator, count: int) -> np.ndarray:
     check = (10 - contrib.sum(axis=1) % 10) % 10
     powers = 10 ** np.arange(15, 0, -1, dtype=np.int64)
     return (digits * powers).sum(axis=1) + check
+
+
+def card_text(pan: str, style: int) -> str:
+    """``pan`` written in CARD_TEXT_STYLES[style]: "4111111111111111", "4111 1111 1111 1111",
+    "4111-1111-1111-1111" or "4111 1111-1111 1111"."""
+    if style == 0:
+        return pan
+    groups = [pan[i : i + 4] for i in range(0, len(pan), 4)]
+    if style == 1:
+        return " ".join(groups)
+    if style == 2:
+        return "-".join(groups)
+    return "".join(g + ("" if i == len(groups) - 1 else ("-" if i % 2 else " ")) for i, g in enumerate(groups))
+
+
+def _ip_texts(ip_octets: np.ndarray) -> list[str]:
+    """Per user: its IPv4 address, or for the users of _IPV6_SLOTS an IPv6 address built from it."""
+    texts = []
+    for u, (a, b, c, d) in enumerate(ip_octets.tolist()):
+        form = _IPV6_SLOTS.get(u % PII_PERIOD)
+        if form == "compressed":
+            texts.append(f"2001:db8:{a:x}{b:02x}::{c:x}{d:02x}")
+        elif form == "mapped":
+            texts.append(f"::ffff:{a}.{b}.{c}.{d}")
+        elif form == "full":
+            texts.append(f"2001:0DB8:{a:04X}:{b:04x}:0000:0000:{c:04x}:{d:04x}")
+        elif form == "link_local":
+            texts.append(f"fe80::{a:x}:{d:x}")
+        else:
+            texts.append(f"{a}.{b}.{c}.{d}")
+    return texts
 
 
 def _fixed(values: np.ndarray, decimals: int) -> pa.Array:
@@ -433,6 +480,17 @@ def generate_day(config: WorkloadConfig) -> Workload:
     exp_year = (date.year % 100) + rng.integers(1, 6, size=n_users)
     ip_octets = rng.integers(1, 255, size=(n_users, 4))
     ip_octets[:, 0] = rng.choice([23, 45, 62, 81, 92, 103, 151, 185, 203], size=n_users)
+    # Card data in the shapes gateways really send (no random draws: the truth is unchanged).
+    pan_digits = pa.array(pans).cast(pa.string()).to_pylist()
+    user_slot = np.arange(n_users) % PII_PERIOD
+    pan_text = list(pan_digits)
+    for u in np.flatnonzero(np.isin(user_slot, list(_PAN_STYLE_SLOT))).tolist():
+        pan_text[u] = card_text(pan_digits[u], _PAN_STYLE_SLOT[u % PII_PERIOD])
+    device_note = [""] * n_users
+    for u in np.flatnonzero(np.isin(user_slot, _DEVICE_PAN_SLOTS)).tolist():
+        device_note[u] = " card " + card_text(pan_digits[u], 1 + u % 3)
+    ip_text = pa.array(_ip_texts(ip_octets), pa.string())
+    pan_text_array, device_note_array = pa.array(pan_text, pa.string()), pa.array(device_note, pa.string())
 
     def txn_columns(rows: np.ndarray, t: np.ndarray, upd: np.ndarray, status_idx: np.ndarray) -> dict[str, pa.Array]:
         u = user[rows]
@@ -446,10 +504,14 @@ def generate_day(config: WorkloadConfig) -> Workload:
             "transaction_status": _take(STATUSES, status_idx),
             "channel": _take(CHANNELS, channel[rows]),
             "country": _take(country_names, country[rows]),
-            "device_id": pc.binary_join_element_wise(_ids("d-", u, 8), pa.array(device_no[rows]).cast(pa.string()), "-"),
-            "ip": pc.binary_join_element_wise(*[pa.array(ip_octets[u, i]).cast(pa.string()) for i in range(4)], "."),
+            "device_id": pc.binary_join_element_wise(
+                pc.binary_join_element_wise(_ids("d-", u, 8), pa.array(device_no[rows]).cast(pa.string()), "-"),
+                device_note_array.take(pa.array(u)),
+                "",
+            ),
+            "ip": ip_text.take(pa.array(u)),
             "updated_at": _iso(upd),
-            "pan": pa.array(pans[u]).cast(pa.string()),
+            "pan": pan_text_array.take(pa.array(u)),
             "cvv": pa.array(cvv[u]).cast(pa.string()),
             "expiry": pc.binary_join_element_wise(
                 pc.utf8_lpad(pa.array(exp_month[u]).cast(pa.string()), 2, "0"), pa.array(exp_year[u]).cast(pa.string()), "/"
@@ -490,22 +552,32 @@ def generate_day(config: WorkloadConfig) -> Workload:
     bad_gateway = gateway[bad_rows].copy()
     unparseable = bad_reason == MALFORMED_CLASSES.index(Reason.UNPARSEABLE)
     bad_gateway[unparseable] = rng.integers(0, 2, size=int(unparseable.sum()))  # text formats only
+    # ... alternately JSON lines and CSV, so two lines show both shapes (the draw stays: same stream).
+    bad_gateway[unparseable] = np.arange(int(unparseable.sum())) % 2
     bad_py = {name: bad[name].to_pylist() for name in RAW_TRANSACTION_FIELDS}
     raw_text: list[str | None] = [None] * n_bad
     for i, reason_no in enumerate(bad_reason):  # a few thousand at most: plain Python is fine here
         reason = MALFORMED_CLASSES[reason_no]
         record = {name: bad_py[name][i] for name in RAW_TRANSACTION_FIELDS}
+        digits_only = record["pan"].replace(" ", "").replace("-", "")
         if reason == Reason.UNPARSEABLE:
+            pan = card_text(digits_only, 1 + i % 3)  # grouped by spaces, dashes or both
             if GATEWAYS[bad_gateway[i]] == "gateway_a":
-                raw_text[i] = json.dumps(record, separators=(",", ":"))[: -(10 + i % 20)]  # truncated JSON
+                # the CVV under another name; the cut (10-29 characters) may fall inside the CVV or expiry
+                renamed = {("pan" if k == "pan" else _CVV_KEYS[i % 4] if k == "cvv" else k): v for k, v in record.items()}
+                renamed["pan"] = pan
+                raw_text[i] = json.dumps(renamed, separators=(",", ":"))[: -(10 + i % 20)]  # truncated JSON
             else:
+                cvv_text = (f'"{record["cvv"]}"', f"cvv={record['cvv']}", record["cvv"])[i % 3]
                 raw_text[i] = ",".join(
-                    [record["transaction_id"], record["user_id"], record["pan"], "<garbled>"]
+                    [record["transaction_id"], record["user_id"], pan, cvv_text, record["expiry"], record["ip"], "<garbled>"]
                 )  # too few columns
         elif reason == Reason.MISSING_REQUIRED_FIELD:
             bad_py[("user_id", "merchant_id", "amount", "currency")[i % 4]][i] = None
+            bad_py["device_id"][i] = f"{bad_py['device_id'][i].split(' ')[0]} card {card_text(digits_only, 2 - i % 2)}"
         elif reason == Reason.NON_POSITIVE_AMOUNT:
             bad_py["amount"][i] = ("0.00", "-12.50")[i % 2]
+            bad_py["pan"][i] = card_text(digits_only, 3)
         elif reason == Reason.UNKNOWN_CURRENCY:
             bad_py["currency"][i] = ("XYZ", "US$", "EURO")[i % 3]
         elif reason == Reason.INVALID_TIMESTAMP:
@@ -727,6 +799,24 @@ def generate_day(config: WorkloadConfig) -> Workload:
     del fx_rng
     fx_rates = pa.table({"rate_date": fx_dates, "currency": fx_currencies, "rate_to_reporting": _fixed(np.array(fx_values), 8)})
 
+    # -- unparseable side-source lines holding card data (batch drops only) -------------------------
+    side_pan = pan_digits[1]
+    side_raw_lines = {
+        "fraud_scores": [
+            json.dumps(
+                {
+                    "model_version": MODEL_VERSIONS[0],
+                    "transaction_id": f"tx-{day_tag}-s000000",
+                    "fraud_score": "0.5000",
+                    "explanations": f"analyst note: card {card_text(side_pan, 1)}, cvv: {cvv[1]}",
+                    "inference_time": _iso(np.array([day0_ms + 3_600_000])).to_pylist()[0],
+                },
+                separators=(",", ":"),
+            )[:-12]  # cut inside inference_time: not a JSON object
+        ],
+        "settlements": [f'STMT-BANK-{day_tag},ln-{day_tag}-s000000,BANK,"card {card_text(side_pan, 2)} cvv={cvv[1]}"'],
+    }
+
     # -- ground truth ------------------------------------------------------------------------------
     def ids(rows) -> list[str]:
         return _ids(f"tx-{day_tag}-", txn_no[np.asarray(rows, np.int64)], 9).to_pylist()
@@ -759,6 +849,22 @@ def generate_day(config: WorkloadConfig) -> Workload:
             "duplicates": duplicates,
             "quarantined_by_reason": quarantined_by_reason,
             "read_by_source": records_by_source,
+            # unparseable lines per side source: quarantined by the job that reads the source
+            # (fraud_scores: batch index; settlements: aggregate and business indexes)
+            "side_source_unparseable_lines": {source: len(lines) for source, lines in sorted(side_raw_lines.items())},
+        },
+        "card_data_variants": {
+            "users_by_pan_style": {
+                CARD_TEXT_STYLES[s]: int(np.isin(user_slot, [k for k, v in _PAN_STYLE_SLOT.items() if v == s]).sum())
+                for s in sorted(set(_PAN_STYLE_SLOT.values()))
+            },
+            "users_with_a_card_number_in_device_id": int(np.isin(user_slot, _DEVICE_PAN_SLOTS).sum()),
+            "users_by_ipv6_form": {
+                form: int(np.isin(user_slot, [k for k, v in _IPV6_SLOTS.items() if v == form]).sum())
+                for form in sorted(set(_IPV6_SLOTS.values()))
+            },
+            "unparseable_lines_with_grouped_card_numbers": int(unparseable.sum()),
+            "side_source_lines_with_card_numbers": {source: len(lines) for source, lines in sorted(side_raw_lines.items())},
         },
         "duplicates": {
             "extra_copies_by_id": dict(sorted(extra_copies.items())),
@@ -836,5 +942,16 @@ def generate_day(config: WorkloadConfig) -> Workload:
     if duplicates + n + n_bad != records.num_rows:
         raise AssertionError("generator bookkeeping: records do not add up")
     return Workload(
-        config, records, order, fraud_scores, settlements, merchants, users, policies, fx_rates, truth, reconciliation_truth
+        config,
+        records,
+        order,
+        fraud_scores,
+        settlements,
+        merchants,
+        users,
+        policies,
+        fx_rates,
+        truth,
+        reconciliation_truth,
+        side_raw_lines,
     )

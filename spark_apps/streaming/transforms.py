@@ -42,7 +42,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_apps.enrichment import POLICY_FLAGS, with_fx_rates, with_merchant_risk_levels, with_policy, with_policy_flags
 from spark_apps.fraud_rules import FraudRules, card_key_col, with_risk, with_rule_flags
-from spark_apps.masking import mask_payload_text_col, with_masked_card_fields
+from spark_apps.masking import mask_card_numbers_col, mask_payload_text_col, with_masked_card_fields
 from spark_apps.schemas import (
     FRAUD_ALERT_SCHEMA,
     FRAUD_MODEL_OUTPUT_SCHEMA,
@@ -237,7 +237,9 @@ def transaction_dead_letter_col(late_bound_seconds: int, max_clock_skew_seconds:
         "source_name": F.col("source_name"),
         "source_format": F.col("source_format"),
         "source_location": F.col("source_location"),
-        "transaction_id": F.when(is_late, F.trim(text_id)).when(F.length(text_id) <= MAX_FIELD_LENGTH, text_id),
+        "transaction_id": mask_card_numbers_col(
+            F.when(is_late, F.trim(text_id)).when(F.length(text_id) <= MAX_FIELD_LENGTH, text_id)
+        ),
         "payload_masked": payload_masked_col(),
         "run_id": F.lit("stream"),
         "quarantined_at": batch_time_placeholder_col(),  # the writer sets the micro-batch's time
@@ -276,7 +278,9 @@ def signal_rows(kafka_df: DataFrame) -> DataFrame:
         "source_name": F.lit("kafka"),
         "source_format": F.lit("kafka"),
         "source_location": F.col("source_location"),
-        "transaction_id": F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"]),
+        "transaction_id": mask_card_numbers_col(
+            F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"])
+        ),
         "payload_masked": mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))),
         "run_id": F.lit("stream"),
         "quarantined_at": batch_time_placeholder_col(),

@@ -18,7 +18,7 @@ from tests.batch.pii_scan import scan_tree
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 DATE = "2026-11-21"
-KEY = b"test-only-pan-token-key"
+KEY = b"test-only-pan-token-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,11 @@ def test_counts_match_the_ground_truth_and_conserve(day):
     for name in ("read", "indexed", "quarantined", "duplicates", "quarantined_by_reason", "read_by_source"):
         assert counts[name] == expected[name], name
     assert counts["read"] == counts["indexed"] + counts["quarantined"] + counts["duplicates"]
-    assert day["first"]["conserved"] is True and counts["side_sources_quarantined"] == {}
+    assert day["first"]["conserved"] is True
+    # The unparseable line of the fraud-scores drop (it holds a grouped card number); the job does not
+    # read settlements (the aggregate and business index jobs do).
+    assert expected["side_source_unparseable_lines"] == {"fraud_scores": 1, "settlements": 1}
+    assert counts["side_sources_quarantined"] == {"fraud_scores": 1}
 
 
 def test_written_versions_have_the_exact_schemas_and_manifests(spark, day):
@@ -69,7 +73,7 @@ def test_quarantine_holds_exactly_the_malformed_records(spark, day):
     quarantine = spark.read.parquet(day["first"]["quarantine_location"])
     by_reason = day["truth"]["malformed"]["by_reason"]
     for reason, ids in by_reason.items():
-        rows = quarantine.filter(F.col("reason_code") == reason).collect()
+        rows = quarantine.filter((F.col("reason_code") == reason) & F.col("source_name").startswith("gateway_")).collect()
         assert len(rows) == len(ids), reason
         if reason != Reason.UNPARSEABLE:  # unparseable lines have no trustworthy id
             assert sorted(r.transaction_id for r in rows) == sorted(ids)
@@ -124,10 +128,18 @@ def test_no_written_file_holds_card_data_in_clear(day, tmp_path):
     q_findings, q_scanned = scan_tree(Path(day["quarantine_uri"]))
     assert scanned > 2 and q_scanned > 2
     assert findings + q_findings == []
-    # The scanner itself catches a planted card number and CVV (so an empty result means something).
+    # The generated drops hold card numbers in every shape (grouped in pan fields, typed into
+    # device_id, in unparseable lines and side-source lines): the same scanner finds them there.
+    in_raw, _ = scan_tree(Path(day["raw_uri"]), exclude=("_ground_truth/",))
+    variants = day["truth"]["card_data_variants"]
+    assert variants["users_with_a_card_number_in_device_id"] > 0 and variants["unparseable_lines_with_grouped_card_numbers"] > 0
+    for source in ("gateway_a", "gateway_b", "gateway_c", "fraud_scores", "settlements"):
+        assert any(f"/{source}/" in f and "Luhn-valid" in f for f in in_raw), source
+    # The scanner itself catches a planted card number (plain or grouped) and CVV.
     (tmp_path / "planted.json").write_text('{"pan": "4111111111111111", "cvv": "123"}')
+    (tmp_path / "planted.csv").write_text('t1,"4111 1111-1111 1111",cvv=123\n')
     planted, _ = scan_tree(tmp_path)
-    assert len(planted) == 2
+    assert len(planted) == 4
 
 
 def test_command_line_arguments():

@@ -41,7 +41,7 @@ def day(spark, tmp_path_factory):
     raw, index, quarantine, metrics = (str(root / name) for name in ("raw", "indexes", "quarantine", "metrics"))
     workload = generate_day(WorkloadConfig(date=DATE, transactions=1000, seed=11))
     write_ground_truth(workload, raw, write_drops(workload, raw))
-    batch = run_batch_index(spark, DATE, "batch-1", raw, index, quarantine, b"test-only-pan-token-key", load_rules())
+    batch = run_batch_index(spark, DATE, "batch-1", raw, index, quarantine, b"test-only-pan-token-key-0123456789", load_rules())
     aggregate = run_aggregate_index(spark, DATE, "agg-1", index, raw, batch["index_location"], None, [], 120)
     config = replace(load_index_config(), ml_feedback={"label_maturity_days": 0})
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -150,3 +150,20 @@ def test_aggregate_keeps_every_transaction_once_and_audits_first_values(day):
     assert audit["transaction_status"] == aggregate["rows"]  # every transaction is new: its first status is logged
     unscored = day["truth"]["fraud_scores"]["unscored_ids_count"]
     assert audit["fraud_score"] == aggregate["rows"] - unscored
+
+
+def test_no_output_of_the_generated_day_holds_card_data_in_clear(day):
+    """The tests' one scanner over every table the jobs wrote for the day (batch index, quarantine,
+    aggregate index, audit trail, every business index, metrics, manifests): no card number in any
+    shape, no CVV. The raw drops it skips hold card numbers grouped by spaces and dashes, in
+    device_id and in unparseable transaction and side-source lines, so the outputs had them to lose."""
+    from tests.batch.pii_scan import scan_tree
+
+    root = Path(day["raw"]).parent
+    findings, scanned = scan_tree(root, exclude=("raw/",))
+    assert scanned >= 2 * len(day["manifests"]) and findings == []
+    in_raw, _ = scan_tree(Path(day["raw"]), exclude=("_ground_truth/",))
+    assert sum("Luhn-valid" in f for f in in_raw) > 1000
+    # The settlements drop's unparseable line (a grouped card number and a CVV) was read and rejected.
+    assert day["truth"]["expected_counts"]["side_source_unparseable_lines"]["settlements"] == 1
+    assert day["manifests"]["aggregate_index"]["counts"]["input_rows"]["statement_lines_rejected"] == 1

@@ -54,7 +54,7 @@ def job_env(local_dir: Path, port: int, **extra: str) -> dict[str, str]:
         PAYMENTS_PROFILE="local",
         PAYMENTS_LOCAL_DIR=str(local_dir),
         PAYMENTS_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
-        PAYMENTS_PAN_TOKEN_KEY="test-only-pan-token-key",
+        PAYMENTS_PAN_TOKEN_KEY="test-only-pan-token-key-0123456789",
         **extra,
     )
     return env

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from payments_platform.pipeline import BUSINESS_INDEXES
+from tests.batch.pii_scan import kafka_segment_records, scan_tree
 from tests.main_job.test_main_job import ROOT, SCRIPT, free_port, job_env, port_is_free
 
 EVERY_TABLE = {"batch_index", "quarantine", "aggregate_index", "audit_trail", *BUSINESS_INDEXES}
@@ -56,3 +57,23 @@ def test_the_main_job_at_a_small_size_matches_the_ground_truth_and_publishes_eve
     assert f"file://{tmp_path / 'dashboard.html'}" in result.stdout
     assert port_is_free(port), "the broker was stopped"
     assert "stop the streaming app (payments_stream_supervisor, action=stop): ok" in result.stdout
+
+    # Card data (issue 22): the tests' one scanner over everything the run left, except the raw drops
+    # and the input topic, which hold card numbers by design: every index and quarantine version,
+    # stream index, checkpoints (offsets, commits, state changelogs), metrics, the catalog, the
+    # dashboard, task, stream and broker logs, the on-call log, the Airflow database, and both output
+    # topics as the broker stored them (record batches decoded by the scanner).
+    findings, scanned = scan_tree(tmp_path, exclude=("lake/raw/", "kafka/data/logs/payments.transactions-"))
+    assert scanned > 100 and findings == [], findings[:20]
+    outputs = [
+        path
+        for topic in ("payments.fraud-alerts", "payments.dead-letter")
+        for path in sorted((tmp_path / "kafka" / "data" / "logs").glob(f"{topic}-*/*.log"))
+    ]
+    decoded = b"".join(batch for path in outputs for batch in kafka_segment_records(path.read_bytes()))
+    assert decoded.count(b'"reason_code":"unparseable"') >= 1 and decoded.count(b"[pan ****") >= 1, "topics were read"
+    # The excluded inputs do hold card numbers in every shape the masking must catch.
+    in_raw, _ = scan_tree(tmp_path / "lake" / "raw", exclude=("_ground_truth/",))
+    assert {"gateway_a", "gateway_b", "gateway_c", "fraud_scores", "settlements"} <= {
+        f.split("/lake/raw/")[1].split("/")[0] for f in in_raw if "Luhn-valid" in f
+    }

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from spark_apps.jobs.stream_index import StreamJobOptions, start_stream_index
 from spark_apps.streaming.transforms import StreamSettings
 
-PAN_KEY = b"test-only-pan-token-key"
+PAN_KEY = b"test-only-pan-token-key-0123456789"
 
 
 def txn(

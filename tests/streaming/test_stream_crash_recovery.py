@@ -42,7 +42,7 @@ def start_job(command: list[str], log_path: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
-        "PAYMENTS_PAN_TOKEN_KEY": "test-only-pan-token-key",
+        "PAYMENTS_PAN_TOKEN_KEY": "test-only-pan-token-key-0123456789",
     }
     with open(log_path, "ab") as log:
         return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

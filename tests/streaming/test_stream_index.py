@@ -186,6 +186,7 @@ def test_events_in_index_rows_alerts_and_dead_letters_out(spark, kafka_broker, k
         "pan": "****1111",
         "cvv": "***",
         "expiry": "12/**",
+        "ip": "10.1.2.0/24",  # reduced as in the index
     }
     payloads = " ".join(m["value"]["payload_masked"] for m in dead)
     assert "4111111111111111" not in payloads and '"cvv":"123"' not in payloads and "[pan ****1111]" in payloads
