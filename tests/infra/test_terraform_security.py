@@ -449,9 +449,12 @@ def test_the_pan_token_key_never_enters_terraform_state():
     secrets = tm.MODULES_ROOT / "secrets"
     version = tm.block(secrets, "aws_secretsmanager_secret_version", "pan_token_key").body
     assert "secret_string" not in version and "secret_binary" not in version
+    # The key carries its version (spark_apps.secrets reads `v<N>:<key>`; a bare key would be v1 forever).
     assert (
-        tm.expression(version["secret_string_wo"]) == "ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password"
+        tm.expression(version["secret_string_wo"])
+        == "v${var.pan_token_key_version}:${ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password}"
     )
+    assert tm.expression(version["secret_string_wo_version"]) == "var.pan_token_key_version"
     secret = tm.block(secrets, "aws_secretsmanager_secret", "pan_token_key").body
     assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
 

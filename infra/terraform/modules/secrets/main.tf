@@ -24,9 +24,12 @@ ephemeral "aws_secretsmanager_random_password" "pan_token_key" {
   exclude_punctuation = true
 }
 
+# Written as `v<version>:<key>` (spark_apps/secrets.py): the tokens it makes say which key made
+# them. A rotation keeps the old key for a while as a keyring written by hand (docs/security.md);
+# Terraform never holds a key, so it cannot write that keyring itself.
 resource "aws_secretsmanager_secret_version" "pan_token_key" {
   secret_id                = aws_secretsmanager_secret.pan_token_key.id
-  secret_string_wo         = ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password
+  secret_string_wo         = "v${var.pan_token_key_version}:${ephemeral.aws_secretsmanager_random_password.pan_token_key.random_password}"
   secret_string_wo_version = var.pan_token_key_version
 }
 

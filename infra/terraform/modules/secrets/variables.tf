@@ -5,9 +5,14 @@ variable "pan_token_secret_name" {
 }
 
 variable "pan_token_key_version" {
-  description = "Bump to replace the key with a new random value. Replacing it changes every card token: plan a re-tokenization first (docs/infrastructure.md)."
+  description = "Version of the generated key, written as v<version>:<key>. Bumping it replaces the key (every new card token changes): follow the rotation of docs/security.md first."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.pan_token_key_version >= 1 && floor(var.pan_token_key_version) == var.pan_token_key_version
+    error_message = "pan_token_key_version is a whole number >= 1 (tokens read tok_v<version>_...)."
+  }
 }
 
 variable "airflow_connections_prefix" {
