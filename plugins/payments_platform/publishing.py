@@ -14,6 +14,12 @@ search; any earlier kept version can be named explicitly.
 Both are idempotent: publishing the location a partition already points to changes
 nothing.
 
+A stage's tables are published together or not at all (:func:`publish_together`): every
+version must be verified before any partition moves, and when publishing one table fails
+the tables published before it (and the failed one, if it got half way) are restored to
+exactly the partitions they had (location, run ids, previous pointers; on S3 the superseded
+tags as well), or the partition is removed again when the table had none for the day.
+
 Retention (``lake.retention_days``): a version the partition was repointed away from is
 *superseded*; it is kept for time travel and rollback, then removed.
 
@@ -87,7 +93,13 @@ def require_verified(location: str, aws_conn_id: str | None = None) -> dict[str,
 
 
 class Publisher(Protocol):
+    aws_conn_id: str | None
+
     def current(self, table: str, dt: str) -> dict[str, Any] | None: ...
+
+    def snapshot(self, table: str, dt: str) -> Any: ...
+
+    def restore(self, table: str, dt: str, snapshot: Any) -> None: ...
 
     def publish(self, table: str, dt: str, location: str) -> Publication: ...
 
@@ -206,10 +218,41 @@ class EmbeddedPublisher(_BasePublisher):
             con.execute("COMMIT")
         return Publication(table, dt, location, run_id, previous_location, previous_run_id, True, now)
 
+    _COLUMNS = ("table_name", "dt", "location", "run_id", "previous_location", "previous_run_id", "published_at")
+
+    def snapshot(self, table: str, dt: str) -> tuple[Any, ...] | None:
+        """The partition's catalog row as it is (None: no partition), for :meth:`restore`."""
+        with self._connect() as con:
+            return con.execute(
+                f"SELECT {', '.join(self._COLUMNS)} FROM main.catalog_partitions WHERE table_name = ? AND dt = ?", [table, dt]
+            ).fetchone()
+
+    def restore(self, table: str, dt: str, snapshot: tuple[Any, ...] | None) -> None:
+        """Put the partition back exactly as :meth:`snapshot` found it (removed if there was none)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._connect() as con:
+            con.execute("BEGIN")
+            row = con.execute(
+                "SELECT location FROM main.catalog_partitions WHERE table_name = ? AND dt = ?", [table, dt]
+            ).fetchone()
+            con.execute("DELETE FROM main.catalog_partitions WHERE table_name = ? AND dt = ?", [table, dt])
+            if snapshot is not None:
+                con.execute("INSERT INTO main.catalog_partitions VALUES (?, ?, ?, ?, ?, ?, ?)", list(snapshot))
+            # The history records the rollback too (location NULL: the partition was removed).
+            con.execute(
+                "INSERT INTO main.catalog_history VALUES (?, ?, ?, ?, ?, ?)",
+                [table, dt, snapshot[2] if snapshot else None, snapshot[3] if snapshot else None, row[0] if row else None, now],
+            )
+            self._refresh_view(con, table)
+            con.execute("COMMIT")
+
     def _refresh_view(self, con, table: str) -> None:
         rows = con.execute(
             "SELECT dt, location FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
         ).fetchall()
+        if not rows:
+            con.execute(f"DROP VIEW IF EXISTS {self.database}.{table}")
+            return
         selects = [
             f"SELECT *, '{dt}' AS dt FROM read_parquet('{location}/*.parquet', hive_partitioning = false)"
             for dt, location in rows
@@ -330,6 +373,34 @@ class GluePublisher(_BasePublisher):
             log.info("%s %d object(s) of %s", "tagged" if superseded else "untagged", len(changed), location)
         return changed
 
+    def snapshot(self, table: str, dt: str) -> dict[str, Any] | None:
+        """The Glue partition as it is (None: no partition), for :meth:`restore`."""
+        return self._get_partition(table, dt)
+
+    def restore(self, table: str, dt: str, snapshot: dict[str, Any] | None) -> None:
+        """Put the partition back exactly as :meth:`snapshot` found it (deleted if there was none),
+        moving the superseded tag as a publish would: off the restored version before the switch,
+        onto the version left behind after it."""
+        current = self._get_partition(table, dt)
+        restored_location = snapshot["StorageDescriptor"]["Location"].rstrip("/") if snapshot else None
+        left_location = current["StorageDescriptor"]["Location"].rstrip("/") if current else None
+        if restored_location and restored_location != left_location:
+            self._set_superseded(restored_location, False)
+        client = self.hook.get_conn()
+        if snapshot is None:
+            if current is not None:
+                client.delete_partition(DatabaseName=self.database, TableName=table, PartitionValues=[dt])
+        else:
+            partition_input = {key: snapshot[key] for key in ("Values", "StorageDescriptor", "Parameters") if key in snapshot}
+            if current is None:
+                client.create_partition(DatabaseName=self.database, TableName=table, PartitionInput=partition_input)
+            else:
+                client.update_partition(
+                    DatabaseName=self.database, TableName=table, PartitionValueList=[dt], PartitionInput=partition_input
+                )
+        if left_location and left_location != restored_location:
+            self._set_superseded(left_location, True)
+
     def mark_superseded(self, location: str) -> list[str]:
         """Tag a version's objects for expiry (a superseded or rejected version)."""
         return self._set_superseded(location, True)
@@ -385,6 +456,43 @@ class GluePublisher(_BasePublisher):
             True,
             now,
         )
+
+
+def publish_together(publisher: Publisher, dt: str, versions: list[tuple[str, str]]) -> list[Publication]:
+    """Publish every ``(table, location)`` of a stage for ``dt``, or none of them.
+
+    Every version is checked (:func:`require_verified`) before any partition moves. When one
+    table's publish fails, each table touched so far (the failed one included: it may have got
+    half way) is restored to the partition it had before, and :class:`PublishError` names what
+    failed; if a restore fails as well, the error says which partitions need a hand (runbook).
+    """
+    for _, location in versions:
+        require_verified(location, publisher.aws_conn_id)
+    snapshots = [(table, publisher.snapshot(table, dt)) for table, _ in versions]
+    published: list[Publication] = []
+    for table, location in versions:
+        try:
+            published.append(publisher.publish(table, dt, location))
+        except Exception as exc:
+            touched = snapshots[: len(published) + 1]
+            stuck = []
+            for restored_table, snapshot in reversed(touched):
+                try:
+                    publisher.restore(restored_table, dt, snapshot)
+                except Exception as restore_exc:  # keep restoring the others
+                    log.exception("could not restore %s dt=%s", restored_table, dt)
+                    stuck.append(f"{restored_table} ({type(restore_exc).__name__}: {restore_exc})")
+            names = ", ".join(name for name, _ in touched)
+            if stuck:
+                raise PublishError(
+                    f"publishing {table} dt={dt} failed ({type(exc).__name__}: {exc}) and restoring the stage's "
+                    f"partitions failed for {', '.join(stuck)}: repoint them by hand (docs/runbook.md#rolling-back-a-partition)"
+                ) from exc
+            raise PublishError(
+                f"publishing {table} dt={dt} failed ({type(exc).__name__}: {exc}); nothing of the stage is published: "
+                f"{names} restored to their previous partitions"
+            ) from exc
+    return published
 
 
 def get_publisher(profile: Profile | None = None) -> Publisher:

@@ -179,3 +179,87 @@ def test_rollback_to_a_named_quarantine_version_looks_in_the_quarantine_root(lak
     publisher.publish("quarantine", dt, q1)
     publisher.publish("quarantine", dt, q2)
     assert publisher.rollback("quarantine", dt, run_id="q1").location == q1
+
+
+# --- a stage's tables: all or nothing -------------------------------------------------------------
+
+STAGE_DAY = "2026-11-21"
+
+
+def stage_table(root: Path, table: str, run_id: str, ids: list[str], readable: bool = True) -> str:
+    """A verified version of ``table``; ``readable=False`` leaves a damaged Parquet file (the catalog
+    view over it cannot be created: the publish fails after the gate passed)."""
+    location = lake_io.version_location(str(root), table, STAGE_DAY, run_id)
+    Path(location).mkdir(parents=True)
+    if readable:
+        pq.write_table(pa.table({"transaction_id": ids}), f"{location}/part-0.parquet")
+    else:
+        Path(location, "part-0.parquet").write_bytes(b"PAR1 truncated upload PAR1")
+    lake_io.write_json(f"{location}/_quality.json", {"passed": True, "checks_failed": []})
+    return location
+
+
+def catalog_state(publisher) -> dict[str, object]:
+    """Everything a reader sees: each partition's full catalog row and each view's rows."""
+    state: dict[str, object] = {table: publisher.snapshot(table, STAGE_DAY) for table in ("batch_index", "quarantine")}
+    with duckdb.connect(publisher.path, read_only=True) as con:
+        views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'payments'").fetchall()}
+        for table in sorted(views):
+            state[f"view:{table}"] = con.execute(f"SELECT * FROM payments.{table} ORDER BY ALL").fetchall()
+    return state
+
+
+@pytest.fixture
+def stage_publisher(tmp_path):
+    return EmbeddedPublisher(
+        str(tmp_path / "catalog.duckdb"), "payments", str(tmp_path / "indexes"), str(tmp_path / "quarantine")
+    )
+
+
+def test_when_the_second_table_fails_the_first_is_rolled_back_and_both_partitions_are_unchanged(stage_publisher, tmp_path):
+    from payments_platform.publishing import publish_together
+
+    indexes, quarantine = tmp_path / "indexes", tmp_path / "quarantine"
+    yesterday_run = [
+        ("batch_index", stage_table(indexes, "batch_index", "v1", ["t1", "t2"])),
+        ("quarantine", stage_table(quarantine, "quarantine", "v1", ["q1"])),
+    ]
+    assert [p.changed for p in publish_together(stage_publisher, STAGE_DAY, yesterday_run)] == [True, True]
+    before = catalog_state(stage_publisher)
+    assert before["batch_index"][2].endswith("run=v1") and before["view:batch_index"] == [("t1", STAGE_DAY), ("t2", STAGE_DAY)]
+
+    rerun = [
+        ("batch_index", stage_table(indexes, "batch_index", "v2", ["t1", "t2", "t3"])),
+        ("quarantine", stage_table(quarantine, "quarantine", "v2", [], readable=False)),
+    ]
+    with pytest.raises(
+        PublishError, match=r"(?s)publishing quarantine dt=2026-11-21 failed .*batch_index, quarantine restored to their previous"
+    ):
+        publish_together(stage_publisher, STAGE_DAY, rerun)
+
+    assert catalog_state(stage_publisher) == before, "both partitions (and what readers see) as before the rerun"
+    assert stage_publisher.current("batch_index", STAGE_DAY)["previous_location"] is None, "not even the previous pointer moved"
+
+
+def test_a_first_publication_that_fails_half_way_leaves_no_partition(stage_publisher, tmp_path):
+    from payments_platform.publishing import publish_together
+
+    versions = [
+        ("batch_index", stage_table(tmp_path / "indexes", "batch_index", "v1", ["t1"])),
+        ("quarantine", stage_table(tmp_path / "quarantine", "quarantine", "v1", [], readable=False)),
+    ]
+    with pytest.raises(PublishError, match="nothing of the stage is published"):
+        publish_together(stage_publisher, STAGE_DAY, versions)
+    assert stage_publisher.current("batch_index", STAGE_DAY) is None and stage_publisher.current("quarantine", STAGE_DAY) is None
+    assert "view:batch_index" not in catalog_state(stage_publisher), "no view over a table with no partition"
+
+
+def test_an_unverified_version_stops_the_stage_before_anything_moves(stage_publisher, tmp_path):
+    from payments_platform.publishing import publish_together
+
+    batch = stage_table(tmp_path / "indexes", "batch_index", "v1", ["t1"])
+    unverified = stage_table(tmp_path / "quarantine", "quarantine", "v1", ["q1"])
+    Path(unverified, "_quality.json").unlink()
+    with pytest.raises(PublishError, match="has not been verified"):
+        publish_together(stage_publisher, STAGE_DAY, [("batch_index", batch), ("quarantine", unverified)])
+    assert stage_publisher.current("batch_index", STAGE_DAY) is None
