@@ -44,6 +44,7 @@ def batch_index_job(profile: Profile) -> SparkJob:
     return SparkJob(
         name="batch-index",
         entrypoint="batch_index.py",
+        role="ingest",  # reads the raw drops (card data) and the PAN token key
         arguments=[
             "--date", DT,
             "--run-id", VERSION,

@@ -55,6 +55,12 @@ class LakeConfig(_Section):
     metrics_uri: NonEmpty
     artifacts_uri: NonEmpty
     retention_days: int = Field(ge=1)
+    # Days raw drops are kept (card data: Terraform's lake variable raw_retention_days, default 7):
+    # a day older than this cannot be rebuilt from raw. None: never expired (the local lake).
+    raw_retention_days: int | None = Field(default=7, ge=1)
+
+
+JobRole = Literal["ingest", "transform"]
 
 
 class SparkConfig(_Section):
@@ -62,7 +68,11 @@ class SparkConfig(_Section):
     release_label: NonEmpty
     master: str | None = None
     virtual_cluster_id: str | None = None
-    execution_role_arn: str | None = None
+    # EMR on EKS job execution roles by job family (Terraform module compute): "ingest" runs the
+    # batch and stream jobs (raw drops, the PAN token key, MSK), "transform" every other job
+    # (no card data). A SparkJob names its family (spark_jobs.SparkJob.role).
+    ingest_role_arn: str | None = None
+    transform_role_arn: str | None = None
     entrypoint_uri: NonEmpty
     py_files_uri: str | None = None
     image_uri: str | None = None
@@ -76,16 +86,23 @@ class SparkConfig(_Section):
     # per operator, every micro-batch); on EMR enough for the executors' cores.
     stream_state_partitions: int = Field(default=1, ge=1)
     stream_max_attempts: int = Field(default=5, ge=1)
+    # Where the stream job publishes its per-batch metrics besides the lake (the supervisor passes
+    # it as --publish-metrics): CloudWatch on AWS, for the on-call alarms (Terraform module alerting).
+    stream_metrics: Literal["none", "cloudwatch"] = "none"
 
     @model_validator(mode="after")
     def _launcher_needs(self) -> SparkConfig:
         if self.launcher == "local" and not self.master:
             raise ValueError("launcher 'local' needs 'master' (for example local[2])")
         if self.launcher == "emr_on_eks":
-            for key in ("virtual_cluster_id", "execution_role_arn", "py_files_uri", "log_uri"):
+            for key in ("virtual_cluster_id", "ingest_role_arn", "transform_role_arn", "py_files_uri", "log_uri"):
                 if not getattr(self, key):
                     raise ValueError(f"launcher 'emr_on_eks' needs '{key}'")
         return self
+
+    def role_arn(self, role: JobRole) -> str | None:
+        """The execution role of a job of family ``role`` (None on this machine)."""
+        return self.ingest_role_arn if role == "ingest" else self.transform_role_arn
 
 
 class TopicSettings(_Section):
@@ -162,11 +179,19 @@ class NotifierConfig(_Section):
         return self
 
 
+class PoolConfig(_Section):
+    slots: int = Field(ge=1)
+    description: NonEmpty
+
+
 class OrchestrationConfig(_Section):
     """How Airflow retries tasks here: minutes on AWS, seconds on a laptop."""
 
     retry_delay_seconds: int = Field(ge=1)
     sensor_poke_seconds: int = Field(ge=1)
+    # The Airflow pools the DAGs use, as the deploy creates them (scripts/deploy.py, MWAA's
+    # InvokeRestApi). Locally airflow_settings.yaml creates them (scripts/setup.sh).
+    pools: dict[str, PoolConfig] = Field(default_factory=dict)
 
 
 class ValidationConfig(_Section):

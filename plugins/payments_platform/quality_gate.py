@@ -4,9 +4,17 @@ The same Soda contract files (``include/contracts/<table>.yaml``) verify the sta
 version under both profiles: DuckDB over the version's Parquet files locally, a Spark
 job (``spark_apps/jobs/quality_gate.py``, Soda's Spark DataFrame source) on EMR on EKS.
 
-The result is written next to the data as ``_quality.json``; the publisher refuses any
-version without a passing result. A failed gate leaves the version quarantined (staged,
-never visible), pages on-call naming the failed checks and fails the task without retry.
+Only the orchestrator writes the control file ``_quality.json`` next to the data; the
+publisher refuses any version without a passing one. On EMR on EKS the gate job may not
+write it (every job role is denied ``*/_quality.json`` in Terraform: a job never vouches for
+its own output): the job writes its result to ``<version>/_quality_result/<token>.json``
+(:func:`gate_result_uri`, one file per try: the token is the try's EMR client token), and
+this task checks that result against the job run it submitted (same table and location, a
+pass only from a job run that ``COMPLETED``) before it writes ``_quality.json``. Locally the
+gate runs in this process and the task writes ``_quality.json`` directly.
+
+A failed gate leaves the version quarantined (staged, never visible), pages on-call naming
+the failed checks and fails the task without retry.
 Under ``aws`` the rejected version's objects are also tagged for the lake's lifecycle rule
 (``publishing.SUPERSEDED_TAG``), so it expires ``lake.retention_days`` after it was
 written; locally the daily DAG's retention step removes it after that time.
@@ -24,9 +32,55 @@ from payments_platform import lake_io
 from payments_platform.notifications import page_on_call
 from payments_platform.profiles import Profile, get_profile
 from payments_platform.publishing import QUALITY_RESULT_FILE, get_publisher
-from payments_platform.spark_jobs import SparkJob, client_request_token, emr_configuration_overrides, emr_job_driver
+from payments_platform.spark_jobs import (
+    EMR_TERMINAL_STATES,
+    SparkJob,
+    client_request_token,
+    emr_configuration_overrides,
+    emr_job_driver,
+    emr_job_name,
+)
 
 log = logging.getLogger(__name__)
+
+# Where the EMR gate job writes its result, under the version (a name no job role is denied).
+GATE_RESULTS_DIR = "_quality_result"
+GATE_POLL_SECONDS = 15
+
+
+class GateResultError(RuntimeError):
+    """The gate job's result is missing or does not belong to the job run that was submitted."""
+
+
+def gate_result_uri(location: str, token: str) -> str:
+    """Where the EMR gate job of one try writes its result (never ``_quality.json``)."""
+    return lake_io.join(location, GATE_RESULTS_DIR, f"{token}.json")
+
+
+def gate_job_role(table: str) -> str:
+    """The gate job's execution role: ``ingest`` for the quarantine table (its versions live in the
+    quarantine bucket, which only the ingest role may read), ``transform`` for every index."""
+    return "ingest" if table == "quarantine" else "transform"
+
+
+def checked_gate_result(
+    result: dict[str, Any] | None, table: str, location: str, state: str | None, result_uri: str
+) -> dict[str, Any]:
+    """The gate job's result, if it is the verdict of that job on that version; raises otherwise.
+
+    A pass counts only from a job run that ended ``COMPLETED`` (the job exits non-zero when the
+    contract failed or could not run, always after writing its result)."""
+    if result is None:
+        raise GateResultError(f"quality gate job ended {state} without writing {result_uri}")
+    if (result.get("table"), str(result.get("location", "")).rstrip("/")) != (table, location.rstrip("/")):
+        raise GateResultError(
+            f"{result_uri} is the result for {result.get('table')} at {result.get('location')}, not {table} at {location}"
+        )
+    if not isinstance(result.get("passed"), bool):
+        raise GateResultError(f"{result_uri} has no boolean 'passed'")
+    if result["passed"] and state != "COMPLETED":
+        raise GateResultError(f"{result_uri} says passed but its job run ended {state}")
+    return result
 
 
 def failed_check_names(result: dict[str, Any]) -> list[str]:
@@ -42,31 +96,41 @@ def _verify_locally(table: str, location: str, variables: dict[str, str], refere
 
 
 def _verify_on_emr(
-    table: str, location: str, references: dict[str, str], profile: Profile, token_parts: tuple[str, str, str, int]
+    table: str, location: str, references: dict[str, str], profile: Profile, token_parts: tuple[str, str, str, int, int]
 ) -> dict[str, Any]:
+    """Run the gate job of this try on EMR on EKS and return its checked result (see the module doc)."""
     from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
 
-    result_uri = lake_io.join(location, QUALITY_RESULT_FILE)
-    job = SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py")
+    token = client_request_token(*token_parts)
+    result_uri = gate_result_uri(location, token)
+    job = SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py", role=gate_job_role(table))
     arguments = ["--table", table, "--location", location, "--result-uri", result_uri]
+    arguments += ["--contracts-dir", profile.quality.contracts_dir]
     for name, reference in sorted(references.items()):
         arguments += ["--reference", f"{name}={reference}"]
     hook = EmrContainerHook(
         aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
     )
+    # A new try submits a new job under its own token and reads only its own result file: a retried
+    # gate never re-attaches to (or reads the verdict of) an earlier try's failed job.
     job_id = hook.submit_job(
-        job.name,
-        profile.spark.execution_role_arn,
+        emr_job_name(job.name, *token_parts[:4]),
+        profile.spark.role_arn(job.role),
         profile.spark.release_label,
         emr_job_driver(profile.spark, job, arguments),
         emr_configuration_overrides(profile.spark, job),
-        client_request_token(*token_parts),
+        token,
+        {"project": "payments-index", "job": job.name},
     )
-    state = hook.poll_query_status(job_id, poll_interval=15)
+    state = hook.poll_query_status(job_id, poll_interval=GATE_POLL_SECONDS)
+    if state not in EMR_TERMINAL_STATES:
+        raise GateResultError(f"quality gate job {job_id} is still {state}")
     result = lake_io.read_json(result_uri, profile.aws_conn_id)
-    if result is None:
-        raise RuntimeError(f"quality gate job {job_id} ended {state} without writing {result_uri}")
-    return result
+    return checked_gate_result(result, table, location, state, result_uri) | {
+        "job_run_id": job_id,
+        "job_run_state": state,
+        "result_uri": result_uri,
+    }
 
 
 def run_quality_gate(
@@ -86,11 +150,16 @@ def run_quality_gate(
     profile = profile or get_profile()
     if profile.quality.engine == "spark":
         ti = (context or {}).get("ti")
-        token_parts = (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1)) if ti else ("manual", dt, table, -1)
+        token_parts = (
+            (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), ti.try_number)
+            if ti
+            else ("manual", dt, table, -1, 1)
+        )
         result = _verify_on_emr(table, location, references or {}, profile, token_parts)
     else:
         result = _verify_locally(table, location, {"dt": dt}, references or {})
-        lake_io.write_json(lake_io.join(location, QUALITY_RESULT_FILE), result)
+    # The orchestrator, and only it, publishes the verdict next to the data (the publisher reads it).
+    lake_io.write_json(lake_io.join(location, QUALITY_RESULT_FILE), result, profile.aws_conn_id)
     if not result.get("passed"):
         names = failed_check_names(result)
         try:

@@ -4,9 +4,13 @@ A :class:`SparkJob` names an entrypoint under ``spark_apps/jobs`` and its argume
 :func:`spark_job_task` turns it into the operator the active profile asks for:
 
 * ``emr_on_eks`` -> :class:`PaymentsEmrContainerOperator` (the Amazon provider's
-  ``EmrContainerOperator``) with the release label, virtual cluster and execution role
-  from the profile, CloudWatch + S3 monitoring, deferrable, and a client request token
-  derived from DAG, run, task and map index so a retried task reattaches to its job;
+  ``EmrContainerOperator``) with the release label, virtual cluster and the execution role
+  of the job's family from the profile (``ingest`` for the batch and stream jobs, which read
+  raw drops and the PAN token key; ``transform`` for every other job), CloudWatch + S3
+  monitoring, deferrable, and a client request token derived from DAG, run, task, map index
+  and **try number**: every try (a retry, or a cleared and re-run task) submits a new job
+  and never re-attaches to an earlier try's (failed) job; an earlier try's job still
+  running (its worker died) is cancelled first, so two tries never write at once;
 * ``local`` -> :class:`LocalSparkSubmitOperator`: ``spark-submit`` on this machine with
   the same entrypoint, arguments and ``--conf`` pairs, its output streamed into the
   task log.
@@ -28,11 +32,13 @@ from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
 from airflow.providers.amazon.aws.operators.emr import EmrContainerOperator
 from airflow.sdk import BaseOperator
 
-from payments_platform.profiles import PROJECT_ROOT, Profile, SparkConfig, get_profile
+from payments_platform.profiles import PROJECT_ROOT, JobRole, Profile, SparkConfig, get_profile
 
 EMR_NAME_LIMIT = 64
 CLIENT_TOKEN_LIMIT = 64
 EMR_FAILED_STATES = frozenset({"FAILED", "CANCELLED", "CANCEL_PENDING"})
+EMR_ACTIVE_STATES = ("PENDING", "SUBMITTED", "RUNNING")
+EMR_TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
 class SparkJobFailed(RuntimeError):
@@ -45,6 +51,8 @@ class SparkJob:
 
     ``arguments`` may hold Jinja templates (rendered per task instance).
     ``streaming`` jobs get EMR's job retry policy (``spark.stream_max_attempts``).
+    ``role`` is the job's family on EMR (``spark.ingest_role_arn`` / ``transform_role_arn``):
+    only jobs that read raw drops or the PAN token key are ``ingest``.
     """
 
     name: str
@@ -52,6 +60,7 @@ class SparkJob:
     arguments: Sequence[str] = ()
     conf: Mapping[str, str] = field(default_factory=dict)
     streaming: bool = False
+    role: JobRole = "transform"
 
 
 def jvm_classpath_conf(spark: SparkConfig) -> dict[str, str]:
@@ -106,31 +115,56 @@ def emr_configuration_overrides(spark: SparkConfig, job: SparkJob) -> dict[str, 
     return overrides
 
 
-def client_request_token(dag_id: str, run_id: str, task_id: str, map_index: int, generation: int = 0) -> str:
-    """Idempotency token of one task's job: stable across retries of the same task.
+def task_instance_key(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """A short digest naming one task instance (all its tries)."""
+    return hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()
 
-    ``generation`` moves on only when the job under the previous token ended in failure,
-    so a retry reattaches to a running or finished job but never to a failed one.
+
+def client_request_token(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
+    """Idempotency token of one try of one task instance's job.
+
+    StartJobRun with a token EMR has seen returns that token's job: the same try asking twice
+    gets its own job back, and a new try (a retry, or the task cleared and run again, which
+    Airflow counts as a new try) gets a new job, never an earlier try's failed one.
     """
-    digest = hashlib.sha256(f"{dag_id}|{run_id}|{task_id}|{map_index}".encode()).hexdigest()
-    return f"{digest[:40]}-g{generation}"[:CLIENT_TOKEN_LIMIT]
+    return f"{task_instance_key(dag_id, run_id, task_id, map_index)[:48]}-t{int(try_number)}"[:CLIENT_TOKEN_LIMIT]
+
+
+def emr_job_name(job_name: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The job run's name: the job and its task instance (so the tries of one task are found by name)."""
+    suffix = task_instance_key(dag_id, run_id, task_id, map_index)[:12]
+    return f"{job_name[: EMR_NAME_LIMIT - len(suffix) - 1]}-{suffix}"
+
+
+def cancel_earlier_tries(hook: Any, virtual_cluster_id: str, name: str, log: Any) -> list[str]:
+    """Cancel the active job runs named ``name`` (an earlier try of this task whose worker died):
+    a new try must not write the same version beside them. Returns their ids."""
+    response = hook.conn.list_job_runs(virtualClusterId=virtual_cluster_id, name=name, states=list(EMR_ACTIVE_STATES))
+    cancelled = []
+    for run in response.get("jobRuns", []):
+        if run.get("name") != name:
+            continue
+        log.warning("cancelling job run %s of an earlier try (%s) before this try submits its own", run["id"], run["state"])
+        hook.conn.cancel_job_run(id=run["id"], virtualClusterId=virtual_cluster_id)
+        cancelled.append(run["id"])
+    return cancelled
 
 
 class PaymentsEmrContainerOperator(EmrContainerOperator):
     """``EmrContainerOperator`` for a :class:`SparkJob`.
 
     The job driver is built from the rendered ``arguments`` (so the task can be mapped
-    over them), and the client token is derived from the task instance.
+    over them); the execution role is the one of the job's family; the job run's name and
+    client token are derived from the task instance (the token from its try as well).
     """
 
     template_fields: Sequence[str] = (*EmrContainerOperator.template_fields, "arguments")
-    max_generations = 10
 
     def __init__(self, *, job: SparkJob, spark: SparkConfig, arguments: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("name", job.name[:EMR_NAME_LIMIT])
         super().__init__(
             virtual_cluster_id=spark.virtual_cluster_id,
-            execution_role_arn=spark.execution_role_arn,
+            execution_role_arn=spark.role_arn(job.role),
             release_label=spark.release_label,
             job_driver={},
             configuration_overrides=emr_configuration_overrides(spark, job),
@@ -147,24 +181,9 @@ class PaymentsEmrContainerOperator(EmrContainerOperator):
         self.job_driver = emr_job_driver(self.spark, self.job, self.arguments)
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
-        for generation in range(self.max_generations):
-            token = client_request_token(ti.dag_id, ti.run_id, ti.task_id, map_index, generation)
-            job_id = self.hook.submit_job(
-                self.name,
-                self.execution_role_arn,
-                self.release_label,
-                self.job_driver,
-                self.configuration_overrides,
-                token,
-                self.tags,
-                self.job_retry_max_attempts,
-            )
-            state = self.hook.check_query_status(job_id)
-            if state not in EMR_FAILED_STATES:
-                break
-            self.log.info("job %s under token %s ended %s; submitting a new generation", job_id, token, state)
-        self.client_request_token = token
-        # StartJobRun with the same token returns the same job: the parent waits on it.
+        self.name = emr_job_name(self.job.name, ti.dag_id, ti.run_id, ti.task_id, map_index)
+        self.client_request_token = client_request_token(ti.dag_id, ti.run_id, ti.task_id, map_index, ti.try_number)
+        cancel_earlier_tries(self.hook, self.virtual_cluster_id, self.name, self.log)
         return super().execute(context)
 
 
@@ -247,6 +266,7 @@ def spark_job_task(job: SparkJob, *, task_id: str, profile: Profile | None = Non
 
 
 __all__ = [
+    "EMR_TERMINAL_STATES",
     "EmrContainerHook",
     "LocalSparkSubmitOperator",
     "PaymentsEmrContainerOperator",

@@ -3,13 +3,17 @@
 * ``LocalStreamController``: a detached ``spark-submit`` process on this machine,
   tracked by a pid file; its log goes to ``.local/stream/stream_index.log``.
 * ``EmrStreamController``: one EMR on EKS job run named ``payments-stream-index``
-  with EMR's job retry policy; found again by name and state.
+  with EMR's job retry policy; found again by name and state. Stopping cancels it and
+  waits until EMR reports it ended (``CANCELLED``/``FAILED``/``COMPLETED``); starting waits
+  for any run still ``CANCEL_PENDING``: two runs never share the checkpoint.
 
 Health comes from the streaming metrics the job writes per micro-batch (see
 docs/streaming.md): freshness of the last committed batch, and the consumer lag read from the
-broker through the Kafka provider (payments_platform.kafka_topics).
-The restart policy (budget per rolling hour, exponential backoff) is pure and kept
-in a small state file in the lake, so every supervisor run sees the same history.
+broker through the Kafka provider (payments_platform.kafka_topics). Lag alone is not death:
+a stream that committed a batch within the staleness limit is catching up, not stuck.
+The restart policy (budget per rolling hour, exponential backoff) and the open incident
+(what was paged, so a page goes out once per incident) are pure and kept in small state
+files in the lake, so every supervisor run sees the same history.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from payments_platform import lake_io
 from payments_platform.profiles import PROJECT_ROOT, Profile, get_profile
 from payments_platform.spark_jobs import (
     EMR_FAILED_STATES,
+    EMR_TERMINAL_STATES,
     SparkJob,
     conf_flags,
     emr_configuration_overrides,
@@ -42,11 +47,15 @@ ACTIVE_EMR_STATES = ["PENDING", "SUBMITTED", "RUNNING"]
 
 
 def stream_job(profile: Profile) -> SparkJob:
+    """The stream job with every setting it needs as an argument: it reads no profile of its own
+    (nothing sets ``PAYMENTS_PROFILE`` in an EMR pod). Never ``--allow-data-loss``: offsets Kafka no
+    longer has fail the job (docs/runbook.md#stream-lost-data)."""
     lake, kafka = profile.lake, profile.kafka
     return SparkJob(
         name=STREAM_JOB_NAME,
         entrypoint="stream_index.py",
         streaming=True,
+        role="ingest",  # reads the input topics (card data before masking) and the PAN token key
         arguments=[
             "--bootstrap", kafka.bootstrap_servers,
             "--security", kafka.security,
@@ -61,7 +70,9 @@ def stream_job(profile: Profile) -> SparkJob:
             "--token-key-ref", profile.secrets.get("pan_token_key", ""),
             "--query-name", STREAM_QUERY_NAME,
             "--state-partitions", str(profile.spark.stream_state_partitions),
+            "--publish-metrics", profile.spark.stream_metrics,
             "--max-clock-skew-seconds", str(profile.validation.max_clock_skew_seconds),
+            *(["--region", profile.region] if profile.region else []),
         ],
     )  # fmt: skip
 
@@ -164,20 +175,51 @@ def _is_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+class StreamStopTimeout(RuntimeError):
+    """A cancelled stream job run did not end in time: nothing may start on its checkpoint yet."""
+
+
 class EmrStreamController:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, stop_timeout_s: float = 900.0, poll_s: float = 10.0) -> None:
         from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
 
         self.profile = profile
+        self.stop_timeout_s = stop_timeout_s
+        self.poll_s = poll_s
         self.hook = EmrContainerHook(
             aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
         )
 
-    def _active_jobs(self) -> list[dict[str, Any]]:
+    def _job_runs(self, states: list[str]) -> list[dict[str, Any]]:
         response = self.hook.conn.list_job_runs(
-            virtualClusterId=self.profile.spark.virtual_cluster_id, name=STREAM_JOB_NAME, states=ACTIVE_EMR_STATES
+            virtualClusterId=self.profile.spark.virtual_cluster_id, name=STREAM_JOB_NAME, states=states
         )
-        return response.get("jobRuns", [])
+        return [run for run in response.get("jobRuns", []) if run.get("name") == STREAM_JOB_NAME]
+
+    def _active_jobs(self) -> list[dict[str, Any]]:
+        return self._job_runs(ACTIVE_EMR_STATES)
+
+    def wait_until_ended(self, job_ids: list[str]) -> dict[str, str]:
+        """Poll DescribeJobRun until every run is terminal; raises StreamStopTimeout after ``stop_timeout_s``."""
+        deadline = time.monotonic() + self.stop_timeout_s
+        pending, ended = list(dict.fromkeys(job_ids)), {}
+        while pending:
+            for job_id in list(pending):
+                state = self.hook.conn.describe_job_run(id=job_id, virtualClusterId=self.profile.spark.virtual_cluster_id)[
+                    "jobRun"
+                ]["state"]
+                if state in EMR_TERMINAL_STATES:
+                    ended[job_id] = state
+                    pending.remove(job_id)
+            if not pending:
+                break
+            if time.monotonic() >= deadline:
+                raise StreamStopTimeout(
+                    f"stream job run(s) {', '.join(pending)} still not ended {self.stop_timeout_s:.0f}s after the cancel: "
+                    "nothing is started on their checkpoint (docs/runbook.md#stream-unhealthy)"
+                )
+            time.sleep(self.poll_s)
+        return ended
 
     def status(self) -> StreamStatus:
         jobs = self._active_jobs()
@@ -189,10 +231,12 @@ class EmrStreamController:
         current = self.status()
         if current.running:
             return current
+        # A run still being cancelled holds the checkpoint until it ends.
+        self.wait_until_ended([run["id"] for run in self._job_runs(["CANCEL_PENDING"])])
         spark, job = self.profile.spark, stream_job(self.profile)
         job_id = self.hook.submit_job(
             job.name,
-            spark.execution_role_arn,
+            spark.role_arn(job.role),
             spark.release_label,
             emr_job_driver(spark, job, job.arguments),
             emr_configuration_overrides(spark, job),
@@ -203,11 +247,16 @@ class EmrStreamController:
         return StreamStatus(running=True, reference=job_id, detail="SUBMITTED")
 
     def stop(self) -> StreamStatus:
+        """Cancel the active run(s) and wait until EMR reports them ended."""
         jobs = self._active_jobs()
         for job in jobs:
             self.hook.conn.cancel_job_run(id=job["id"], virtualClusterId=self.profile.spark.virtual_cluster_id)
+        ending = [job["id"] for job in jobs] + [run["id"] for run in self._job_runs(["CANCEL_PENDING"])]
+        ended = self.wait_until_ended(ending)
         return StreamStatus(
-            running=False, reference=",".join(j["id"] for j in jobs) or None, detail="cancelled" if jobs else "not running"
+            running=False,
+            reference=",".join(ended) or None,
+            detail=", ".join(f"{job_id} {state}" for job_id, state in ended.items()) or "not running",
         )
 
 
@@ -225,6 +274,13 @@ class StreamHealth:
     freshness_s: float | None
     total_lag: int | None
     problems: list[str] = field(default_factory=list)
+    # A micro-batch committed within the staleness limit: the stream is making progress.
+    committing: bool = False
+    # Dead or stuck (restart it): no batch or idle heartbeat within the limit, or records waiting
+    # beyond the lag limit while no batch commits. A stream that lags but commits is catching up.
+    stalled: bool = False
+    # Records the stream can no longer read: its offsets are below the topics' earliest offsets.
+    lost_records: int = 0
 
 
 def latest_metrics(metrics_uri: str) -> dict[str, Any] | None:
@@ -248,25 +304,42 @@ def assess_health(
     max_lag: int,
     heartbeat: dict[str, Any] | None = None,
     broker_lag: int | None = None,
+    lost: dict[str, Any] | None = None,
 ) -> StreamHealth:
     """Healthy = a micro-batch committed, or an idle heartbeat (nothing new to read) came, within
-    ``max_staleness_s``, and the lag is at most ``max_lag``: ``broker_lag`` (read from the broker
-    now, payments_platform.kafka_topics.stream_lag) when given, else the newer record's own."""
+    ``max_staleness_s``, the lag is at most ``max_lag`` (``broker_lag``, read from the broker now
+    by payments_platform.kafka_topics.stream_lag, when given, else the newer record's own), and no
+    offset the stream would resume from is below the broker's earliest (``lost``, from
+    kafka_topics.lost_offsets).
+
+    ``stalled`` (restart-worthy) is narrower than unhealthy: lag alone is not death. A stream
+    whose latest record shows a batch committed within the limit is catching up."""
+    lost_records = int((lost or {}).get("total") or 0)
+    lost_problems = [
+        f"offsets below what Kafka still keeps: {item['topic']}[{item['partition']}] resumes at {item['consumed']}, "
+        f"earliest is {item['earliest']} ({item['lost']} records lost)"
+        for item in (lost or {}).get("partitions", [])
+    ]
     if metrics is None and heartbeat is None:
-        return StreamHealth(False, None, None, ["no micro-batch metrics yet"])
+        return StreamHealth(False, None, None, ["no micro-batch metrics yet", *lost_problems], False, True, lost_records)
     signs = [(_utc(metrics["committed_at"]), metrics)] if metrics is not None else []
     if heartbeat is not None:
         signs.append((_utc(heartbeat["heartbeat_at"]), heartbeat))
     seen_at, newest = max(signs, key=lambda sign: sign[0])
     label = "last micro-batch committed" if heartbeat is None else "last micro-batch or idle heartbeat"
     freshness = (now - seen_at).total_seconds()
+    committing = metrics is not None and (now - _utc(metrics["committed_at"])).total_seconds() <= max_staleness_s
     total_lag = int(broker_lag) if broker_lag is not None else int(newest.get("lag_total") or 0)
     problems = []
-    if freshness > max_staleness_s:
+    stale = freshness > max_staleness_s
+    lagging = total_lag > max_lag
+    if stale:
         problems.append(f"{label} {freshness:.0f}s ago (limit {max_staleness_s:.0f}s)")
-    if total_lag > max_lag:
+    if lagging:
         problems.append(f"consumer lag {total_lag} records (limit {max_lag})")
-    return StreamHealth(not problems, freshness, total_lag, problems)
+    problems += lost_problems
+    stalled = stale or (lagging and not committing)
+    return StreamHealth(not problems, freshness, total_lag, problems, committing, stalled, lost_records)
 
 
 # --- restart budget -------------------------------------------------------------------------
@@ -307,4 +380,47 @@ def restart_state_uri(profile: Profile) -> str:
     return lake_io.join(profile.lake.metrics_uri, "supervisor", "restarts.json")
 
 
-__all__ = ["EMR_FAILED_STATES"]
+# --- incidents: one page per incident ----------------------------------------------------------
+
+
+@dataclass
+class IncidentState:
+    """The open incident: what is wrong (``kind``), since when, and when on-call was paged for it.
+
+    A page goes out when an incident opens or changes kind (``unhealthy`` -> ``data_loss``), not
+    on every supervisor run while it lasts; a healthy inspection closes it."""
+
+    kind: str | None = None
+    opened_at: str | None = None
+    paged_at: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def load(cls, uri: str) -> IncidentState:
+        payload = lake_io.read_json(uri)
+        return cls(**payload) if payload else cls()
+
+    def save(self, uri: str) -> None:
+        lake_io.write_json(uri, asdict(self))
+
+    def should_page(self, kind: str) -> bool:
+        return not (self.kind == kind and self.paged_at)
+
+    def opened(self, kind: str, now: datetime, detail: str) -> None:
+        if self.kind != kind:
+            self.kind, self.opened_at, self.paged_at = kind, now.isoformat(), None
+        self.detail = detail
+
+    def close(self) -> str | None:
+        """Close the incident; returns the kind that was open."""
+        was = self.kind
+        self.kind = self.opened_at = self.paged_at = None
+        self.detail = ""
+        return was
+
+
+def incident_state_uri(profile: Profile) -> str:
+    return lake_io.join(profile.lake.metrics_uri, "supervisor", "incident.json")
+
+
+__all__ = ["EMR_FAILED_STATES", "EMR_TERMINAL_STATES"]

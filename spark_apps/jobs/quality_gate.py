@@ -4,13 +4,18 @@
                     [--contracts-dir D] [--reference TABLE=LOCATION ...]
 
 Runs ``spark_apps.quality.verify_staged_version(engine="spark")``, writes the
-:class:`~spark_apps.quality.GateResult` JSON to ``U`` (local path or ``s3://``), prints the
+:class:`~spark_apps.quality.GateResult` JSON to ``U`` (local path or ``s3://``; the
+orchestrator passes ``<location>/_quality_result/<try's token>.json``), prints the
 check summary to the driver log and exits 1 when the contract failed (0 when it passed,
 2 when the gate was called wrongly), always after writing the result JSON.
 The contracts are read from ``--contracts-dir`` (the profile's ``quality.contracts_dir``,
 for example ``s3://<artifacts>/include/contracts``), else ``$PAYMENTS_CONTRACTS_DIR``,
 else ``$PAYMENTS_PROJECT_ROOT/include/contracts`` (the Spark image copies them to
 ``/opt/payments``), else the repository's ``include/contracts``.
+
+The job never writes the control file ``_quality.json`` (a ``--result-uri`` of that name is
+refused; on AWS every job role is denied it): the orchestrator checks this job's result
+and writes ``_quality.json`` itself, so a job cannot vouch for its own output.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import argparse
 import sys
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The control file the publisher reads; only the orchestrator writes it (plugins/payments_platform/publishing.py).
+CONTROL_FILE = "_quality.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reference", action="append", default=[], metavar="TABLE=LOCATION", help="another dataset the contract reads"
     )
     args = parser.parse_args(argv)
+    if args.result_uri.rstrip("/").rsplit("/", 1)[-1] == CONTROL_FILE:
+        parser.error(f"--result-uri must not be {CONTROL_FILE}: only the orchestrator writes the control file")
     bad = [item for item in args.reference if "=" not in item]
     if bad:
         parser.error(f"--reference needs TABLE=LOCATION, got {bad}")

@@ -2,8 +2,13 @@
 
     python -m spark_apps.jobs.stream_index [options]          # or spark-submit spark_apps/jobs/stream_index.py
 
-Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, default
-``local``): Kafka from ``kafka.*``, locations from ``lake.*``. Options:
+The stream supervisor passes every setting as an option (plugins/payments_platform/
+stream_control.py ``stream_job``), and then the job reads no runtime profile at all (an EMR
+pod has no ``PAYMENTS_PROFILE``): no master (spark-submit's), no profile Spark settings.
+Only when one of the settings below is missing (a hand-started run) does it default them
+from the selected runtime profile (``PAYMENTS_PROFILE``, default ``local``): Kafka from
+``kafka.*``, locations from ``lake.*``, and the profile's master and Spark settings on this
+machine. Options:
 
   --bootstrap HOST:PORT[,...]     Kafka bootstrap servers           (kafka.bootstrap_servers)
   --security plaintext|iam        Kafka auth; iam = MSK IAM         (kafka.security)
@@ -30,6 +35,8 @@ Every option defaults to the selected runtime profile (``PAYMENTS_PROFILE``, def
   --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
   --fraud-rules PATH              rules YAML (include/config/fraud_rules.yaml)
   --query-name NAME               streaming query name (stream_index)
+  --publish-metrics none|cloudwatch   also put each micro-batch's metrics into CloudWatch (needs
+                                  --region; the on-call alarms read them). Default none
   --master local[2]               Spark master (omit under spark-submit / EMR on EKS)
   --conf KEY=VALUE                extra Spark configuration (repeatable)
 
@@ -118,6 +125,7 @@ class StreamJobOptions:
     settings: StreamSettings = StreamSettings()
     reference_refresh_seconds: float = 300.0
     query_name: str = QUERY_NAME
+    publish_metrics: str = "none"
 
     @property
     def checkpoint_location(self) -> str:
@@ -265,29 +273,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--token-key-ref")
     add("--fraud-rules")
     add("--query-name", default=QUERY_NAME)
+    add("--publish-metrics", choices=("none", "cloudwatch"), default="none")
     add("--master")
     add("--conf", action="append", default=[], metavar="KEY=VALUE")
     return parser.parse_args(argv)
 
 
-def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
-    """Arguments over profile defaults."""
+# Settings the supervisor always passes; the profile is read only when one of them is missing.
+PROFILE_DEFAULTED = (
+    "bootstrap",
+    "security",
+    "transactions_topic",
+    "fraud_signals_topic",
+    "alerts_topic",
+    "dead_letter_topic",
+    "raw_uri",
+    "index_uri",
+    "checkpoint_uri",
+    "metrics_uri",
+    "token_key_ref",
+    "state_partitions",
+)
+
+
+def profile_for_missing(args: argparse.Namespace):
+    """The runtime profile, only when an option it defaults is missing (else None: nothing read)."""
+    if all(getattr(args, name) not in (None, "") for name in PROFILE_DEFAULTED):
+        return None
     from payments_platform.profiles import get_profile
 
-    profile = get_profile()
-    kafka, lake_config = profile.kafka, profile.lake
+    return get_profile()
+
+
+def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
+    """Arguments, over profile defaults for any that are missing."""
+    profile = profile_for_missing(args)
+
+    def pick(value, default):
+        return value if value not in (None, "") else (default() if profile is not None else None)
+
+    kafka = profile.kafka if profile is not None else None
+    lake_config = profile.lake if profile is not None else None
     return StreamJobOptions(
-        bootstrap=args.bootstrap or kafka.bootstrap_servers,
-        transactions_topic=args.transactions_topic or kafka.transactions_topic,
-        fraud_signals_topic=args.fraud_signals_topic or kafka.fraud_signals_topic,
-        alerts_topic=args.alerts_topic or kafka.fraud_alerts_topic,
-        dead_letter_topic=args.dead_letter_topic or kafka.dead_letter_topic,
-        raw_uri=args.raw_uri or lake_config.raw_uri,
-        index_uri=args.index_uri or lake_config.index_uri,
-        checkpoint_uri=args.checkpoint_uri or lake_config.checkpoint_uri,
-        metrics_uri=args.metrics_uri or lake_config.metrics_uri,
-        security=args.security or kafka.security,
-        region=args.region or profile.region,
+        bootstrap=pick(args.bootstrap, lambda: kafka.bootstrap_servers),
+        transactions_topic=pick(args.transactions_topic, lambda: kafka.transactions_topic),
+        fraud_signals_topic=pick(args.fraud_signals_topic, lambda: kafka.fraud_signals_topic),
+        alerts_topic=pick(args.alerts_topic, lambda: kafka.fraud_alerts_topic),
+        dead_letter_topic=pick(args.dead_letter_topic, lambda: kafka.dead_letter_topic),
+        raw_uri=pick(args.raw_uri, lambda: lake_config.raw_uri),
+        index_uri=pick(args.index_uri, lambda: lake_config.index_uri),
+        checkpoint_uri=pick(args.checkpoint_uri, lambda: lake_config.checkpoint_uri),
+        metrics_uri=pick(args.metrics_uri, lambda: lake_config.metrics_uri),
+        security=pick(args.security, lambda: kafka.security),
+        region=pick(args.region, lambda: profile.region),
         trigger_interval=args.trigger_interval,
         available_now=args.available_now,
         starting_offsets=args.starting_offsets,
@@ -298,34 +336,46 @@ def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
         ),
         reference_refresh_seconds=args.reference_refresh_seconds,
         query_name=args.query_name,
+        publish_metrics=args.publish_metrics,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    from payments_platform.profiles import get_profile
-    from spark_apps.fraud_rules import load_rules
-    from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
-    from spark_apps.session import build_session
-
-    options = options_from_args(args)
-    profile = get_profile()
-    conf = {**STREAM_SESSION_CONF, **(profile.spark.conf if profile.spark.launcher == "local" else {})}
+def session_settings(args: argparse.Namespace, profile=None) -> tuple[str | None, dict[str, str]]:
+    """(master, Spark conf) of the job's session: the profile's master and settings only on this
+    machine and only when the profile was read (``profile_for_missing``); else spark-submit's."""
+    local = profile is not None and profile.spark.launcher == "local"
+    conf = {**STREAM_SESSION_CONF, **(profile.spark.conf if local else {})}
     # A new checkpoint takes this; an existing one keeps the count it started with (Spark's rule).
-    conf["spark.sql.shuffle.partitions"] = str(args.state_partitions or profile.spark.stream_state_partitions)
+    partitions = args.state_partitions or (profile.spark.stream_state_partitions if profile is not None else 1)
+    conf["spark.sql.shuffle.partitions"] = str(partitions)
     for item in args.conf:
         name, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--conf {item!r}: expected KEY=VALUE")
         conf[name] = value
-    key_ref = args.token_key_ref or profile.secrets.get("pan_token_key") or DEFAULT_PAN_TOKEN_KEY_REF
+    master = args.master or (profile.spark.master if local else None)
+    return master, conf
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    from spark_apps.fraud_rules import load_rules
+    from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
+    from spark_apps.session import build_session
+
+    profile = profile_for_missing(args)
+    options = options_from_args(args)
+    if options.publish_metrics == "cloudwatch" and not options.region:
+        raise SystemExit("--publish-metrics cloudwatch needs --region")
+    master, conf = session_settings(args, profile)
+    profile_key_ref = profile.secrets.get("pan_token_key") if profile is not None else None
+    key_ref = args.token_key_ref or profile_key_ref or DEFAULT_PAN_TOKEN_KEY_REF
     pan_key = pan_token_key(key_ref, options.region)
     rules = load_rules(args.fraud_rules)
-    master = args.master or (profile.spark.master if profile.spark.launcher == "local" else None)
     spark = build_session(f"stream-index-{options.query_name}", master, conf)
     publishers = []
-    if profile.name == "aws" and options.region:
+    if options.publish_metrics == "cloudwatch":
         from spark_apps.streaming.cloudwatch import CloudWatchPublisher
 
         publishers.append(CloudWatchPublisher(options.region))

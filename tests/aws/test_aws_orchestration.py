@@ -9,84 +9,37 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from payments_platform import lake_io
-from payments_platform.profiles import load_profile
-
-REGION = "eu-west-1"
-
-
-class _ReleaseAwareRe:
-    """moto 5.2.5 only knows ``emr-X.Y.0-*`` release labels, not the newer ``emr-spark-8.0.0-*``."""
-
-    def __getattr__(self, name):
-        return getattr(re, name)
-
-    def match(self, pattern, string, *args):
-        return re.match(r"emr-spark-\d+\.\d+\.\d+-(latest|\d{8})", string) or re.match(pattern, string, *args)
-
-
-def _tagging_from_xml(self) -> dict[str, str]:
-    """moto 5.2.5 fails on an empty ``TagSet``; S3 accepts it (it clears the object's tags)."""
-    import xmltodict
-
-    tag_set = xmltodict.parse(self.body, force_list={"Tag": True})["Tagging"]["TagSet"] or {}
-    return {tag["Key"]: tag["Value"] or "" for tag in tag_set.get("Tag", [])}
-
-
-@pytest.fixture
-def aws(monkeypatch, aws_profile_env):
-    import moto.emrcontainers.models
-    import moto.s3.responses
-
-    monkeypatch.setattr(moto.emrcontainers.models, "re", _ReleaseAwareRe())
-    monkeypatch.setattr(moto.s3.responses.S3Response, "_tagging_from_xml", _tagging_from_xml)
-    monkeypatch.setenv("PAYMENTS_PROFILE", "aws")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "extra": {"region_name": REGION}}))
-    load_profile.cache_clear()
-    with mock_aws():
-        yield load_profile("aws")
-    load_profile.cache_clear()
-
-
-def capture(client, operation: str) -> list[dict]:
-    """Record the parameters of every ``operation`` call made through ``client``."""
-    calls: list[dict] = []
-    client.meta.events.register(
-        f"provide-client-params.*.{operation}", lambda params, **_: calls.append(json.loads(json.dumps(params)))
-    )
-    return calls
+from tests.aws.helpers import REGION, capture, virtual_cluster
 
 
 def test_batch_job_start_job_run_request(aws):
     from payments_platform import pipeline
-    from payments_platform.spark_jobs import PaymentsEmrContainerOperator, client_request_token, spark_job_task
+    from payments_platform.spark_jobs import PaymentsEmrContainerOperator, client_request_token, emr_job_name, spark_job_task
 
     operator = spark_job_task(pipeline.batch_index_job(aws), task_id="build_batch_index")
     assert isinstance(operator, PaymentsEmrContainerOperator)
     operator.arguments = ["--date", "2026-11-21", "--run-id", "v1"]  # as rendered
-    emr = boto3.client("emr-containers", region_name=REGION)
-    cluster = emr.create_virtual_cluster(
-        name="payments", containerProvider={"id": "eks", "type": "EKS", "info": {"eksInfo": {"namespace": "emr"}}}
-    )
-    operator.virtual_cluster_id = cluster["id"]
-    operator.hook.virtual_cluster_id = cluster["id"]
+    operator.virtual_cluster_id = operator.hook.virtual_cluster_id = virtual_cluster()
     calls = capture(operator.hook.conn, "StartJobRun")
     ti = SimpleNamespace(
-        dag_id="payments_daily_index", run_id="scheduled__2026-11-22T00:00:00+00:00", task_id="build_batch_index", map_index=-1
+        dag_id="payments_daily_index",
+        run_id="scheduled__2026-11-22T00:00:00+00:00",
+        task_id="build_batch_index",
+        map_index=-1,
+        try_number=1,
     )
     operator.deferrable = False
     operator.wait_for_completion = False
     operator.execute({"ti": ti})
 
-    assert len(calls) == 2, "one probe for a failed earlier job, one submit the parent waits on"
-    request = calls[-1]
+    [request] = calls
+    assert request["name"] == emr_job_name("batch-index", "payments_daily_index", ti.run_id, "build_batch_index", -1)
+    assert request["name"].startswith("batch-index-")
     assert request["releaseLabel"] == "emr-spark-8.0.0-20260421"
-    assert request["executionRoleArn"] == "arn:aws:iam::123456789012:role/payments-emr-job"
-    assert request["clientToken"] == client_request_token("payments_daily_index", ti.run_id, "build_batch_index", -1, 0)
+    assert request["executionRoleArn"] == "arn:aws:iam::123456789012:role/payments-emr-ingest", "reads raw drops"
+    assert request["clientToken"] == client_request_token("payments_daily_index", ti.run_id, "build_batch_index", -1, 1)
     driver = request["jobDriver"]["sparkSubmitJobDriver"]
     assert driver["entryPoint"] == "s3://payments-artifacts-test/spark_apps/jobs/batch_index.py"
     assert driver["entryPointArguments"] == ["--date", "2026-11-21", "--run-id", "v1"]
@@ -104,25 +57,22 @@ def test_batch_job_start_job_run_request(aws):
     assert "retryPolicyConfiguration" not in request, "batch jobs are retried by Airflow, not EMR"
 
 
-def test_client_token_is_stable_across_retries_and_distinct_per_task():
+def test_client_token_is_one_per_try_and_distinct_per_task():
     from payments_platform.spark_jobs import client_request_token
 
-    first = client_request_token("d", "r", "t", -1)
-    assert first == client_request_token("d", "r", "t", -1)
-    assert len(first) <= 64
-    assert first != client_request_token("d", "r", "t", 0)
-    assert first != client_request_token("d", "r2", "t", -1)
-    assert first != client_request_token("d", "r", "t", -1, generation=1)
+    first = client_request_token("d", "r", "t", -1, 1)
+    assert first == client_request_token("d", "r", "t", -1, 1), "the same try asking again gets its own job back"
+    assert len(first) <= 64 and first.endswith("-t1")
+    assert first != client_request_token("d", "r", "t", -1, 2), "a retry or a cleared task is a new try: a new job"
+    assert first != client_request_token("d", "r", "t", 0, 1)
+    assert first != client_request_token("d", "r2", "t", -1, 1)
+    assert first != client_request_token("d", "r", "t2", -1, 1)
 
 
 def test_stream_job_gets_emr_retry_policy(aws):
     from payments_platform.stream_control import EmrStreamController
 
-    emr = boto3.client("emr-containers", region_name=REGION)
-    cluster = emr.create_virtual_cluster(
-        name="payments", containerProvider={"id": "eks", "type": "EKS", "info": {"eksInfo": {"namespace": "emr"}}}
-    )
-    profile = aws.model_copy(update={"spark": aws.spark.model_copy(update={"virtual_cluster_id": cluster["id"]})})
+    profile = aws.model_copy(update={"spark": aws.spark.model_copy(update={"virtual_cluster_id": virtual_cluster()})})
     controller = EmrStreamController(profile)
     calls = capture(controller.hook.conn, "StartJobRun")
     controller.start()
@@ -401,3 +351,59 @@ def test_daily_dag_declares_the_deadline(aws_profile_env):
     assert alert.interval.total_seconds() == 30 * 3600
     assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
     assert alert.callback.path == "payments_platform.notifications.deadline_missed"
+
+
+def test_a_stage_whose_second_glue_publish_fails_leaves_both_partitions_unchanged(aws, s3_requests):
+    """The rerun's batch index is repointed, then Glue throttles the quarantine's UpdatePartition: the
+    batch index partition goes back to exactly what it was (location, run ids, previous pointer) and
+    the superseded tag back to the version the rerun wrote."""
+    from botocore.exceptions import ClientError
+
+    from payments_platform.publishing import PublishError, get_publisher, publish_together
+
+    _glue_table("batch_index")
+    _glue_table("quarantine")
+    publisher = get_publisher(aws)
+    quarantine_root = aws.lake.quarantine_uri
+    first = [
+        ("batch_index", _stage_version("v1")),
+        ("quarantine", _stage_version("v1", table="quarantine", root=quarantine_root)),
+    ]
+    publish_together(publisher, "2026-11-21", first)
+    glue = publisher.hook.get_conn()
+
+    def partition(table: str) -> dict:
+        found = glue.get_partition(DatabaseName="payments", TableName=table, PartitionValues=["2026-11-21"])["Partition"]
+        return {"Location": found["StorageDescriptor"]["Location"], "Parameters": found["Parameters"]}
+
+    before = {table: partition(table) for table in ("batch_index", "quarantine")}
+    rerun = [
+        ("batch_index", _stage_version("v2")),
+        ("quarantine", _stage_version("v2", table="quarantine", root=quarantine_root)),
+    ]
+    updates: list[str] = []
+
+    def throttle_the_quarantine_once(params, **_):
+        updates.append(params["TableName"])
+        if params["TableName"] == "quarantine" and updates.count("quarantine") == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdatePartition")
+
+    glue.meta.events.register("provide-client-params.glue.UpdatePartition", throttle_the_quarantine_once)
+    from airflow.providers.amazon.aws.hooks.glue_catalog import GlueCatalogHook
+
+    original_get_conn = GlueCatalogHook.get_conn
+    GlueCatalogHook.get_conn = lambda self: glue  # every hook the publisher makes sends through this client
+    try:
+        s3_requests.clear()
+        with pytest.raises(
+            PublishError, match="publishing quarantine dt=2026-11-21 failed .*Rate exceeded.*batch_index, quarantine"
+        ):
+            publish_together(publisher, "2026-11-21", rerun)
+    finally:
+        GlueCatalogHook.get_conn = original_get_conn
+
+    assert updates == ["batch_index", "quarantine", "quarantine", "batch_index"], "repoint, fail, restore both"
+    assert {table: partition(table) for table in ("batch_index", "quarantine")} == before
+    v1, v2 = first[0][1], rerun[0][1]
+    assert _tags(v1) == {"_quality.json": [], "part-0.parquet": []}, "what Athena reads again is not tagged"
+    assert _tags(v2) == {"_quality.json": [SUPERSEDED], "part-0.parquet": [SUPERSEDED]}, "the rerun's version expires"
