@@ -1,16 +1,18 @@
 """
 ### Payments daily index
 
-Builds, verifies and publishes every index for one day, keyed by the data interval
-(`ds` = the day the data belongs to). Each stage writes a **new version**
-(`<lake>/indexes/<table>/dt=<ds>/run=<version>/`), a Soda contract verifies it, and
-only then is the catalog partition `dt=<ds>` created or repointed to it
-(Glue/Athena on AWS, the embedded DuckDB catalog locally). A failed gate leaves the
-version quarantined: nothing half-built is ever visible. The batch and aggregate stages
-publish their two tables together or not at all (batch index + quarantine, aggregate
-index + audit trail): one failed gate stops both from being published.
+Builds, verifies and publishes every index for one day: the run's **planned day** `dt`
+(`plan_run`: the `date` param, else the data interval's day). Each stage writes a **new
+version** (`<lake>/indexes/<table>/dt=<dt>/run=<version>/`), a Soda contract verifies it
+(pool `quality_gate`; on AWS an EMR job whose result this task checks, and only this task
+writes `_quality.json`), and only then is the catalog partition `dt=<dt>` created or
+repointed to it (Glue/Athena on AWS, the embedded DuckDB catalog locally). A failed gate
+leaves the version quarantined: nothing half-built is ever visible. The batch and
+aggregate stages publish their two tables in one task, all or nothing (batch index +
+quarantine, aggregate index + audit trail): one failed gate stops both, and if the second
+table's publish fails the first is restored to its previous partition.
 
-Stages: wait for the day's raw drops -> **batch** (batch index + quarantine) ->
+Stages: wait for the planned day's raw drops (skipped from a later stage) -> **batch** (batch index + quarantine) ->
 **aggregate** (stream ∪ batch ∪ settlements, audit trail) -> **business** indexes (one
 mapped task per index) -> compact the day's stream-index files -> run summary ->
 retention. The last two always run (teardown tasks) and do not decide the run's state:
@@ -29,10 +31,16 @@ of their partition. A rollback to a version that has expired fails (nothing is c
   skipped and later ones read the versions currently published for the day.
 * `indexes` — which business indexes to rebuild (default: all).
 
+Spark jobs run in pool `spark_jobs` (on AWS: a new EMR job per task try, with the ingest
+role for the batch job and the transform role for the others). The pools are created by
+`scripts/setup.sh` locally and by `scripts/deploy.py --mwaa-environment` on MWAA.
+
 #### When it pages
 * **Deadline missed**: the run has not finished `payments_daily_deadline_hours`
   (default 30 h) after the start of its day. Check which task is running or waiting
   (often `wait_for_raw_drops`: a late upstream drop) — see docs/runbook.md.
+* **Publish failed** (`publish_*_stage`): the stage's other table was restored to its
+  previous partition; the task retries. See docs/runbook.md#rolling-back-a-partition.
 * **Quality gate failed**: the page names the failed checks and the quarantined
   location. Fix the input or the job, then rerun the day with `payments_reprocess`.
 * **Run failed**: any other task failed after its retries; read its log.
@@ -53,6 +61,7 @@ from payments_platform.spark_jobs import spark_job_operator, spark_job_task
 from payments_platform.stages import (
     plan_daily_run,
     prune_superseded_versions,
+    publish_stage,
     publish_version,
     resolve_published,
     skip_unless_stage,
@@ -112,13 +121,11 @@ with DAG(
     build_batch_index = spark_job_task(
         pipeline.batch_index_job(profile), task_id="build_batch_index", pre_execute=skip_unless_stage("batch"), pool="spark_jobs"
     )
-    verify_batch_index = verify_version.override(task_id="verify_batch_index")(table="batch_index")
-    verify_quarantine = verify_version.override(task_id="verify_quarantine")(table="quarantine")
-    publish_batch_index = publish_version.override(task_id="publish_batch_index")(
-        table="batch_index", verification=verify_batch_index
-    )
-    publish_quarantine = publish_version.override(task_id="publish_quarantine")(
-        table="quarantine", verification=verify_quarantine
+    verify_batch_index = verify_version.override(task_id="verify_batch_index", pool="quality_gate")(table="batch_index")
+    verify_quarantine = verify_version.override(task_id="verify_quarantine", pool="quality_gate")(table="quarantine")
+    # A stage publishes its tables together or not at all (one task; a failure restores the others).
+    publish_batch_stage = publish_stage.override(task_id="publish_batch_stage")(
+        stage="batch", verifications=[verify_batch_index, verify_quarantine]
     )
 
     resolve_aggregate_inputs = resolve_published.override(
@@ -130,13 +137,12 @@ with DAG(
         pre_execute=skip_unless_stage("aggregate"),
         pool="spark_jobs",
     )
-    verify_aggregate_index = verify_version.override(task_id="verify_aggregate_index")(table="aggregate_index")
-    verify_audit_trail = verify_version.override(task_id="verify_audit_trail")(table="audit_trail")
-    publish_aggregate_index = publish_version.override(task_id="publish_aggregate_index")(
-        table="aggregate_index", verification=verify_aggregate_index
+    verify_aggregate_index = verify_version.override(task_id="verify_aggregate_index", pool="quality_gate")(
+        table="aggregate_index"
     )
-    publish_audit_trail = publish_version.override(task_id="publish_audit_trail")(
-        table="audit_trail", verification=verify_audit_trail
+    verify_audit_trail = verify_version.override(task_id="verify_audit_trail", pool="quality_gate")(table="audit_trail")
+    publish_aggregate_stage = publish_stage.override(task_id="publish_aggregate_stage")(
+        stage="aggregate", verifications=[verify_aggregate_index, verify_audit_trail]
     )
 
     resolve_business_inputs = resolve_published.override(task_id="resolve_business_inputs", trigger_rule=TriggerRule.NONE_FAILED)(
@@ -160,7 +166,7 @@ with DAG(
     build_business_index = spark_operator.partial(
         task_id="build_business_index", job=pipeline.business_index_job(profile), pool="spark_jobs", **spark_operator_kwargs
     ).expand(arguments=business_plan.map(lambda entry: entry["arguments"]))
-    verify_business_index = verify_version.override(task_id="verify_business_index").expand(
+    verify_business_index = verify_version.override(task_id="verify_business_index", pool="quality_gate").expand(
         table=business_plan.map(lambda entry: entry["table"])
     )
     publish_business_index = publish_version.override(task_id="publish_business_index").expand(
@@ -173,19 +179,15 @@ with DAG(
     summarize_run = summarize_daily_run().as_teardown()
     prune_versions = prune_superseded_versions().as_teardown()
 
-    chain(plan_run, wait_for_raw_drops, build_batch_index, [verify_batch_index, verify_quarantine])
-    # A stage publishes its tables together or not at all: each publish waits for both gates.
-    verify_quarantine >> publish_batch_index
-    verify_batch_index >> publish_quarantine
+    chain(plan_run, wait_for_raw_drops, build_batch_index, [verify_batch_index, verify_quarantine], publish_batch_stage)
     chain(
-        [publish_batch_index, publish_quarantine],
+        publish_batch_stage,
         resolve_aggregate_inputs,
         build_aggregate_index,
         [verify_aggregate_index, verify_audit_trail],
+        publish_aggregate_stage,
+        resolve_business_inputs,
     )
-    verify_audit_trail >> publish_aggregate_index
-    verify_aggregate_index >> publish_audit_trail
-    chain([publish_aggregate_index, publish_audit_trail], resolve_business_inputs)
     chain(
         business_plan,
         build_business_index,

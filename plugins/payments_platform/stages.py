@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from payments_platform import lake_io
 from payments_platform.pipeline import BUSINESS_INDEXES, STAGE_TABLES, STAGES
 from payments_platform.profiles import get_profile
-from payments_platform.publishing import get_publisher
+from payments_platform.publishing import Publication, get_publisher, publish_together
 from payments_platform.quality_gate import run_quality_gate
 
 PLAN_TASK_ID = "plan_run"
@@ -96,14 +96,31 @@ def publish_version(table: str, verification: dict[str, Any] | None = None) -> d
     plan = _plan(get_current_context())
     location = verification["location"] if verification else staged_location(table, plan)
     publisher = get_publisher()
-    publication = publisher.publish(table, plan["dt"], location)
+    return _publication(publisher.publish(table, plan["dt"], location))
+
+
+def _publication(publication: Publication) -> dict[str, Any]:
     return {
-        "table": table,
-        "dt": plan["dt"],
+        "table": publication.table,
+        "dt": publication.dt,
         "location": publication.location,
         "previous_location": publication.previous_location,
         "changed": publication.changed,
     }
+
+
+@task
+def publish_stage(stage: str, verifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Publish the stage's tables (``STAGE_TABLES[stage]``) together or not at all.
+
+    ``verifications`` are the stage's ``verify_version`` results (every gate passed, or this
+    task would not run). When one table's publish fails, the tables published before it are
+    restored to their previous partitions and the task fails (its retry publishes the stage
+    again: publishing is idempotent)."""
+    plan = _plan(get_current_context())
+    found = {verification["table"]: verification["location"] for verification in verifications}
+    versions = [(table, found.get(table) or staged_location(table, plan)) for table in STAGE_TABLES[stage]]
+    return [_publication(publication) for publication in publish_together(get_publisher(), plan["dt"], versions)]
 
 
 @task

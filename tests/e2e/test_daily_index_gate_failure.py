@@ -60,7 +60,7 @@ def test_the_batch_gate_fails_and_the_run_stops_there(broken_run):
     assert states["build_batch_index"] == "success", "the job itself wrote its version"
     assert states["verify_batch_index"] == "failed"
     assert states["verify_quarantine"] == "success"
-    assert states["publish_batch_index"] == states["publish_quarantine"] == "upstream_failed"
+    assert states["publish_batch_stage"] == "upstream_failed", "one task publishes both tables, after both gates"
     assert "build_aggregate_index" not in states or states["build_aggregate_index"] == "upstream_failed"
     assert states["summarize_daily_run"] == "success", "the summary still runs"
 

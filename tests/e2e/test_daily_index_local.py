@@ -46,6 +46,8 @@ def test_daily_run_publishes_every_index_then_a_rerun_repoints_each_once(local_l
     # The rerun rebuilds from the aggregate stage on (cheaper; the batch stage is covered above).
     second = run_daily({"from_stage": "aggregate"})
     assert second.state == "success"
+    states = daily_run.task_states(second)
+    assert states["wait_for_raw_drops"] == states["build_batch_index"] == states["publish_batch_stage"] == "skipped"
     republished = catalog(local_lake_day)
     assert set(republished) == EVERY_TABLE, "still one partition per index"
     for table in EVERY_TABLE:
