@@ -10,7 +10,9 @@ The previous version stays available for rollback.
 
 #### Params
 * `start_date`, `end_date` — inclusive range of days, `YYYY-MM-DD`, at most 31 days,
-  not in the future.
+  not in the future, and not older than the raw retention (`lake.raw_retention_days`: 7
+  days on AWS, where S3 expires the raw drops; see
+  docs/runbook.md#reprocessing-past-the-raw-retention).
 * `indexes` — business indexes to rebuild (default: all).
 * `from_stage` — `batch` (re-read the raw drops), `aggregate` (re-merge from the
   published batch index) or `business` (rebuild only the business indexes).
