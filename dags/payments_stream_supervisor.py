@@ -7,14 +7,22 @@ fraud alerts) running and healthy. Every 5 minutes it:
 1. **inspects** the job (a local `spark-submit` process, or the EMR on EKS job run
    `payments-stream-index`) and its latest micro-batch metrics: time since the last
    committed batch or, while the topics are silent, the last idle heartbeat (about every
-   10 s); and the consumer lag, read from the broker through the Kafka provider (the
-   `kafka_payments` connection): end offsets now minus what the last batch consumed;
+   10 s); the consumer lag, read from the broker through the Kafka provider (the
+   `kafka_payments` connection): end offsets now minus what the last batch consumed; and
+   offsets the stream would resume from that are below the topics' earliest offsets
+   (input deleted by retention before the stream read it);
 2. **reconciles**: starts the job from its checkpoint when it is absent or failed,
-   restarts it when unhealthy — with exponential backoff (`restart_backoff_s`,
-   doubling per restart) and a budget of
-   `payments_stream_restart_budget` restarts per hour;
-3. **pages on-call** when the job is unhealthy and cannot be restarted (budget spent)
-   or a restart did not help.
+   restarts it when **stalled** (no batch or heartbeat within `max_staleness_s`, or
+   records waiting while no batch commits) — with exponential backoff
+   (`restart_backoff_s`, doubling per restart) and a budget of
+   `payments_stream_restart_budget` restarts per hour. A job that lags but commits
+   batches is **catching up** and is not restarted. On EMR a restart waits until the
+   cancelled run has ended before starting the next on the same checkpoint. Every
+   setting reaches the job as an argument (it reads no profile in the EMR pod);
+3. **pages on-call once per incident** (state in `<metrics>/supervisor/incident.json`):
+   `unhealthy` when it cannot restart (budget spent, backing off), `lagging` (a warning)
+   while catching up, `data_loss` when offsets fell below what Kafka keeps — then the job
+   is never restarted and never with `--allow-data-loss`; a person decides.
 
 #### Manual trigger (`action` param)
 * `restart` — stop and start the job now (resumes from the checkpoint; no data lost).
@@ -28,7 +36,7 @@ Leave `action` empty for a normal health check.
 #### When it pages
 Read the job log (local: `.local/stream/stream_index.log`; AWS: the CloudWatch log
 group `/payments/emr-on-eks`, stream prefix `payments-stream-index`), then see
-docs/runbook.md#stream-unhealthy.
+docs/runbook.md#stream-unhealthy, #stream-lagging or #stream-lost-data (the page names it).
 """
 
 from __future__ import annotations
@@ -65,7 +73,12 @@ with DAG(
             minimum=10,
             description="Unhealthy when the last micro-batch and idle heartbeat are older than this",
         ),
-        "max_lag": Param(100_000, type="integer", minimum=0, description="Page when the consumer lag exceeds this many records"),
+        "max_lag": Param(
+            100_000,
+            type="integer",
+            minimum=0,
+            description="Lag limit in records: page (warning) while the job catches up; restart when no batch commits",
+        ),
         "restart_backoff_s": Param(
             120, type="integer", minimum=0, description="Wait after the first restart; doubles per restart in the hour"
         ),

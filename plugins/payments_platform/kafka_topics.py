@@ -12,6 +12,10 @@ connection's bootstrap servers are MSK's IAM listener; the provider signs MSK IA
   input topics, from the broker's end offsets now and the offsets the stream's newest
   committed micro-batch consumed. Unlike the lag in the job's own metrics it keeps growing
   when the job is dead or stuck.
+* :func:`lost_offsets` (the same health check): partitions where the stream would resume
+  below the broker's earliest offset (the log start: retention deleted what it has not read).
+  The job fails on those (``failOnDataLoss=true``) and the supervisor pages instead of
+  restarting it.
 """
 
 from __future__ import annotations
@@ -98,14 +102,13 @@ def provision_topics(profile: Profile, hook=None) -> dict[str, Any]:
     return report
 
 
-def end_offsets(admin, topics: list[str]) -> dict[tuple[str, int], int]:
-    """The broker's end offset (the high watermark) of every partition of ``topics``, now."""
+def partition_offsets(admin, topics: list[str], spec) -> dict[tuple[str, int], int]:
+    """The broker's offset per ``spec`` (``OffsetSpec.latest()``/``earliest()``) of every partition of ``topics``."""
     from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import OffsetSpec
 
     metadata = admin.list_topics(timeout=TIMEOUT_S).topics
     wanted = {
-        TopicPartition(topic, partition): OffsetSpec.latest()
+        TopicPartition(topic, partition): spec
         for topic in topics
         if topic in metadata
         for partition in metadata[topic].partitions
@@ -114,6 +117,20 @@ def end_offsets(admin, topics: list[str]) -> dict[tuple[str, int], int]:
         return {}
     futures = admin.list_offsets(wanted, request_timeout=TIMEOUT_S)
     return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+
+def end_offsets(admin, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The broker's end offset (the high watermark) of every partition of ``topics``, now."""
+    from confluent_kafka.admin import OffsetSpec
+
+    return partition_offsets(admin, topics, OffsetSpec.latest())
+
+
+def earliest_offsets(admin, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The broker's earliest offset (the log start; retention moves it on) of every partition of ``topics``, now."""
+    from confluent_kafka.admin import OffsetSpec
+
+    return partition_offsets(admin, topics, OffsetSpec.earliest())
 
 
 def consumed_offsets(metrics: dict[str, Any] | None) -> dict[tuple[str, int], int]:
@@ -136,3 +153,23 @@ def stream_lag(profile: Profile, metrics: dict[str, Any] | None, hook=None) -> d
     for (topic, partition), end in ends.items():
         by_topic[topic] = by_topic.get(topic, 0) + max(0, end - consumed.get((topic, partition), 0))
     return {"by_topic": by_topic, "total": sum(by_topic.values())}
+
+
+def lost_offsets(profile: Profile, metrics: dict[str, Any] | None, hook=None) -> dict[str, Any]:
+    """Partitions where the stream's newest committed micro-batch stopped below the broker's earliest
+    offset: ``{"partitions": [{"topic", "partition", "consumed", "earliest", "lost"}], "total": n}``.
+
+    A partition the stream has not consumed from yet is not judged (a new checkpoint starts at
+    the earliest offset)."""
+    consumed = consumed_offsets(metrics)
+    if not consumed:
+        return {"partitions": [], "total": 0}
+    hook = hook or admin_hook(profile)
+    earliest = earliest_offsets(hook.get_conn, list(profile.kafka.input_topics))
+    partitions = [
+        {"topic": topic, "partition": partition, "consumed": consumed[(topic, partition)], "earliest": start,
+         "lost": start - consumed[(topic, partition)]}
+        for (topic, partition), start in sorted(earliest.items())
+        if (topic, partition) in consumed and consumed[(topic, partition)] < start
+    ]  # fmt: skip
+    return {"partitions": partitions, "total": sum(item["lost"] for item in partitions)}

@@ -113,3 +113,53 @@ def test_stream_lag_is_the_brokers_end_minus_what_the_last_batch_consumed(kafka_
     }
     # No batch yet: everything is behind.
     assert stream_lag(profile, None)["total"] == 11
+
+
+def delete_records(admin, partitions, attempts: int = 20) -> None:
+    """Move the partitions' log start to the given offsets (DeleteRecords, what retention does);
+    retried while the broker's metadata of a new topic settles ("No leaders found")."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            for future in admin.delete_records(partitions, request_timeout=10).values():
+                future.result()
+            return
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
+def test_offsets_the_broker_no_longer_keeps_are_reported_as_lost(kafka_connection):
+    """Retention moved the log start past where the stream stopped: the supervisor's health check
+    sees the records it can no longer read (the real broker: DeleteRecords moves the log start the
+    way retention does)."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from payments_platform.kafka_topics import earliest_offsets, end_offsets, lost_offsets
+
+    profile = profile_with()
+    provision_topics(profile)
+    topic = profile.kafka.transactions_topic
+    producer = Producer({"bootstrap.servers": kafka_connection})
+    for n in range(10):
+        producer.produce(topic, key=f"k{n}".encode(), value=b"{}", partition=n % 2)  # 5 records per partition
+    assert producer.flush(10) == 0
+    metrics = {
+        "sources": [{"end_offset": {topic: {"0": 2, "1": 4}}}, {"end_offset": {profile.kafka.fraud_signals_topic: {"0": 0}}}]
+    }
+    assert lost_offsets(profile, metrics) == {"partitions": [], "total": 0}, "nothing deleted yet"
+
+    admin = AdminClient({"bootstrap.servers": kafka_connection})
+    delete_records(admin, [TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 3)])
+    assert earliest_offsets(admin, [topic]) == {(topic, 0): 3, (topic, 1): 3}
+    assert end_offsets(admin, [topic]) == {(topic, 0): 5, (topic, 1): 5}
+    assert lost_offsets(profile, metrics) == {
+        "partitions": [{"topic": topic, "partition": 0, "consumed": 2, "earliest": 3, "lost": 1}],
+        "total": 1,
+    }, "partition 1 resumes at 4, still kept"
+    assert lost_offsets(profile, None) == {"partitions": [], "total": 0}, "no checkpoint yet: starts at the earliest"
