@@ -2,6 +2,7 @@
 
     python scripts/deploy.py --terraform-outputs outputs.json [--bucket B] [--kms-key-id K]
                              [--prefix P] [--tfvars-out artifacts.auto.tfvars.json] [--dry-run]
+                             [--mwaa-environment NAME]
 
 ``outputs.json`` is ``terraform output -json`` of an environment (infra/terraform/envs/<env>);
 it supplies the bucket, the artifacts KMS key and the variables the MWAA startup script
@@ -17,10 +18,22 @@ exports. Objects written (keys relative to ``--prefix``):
 * ``spark_apps/jobs/<name>.py``     the job entrypoints
 * ``include/...``                   contracts, config, profiles and SQL (quality.contracts_dir)
 
-Every upload is SSE-KMS with the artifacts key. Files removed locally are deleted from
-the managed prefixes (versioning keeps them recoverable). The JSON report on stdout lists
-each object's version id; MWAA pins plugins.zip, requirements.txt and startup.sh by object
-version, so ``--tfvars-out`` writes them as ``artifact_versions`` for ``terraform apply``.
+Every upload is SSE-KMS with the artifacts key, and carries the SHA-256 of its content in
+its metadata (``x-amz-meta-sha256``). An object whose stored digest and KMS key match is not
+uploaded again (HeadObject only): an unchanged tree creates no new object versions, so MWAA
+(pinned to versions) sees no change and does not update. Files removed locally are deleted
+from the managed prefixes (versioning keeps them recoverable). The JSON report on stdout
+lists each object's version id (``unchanged`` the keys skipped); MWAA pins plugins.zip,
+requirements.txt and startup.sh by object version, so ``--tfvars-out`` writes them as
+``artifact_versions`` for ``terraform apply``.
+
+``--mwaa-environment`` (or the Terraform output ``mwaa_environment_name``) also creates or
+updates the Airflow pools of the aws profile (``orchestration.pools``: ``spark_jobs``,
+``quality_gate``) on that environment through MWAA's ``InvokeRestApi`` (the Airflow REST API:
+``GET /pools/<name>``, then ``POST /pools`` or ``PATCH /pools/<name>`` when missing or
+different). Without pools the scheduler never runs the tasks that name them. Run it after the
+environment exists (``terraform apply``); the caller needs ``airflow:InvokeRestApi`` on the
+environment's Admin role (docs/infrastructure.md).
 """
 
 from __future__ import annotations
@@ -213,8 +226,36 @@ def _key(prefix: str, key: str) -> str:
     return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
 
 
-def upload(s3: Any, bucket: str, prefix: str, kms_key_id: str, artifacts: Sequence[Artifact]) -> dict[str, str]:
-    """Upload every artifact with SSE-KMS; return key -> object version id."""
+CONTENT_DIGEST_METADATA = "sha256"
+
+
+def _stored_version(s3: Any, bucket: str, key: str, digest: str, kms_key_id: str) -> str | None:
+    """The version id of the object at ``key`` when it already holds this content under this key."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    stored_key = head.get("SSEKMSKeyId") or ""
+    same_key = (
+        head.get("ServerSideEncryption") == "aws:kms"
+        and stored_key in (kms_key_id, f"key/{kms_key_id}")
+        or (
+            stored_key.endswith(f":key/{kms_key_id}")  # an ARN stored, a key id given
+        )
+    )
+    if head.get("Metadata", {}).get(CONTENT_DIGEST_METADATA) == digest and same_key:
+        return head.get("VersionId")
+    return None
+
+
+def upload(
+    s3: Any, bucket: str, prefix: str, kms_key_id: str, artifacts: Sequence[Artifact], unchanged: list[str] | None = None
+) -> dict[str, str]:
+    """Upload every changed artifact with SSE-KMS; return key -> object version id (of the new
+    object, or of the stored one when its content digest and KMS key already match). Keys not
+    uploaded are appended to ``unchanged``."""
     versioning = s3.get_bucket_versioning(Bucket=bucket)
     if versioning.get("Status") != "Enabled":
         raise DeployError(
@@ -222,14 +263,23 @@ def upload(s3: Any, bucket: str, prefix: str, kms_key_id: str, artifacts: Sequen
         )
     versions: dict[str, str] = {}
     for artifact in artifacts:
+        key = _key(prefix, artifact.key)
+        digest = hashlib.sha256(artifact.body).hexdigest()
+        stored = _stored_version(s3, bucket, key, digest, kms_key_id)
+        if stored is not None:
+            versions[artifact.key] = stored
+            if unchanged is not None:
+                unchanged.append(key)
+            continue
         response = s3.put_object(
             Bucket=bucket,
-            Key=_key(prefix, artifact.key),
+            Key=key,
             Body=artifact.body,
             ContentType=artifact.content_type,
             ServerSideEncryption="aws:kms",
             SSEKMSKeyId=kms_key_id,
             ChecksumSHA256=_sha256_b64(artifact.body),
+            Metadata={CONTENT_DIGEST_METADATA: digest},
         )
         versions[artifact.key] = response["VersionId"]
     return versions
@@ -253,6 +303,53 @@ def prune(s3: Any, bucket: str, prefix: str, keep: Iterable[str]) -> list[str]:
     return sorted(stale)
 
 
+# --- Airflow pools on MWAA -------------------------------------------------------------------
+
+
+def profile_pools(root: Path) -> dict[str, dict[str, Any]]:
+    """``orchestration.pools`` of the aws profile: name -> {"slots", "description"}."""
+    document = yaml.safe_load((root / "include" / "profiles" / "aws.yaml").read_text())
+    pools = ((document or {}).get("orchestration") or {}).get("pools") or {}
+    for name, pool in pools.items():
+        if not isinstance(pool, dict) or not isinstance(pool.get("slots"), int) or pool["slots"] < 1:
+            raise DeployError(f"include/profiles/aws.yaml: orchestration.pools.{name}.slots must be a positive integer")
+    return {name: {"slots": pool["slots"], "description": pool.get("description") or ""} for name, pool in pools.items()}
+
+
+def _rest(mwaa: Any, environment: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    request: dict[str, Any] = {"Name": environment, "Method": method, "Path": path}
+    if body is not None:
+        request["Body"] = body
+    try:
+        response = mwaa.invoke_rest_api(**request)
+    except mwaa.exceptions.RestApiClientException as exc:  # the Airflow API answered 4xx
+        return int(exc.response.get("RestApiStatusCode") or 400), exc.response.get("RestApiResponse")
+    return int(response["RestApiStatusCode"]), response.get("RestApiResponse")
+
+
+def ensure_pools(mwaa: Any, environment: str, pools: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Create or update each pool on the MWAA environment; returns pool -> created/updated/unchanged."""
+    done: dict[str, str] = {}
+    for name, pool in sorted(pools.items()):
+        wanted = {"slots": pool["slots"], "description": pool["description"], "include_deferred": False}
+        status, current = _rest(mwaa, environment, "GET", f"/pools/{name}")
+        if status == 404:
+            status, answer = _rest(mwaa, environment, "POST", "/pools", {"name": name, **wanted})
+            done[name] = "created"
+        elif status == 200:
+            current = current or {}
+            if all(current.get(field) == value for field, value in wanted.items()):
+                done[name] = "unchanged"
+                continue
+            status, answer = _rest(mwaa, environment, "PATCH", f"/pools/{name}", {"name": name, **wanted})
+            done[name] = "updated"
+        else:
+            answer = current
+        if status not in (200, 201):
+            raise DeployError(f"pool {name} on MWAA environment {environment}: Airflow REST API answered {status}: {answer}")
+    return done
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--terraform-outputs", type=Path, help="`terraform output -json` of the target environment")
@@ -263,10 +360,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--region", help="AWS region of the bucket (default: the SDK's)")
     parser.add_argument("--dry-run", action="store_true", help="build and list the artifacts, upload nothing")
+    parser.add_argument(
+        "--mwaa-environment", help="create/update the profile's Airflow pools there (default: output mwaa_environment_name)"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, s3: Any = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None, s3: Any = None, mwaa: Any = None) -> dict[str, Any]:
     args = parse_args(argv)
     outputs = read_terraform_outputs(args.terraform_outputs) if args.terraform_outputs else {}
     bucket = args.bucket or outputs.get("artifacts_bucket")
@@ -291,13 +391,22 @@ def main(argv: Sequence[str] | None = None, s3: Any = None) -> dict[str, Any]:
         import boto3
 
         s3 = boto3.client("s3", region_name=args.region)
-    versions = upload(s3, bucket, args.prefix, kms_key_id, artifacts)
+    unchanged: list[str] = []
+    versions = upload(s3, bucket, args.prefix, kms_key_id, artifacts, unchanged)
     for key, version in versions.items():
         report["objects"][_key(args.prefix, key)]["version_id"] = version
+    report["unchanged"] = sorted(unchanged)
     report["deleted"] = prune(s3, bucket, args.prefix, versions)
     report["artifact_versions"] = {name: versions[key] for name, key in PINNED_ARTIFACTS.items()}
     if args.tfvars_out:
         args.tfvars_out.write_text(json.dumps({"artifact_versions": report["artifact_versions"]}, indent=2) + "\n")
+    environment = args.mwaa_environment or outputs.get("mwaa_environment_name")
+    if environment:
+        if mwaa is None:
+            import boto3
+
+            mwaa = boto3.client("mwaa", region_name=args.region)
+        report["pools"] = ensure_pools(mwaa, environment, profile_pools(args.project_root))
     return report
 
 
