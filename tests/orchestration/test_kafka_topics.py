@@ -44,6 +44,28 @@ def described(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str, str
     }
 
 
+def settled(read, expected, timeout_s: float = 20.0):
+    """``read()`` once it returns ``expected`` (or its last answer after ``timeout_s``): a single
+    KRaft broker applies a topic's new configs and partitions through its metadata log, so a
+    describe right after the admin call may still show the previous values for a moment (this
+    test failed that way on a loaded machine, before and after issue 22's changes)."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            found = read()
+        except KafkaException:  # e.g. NOT_LEADER_FOR_PARTITION while a new topic's leaders settle
+            if time.monotonic() >= deadline:
+                raise
+            found = None
+        if found == expected or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_topic_specs_follow_the_profile():
     kafka = profile_with(prefix="p").kafka
     assert topic_specs(kafka)[0].name == "p.transactions"
@@ -72,18 +94,20 @@ def test_deploy_provisions_the_topics_once_and_grows_them(kafka_connection):
     names = [s.name for s in topic_specs(profile.kafka)]
     first = provision_topics(profile)
     assert first["created"] == names and first["partitions_added"] == {} and first["problems"] == []
-    assert described(kafka_connection, names) == {
+    expected = {
         names[0]: (2, "86400000", "1"),
         names[1]: (2, "86400000", "1"),
         names[2]: (2, "604800000", "1"),
         names[3]: (2, "604800000", "1"),
     }
+    assert settled(lambda: described(kafka_connection, names), expected) == expected
     again = provision_topics(profile)
     assert (again["created"], again["partitions_added"], again["problems"]) == ([], {}, [])
 
     grown = provision_topics(profile_with(partitions=3, prefix=names[0].split(".")[0]))
     assert grown["created"] == [] and grown["partitions_added"] == dict.fromkeys(names, 1)
-    assert {n: v[0] for n, v in described(kafka_connection, names).items()} == dict.fromkeys(names, 3)
+    grown_partitions = dict.fromkeys(names, 3)
+    assert settled(lambda: {n: v[0] for n, v in described(kafka_connection, names).items()}, grown_partitions) == grown_partitions
 
     # What Kafka cannot change is reported, not attempted: fewer partitions, more replicas.
     odd = provision_topics(profile_with(partitions=2, replication=3, prefix=names[0].split(".")[0]))
@@ -156,7 +180,8 @@ def test_offsets_the_broker_no_longer_keeps_are_reported_as_lost(kafka_connectio
 
     admin = AdminClient({"bootstrap.servers": kafka_connection})
     delete_records(admin, [TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 3)])
-    assert earliest_offsets(admin, [topic]) == {(topic, 0): 3, (topic, 1): 3}
+    starts = {(topic, 0): 3, (topic, 1): 3}
+    assert settled(lambda: earliest_offsets(admin, [topic]), starts) == starts
     assert end_offsets(admin, [topic]) == {(topic, 0): 5, (topic, 1): 5}
     assert lost_offsets(profile, metrics) == {
         "partitions": [{"topic": topic, "partition": 0, "consumed": 2, "earliest": 3, "lost": 1}],
