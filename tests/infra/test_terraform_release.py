@@ -802,3 +802,30 @@ def test_each_env_gives_helm_the_clusters_access():
         assert kubernetes["exec"] == providers["kubernetes"]["exec"]
         required = tm.parse_file(directory / "versions.tf")["terraform"][0]["required_providers"][0]
         assert required["helm"]["source"] == "hashicorp/helm"
+
+
+def test_mwaa_writes_the_quarantine_verdict_and_tags_its_versions():
+    """The orchestrator writes `_quality.json` for the quarantine table too (the job roles may not),
+    and tags rejected / superseded quarantine versions: on that key and those actions only."""
+    from payments_platform.quality_gate import QUALITY_RESULT_FILE
+
+    statements = _statements(AIRFLOW, "execution")
+    assert tm.variables_of(AIRFLOW)["quality_result_file"]["default"] == QUALITY_RESULT_FILE
+    write = statements["PublishQuarantineVersions"]
+    assert (write["actions"], write["resources"]) == (
+        ["s3:PutObject"],
+        ["${var.bucket_arns.quarantine}/*/${var.quality_result_file}"],
+    )
+    tag = statements["TagQuarantineVersions"]
+    assert (tag["actions"], tag["resources"]) == (
+        ["s3:GetObjectTagging", "s3:PutObjectTagging"],
+        ["${var.bucket_arns.quarantine}/*"],
+    )
+
+
+def test_each_env_names_the_mwaa_environment_the_deploy_creates_pools_in():
+    deploy_source = (tm.PROJECT_ROOT / "scripts" / "deploy.py").read_text()
+    assert 'outputs.get("mwaa_environment_name")' in deploy_source
+    for env in tm.ENV_NAMES:
+        output = tm.outputs_of(tm.ENVS_ROOT / env)["mwaa_environment_name"]
+        assert tm.expression(output["value"]) == "module.airflow.environment_name"

@@ -77,3 +77,8 @@ output "mwaa_artifact_versions" {
   description = "Object versions of plugins.zip, requirements.txt and startup.sh MWAA is pinned to (after scripts/deploy.py: the ones it uploaded)."
   value       = module.airflow.artifact_versions
 }
+
+output "mwaa_environment_name" {
+  description = "MWAA environment scripts/deploy.py creates the Airflow pools in (InvokeRestApi; --mwaa-environment)."
+  value       = module.airflow.environment_name
+}

@@ -114,6 +114,21 @@ data "aws_iam_policy_document" "execution" {
     resources = ["${var.bucket_arns.quarantine}/*"]
   }
 
+  # The quarantine table is gated and published like the indexes: the orchestrator (and only
+  # it: the EMR job roles are denied this key) writes each version's quality verdict, and tags
+  # a rejected or superseded version's objects for expiry.
+  statement {
+    sid       = "PublishQuarantineVersions"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns.quarantine}/*/${var.quality_result_file}"]
+  }
+
+  statement {
+    sid       = "TagQuarantineVersions"
+    actions   = ["s3:GetObjectTagging", "s3:PutObjectTagging"]
+    resources = ["${var.bucket_arns.quarantine}/*"]
+  }
+
   statement {
     sid       = "AthenaResults"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]

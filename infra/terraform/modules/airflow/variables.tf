@@ -191,3 +191,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "quality_result_file" {
+  description = "Name of the quality verdict the orchestrator writes next to each staged version (plugins/payments_platform/quality_gate.py QUALITY_RESULT_FILE)."
+  type        = string
+  default     = "_quality.json"
+}
