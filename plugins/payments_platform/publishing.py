@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 QUALITY_RESULT_FILE = "_quality.json"
 # The object tag the lake's lifecycle rule expires (infra/terraform/modules/lake, variable superseded_tag).
 SUPERSEDED_TAG = {"Key": "payments-lifecycle", "Value": "superseded"}
+# A version whose gate found a card number in clear: expires within days (variable pan_scan_failed_tag).
+PAN_SCAN_FAILED_TAG = {"Key": "payments-lifecycle", "Value": "pan-scan-failed"}
 
 
 class PublishError(RuntimeError):
@@ -105,7 +107,7 @@ class Publisher(Protocol):
 
     def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication: ...
 
-    def mark_superseded(self, location: str) -> list[str]: ...
+    def mark_superseded(self, location: str, tag: dict[str, str] = SUPERSEDED_TAG) -> list[str]: ...
 
     def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]: ...
 
@@ -259,7 +261,7 @@ class EmbeddedPublisher(_BasePublisher):
         ]
         con.execute(f"CREATE OR REPLACE VIEW {self.database}.{table} AS " + " UNION ALL BY NAME ".join(selects))
 
-    def mark_superseded(self, location: str) -> list[str]:
+    def mark_superseded(self, location: str, tag: dict[str, str] = SUPERSEDED_TAG) -> list[str]:
         """Nothing to tag locally: :meth:`prune_superseded` decides by age and the catalog."""
         return []
 
@@ -352,8 +354,9 @@ class GluePublisher(_BasePublisher):
         bucket, prefix = lake_io._split(location.rstrip("/") + "/")
         return hook.get_conn(), bucket, sorted(hook.list_keys(bucket, prefix=prefix) or [])
 
-    def _set_superseded(self, location: str, superseded: bool) -> list[str]:
-        """Add or remove ``SUPERSEDED_TAG`` on every object of a version, keeping other tags.
+    def _set_superseded(self, location: str, superseded: bool, tag: dict[str, str] = SUPERSEDED_TAG) -> list[str]:
+        """Add (``tag``: ``SUPERSEDED_TAG`` or ``PAN_SCAN_FAILED_TAG``, one lifecycle key) or remove
+        the lifecycle tag on every object of a version, keeping other tags.
 
         Returns the keys whose tags changed (objects already in the wanted state are left alone).
         """
@@ -365,7 +368,7 @@ class GluePublisher(_BasePublisher):
         for key in keys:
             tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
             others = [tag for tag in tags if tag["Key"] != SUPERSEDED_TAG["Key"]]
-            wanted = [*others, dict(SUPERSEDED_TAG)] if superseded else others
+            wanted = [*others, dict(tag)] if superseded else others
             if {(t["Key"], t["Value"]) for t in tags} != {(t["Key"], t["Value"]) for t in wanted}:
                 client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": wanted})
                 changed.append(key)
@@ -401,9 +404,10 @@ class GluePublisher(_BasePublisher):
         if left_location and left_location != restored_location:
             self._set_superseded(left_location, True)
 
-    def mark_superseded(self, location: str) -> list[str]:
-        """Tag a version's objects for expiry (a superseded or rejected version)."""
-        return self._set_superseded(location, True)
+    def mark_superseded(self, location: str, tag: dict[str, str] = SUPERSEDED_TAG) -> list[str]:
+        """Tag a version's objects for expiry (a superseded or rejected version; a version with a
+        card number in clear: ``PAN_SCAN_FAILED_TAG``, which expires within days)."""
+        return self._set_superseded(location, True, tag)
 
     def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]:
         """Nothing to delete from Airflow: S3 expires tagged versions (lifecycle rule)."""

@@ -31,7 +31,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from payments_platform import lake_io
 from payments_platform.notifications import page_on_call
 from payments_platform.profiles import Profile, get_profile
-from payments_platform.publishing import QUALITY_RESULT_FILE, get_publisher
+from payments_platform.publishing import PAN_SCAN_FAILED_TAG, QUALITY_RESULT_FILE, SUPERSEDED_TAG, get_publisher
 from payments_platform.spark_jobs import (
     EMR_TERMINAL_STATES,
     SparkJob,
@@ -42,6 +42,9 @@ from payments_platform.spark_jobs import (
 )
 
 log = logging.getLogger(__name__)
+# The contracts' PAN scan: a failed check whose name says it found a card number (e.g. the
+# quarantine contract's "payload_masked holds no card number").
+PAN_SCAN_CHECK = "no card number"
 
 # Where the EMR gate job writes its result, under the version (a name no job role is denied).
 GATE_RESULTS_DIR = "_quality_result"
@@ -163,8 +166,10 @@ def run_quality_gate(
     if not result.get("passed"):
         names = failed_check_names(result)
         try:
-            # aws: tag it for the lifecycle rule so a rejected version expires like a superseded one.
-            get_publisher(profile).mark_superseded(location)
+            # aws: tag it for the lifecycle rule so a rejected version expires like a superseded one;
+            # one that failed the PAN scan (a card number in clear) expires within days instead.
+            pan_leak = any(PAN_SCAN_CHECK in name for name in names)
+            get_publisher(profile).mark_superseded(location, PAN_SCAN_FAILED_TAG if pan_leak else SUPERSEDED_TAG)
         except Exception:  # the page below matters more than the tag
             log.exception("could not mark the rejected version %s for expiry", location)
         page_on_call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -156,6 +157,7 @@ def test_glue_partition_created_repointed_and_rolled_back(aws):
 
 
 SUPERSEDED = {"Key": "payments-lifecycle", "Value": "superseded"}
+PROJECT_ROOT_FOR_TAGS = Path(__file__).resolve().parents[2]
 OWNER = {"Key": "owner", "Value": "payments-data-platform"}
 
 
@@ -282,6 +284,29 @@ def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(a
     message = json.loads(envelope["Message"])
     assert message["details"]["failed_checks"] == ["merchant_risk_level is a known risk level"]
     assert message["details"]["location"] == rejected
+
+
+def test_a_version_failing_the_pan_scan_is_tagged_to_expire_within_days(aws, s3_requests, monkeypatch):
+    """A version whose gate found a card number in clear is not kept for investigation like other
+    rejected versions: it gets the lifecycle tag that expires in days (Terraform's pan_scan_failed_tag)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from payments_platform import quality_gate
+
+    _sns_subscribed_queue()  # the on-call topic the page goes to
+    pan_failed = {"Key": "payments-lifecycle", "Value": "pan-scan-failed"}
+    leaked = _stage_version("v8", passed=False)
+    result = {"passed": False, "checks_total": 40, "checks_failed": [{"name": "payload_masked holds no card number"}]}
+    monkeypatch.setattr(quality_gate, "_verify_on_emr", lambda *args: result)
+    with pytest.raises(AirflowFailException, match="payload_masked holds no card number"):
+        quality_gate.run_quality_gate("batch_index", leaked, "2026-11-21", profile=aws)
+    assert s3_requests == [
+        _tag_request(leaked, "_quality.json", [pan_failed]),
+        _tag_request(leaked, "part-0.parquet", [pan_failed]),
+    ]
+    variables = (PROJECT_ROOT_FOR_TAGS / "infra" / "terraform" / "modules" / "lake" / "variables.tf").read_text()
+    block = variables[variables.index('variable "pan_scan_failed_tag"') :]
+    assert f'key   = "{pan_failed["Key"]}"' in block and f'value = "{pan_failed["Value"]}"' in block
 
 
 def test_the_tag_is_the_one_the_lifecycle_rule_expires():
