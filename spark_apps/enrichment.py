@@ -19,6 +19,7 @@ from decimal import Decimal
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from spark_apps.masking import mask_free_text_col
 from spark_apps.schemas import AMOUNT_TYPE, FX_RATE_TYPE, REPORTING_CURRENCY
 
 POLICY_VELOCITY = "VELOCITY"
@@ -146,7 +147,7 @@ def latest_fraud_outputs(scores_df: DataFrame) -> DataFrame:
             "transaction_id",
             F.col("_latest.fraud_score").alias("fraud_score"),
             F.col("_latest.model_version").alias("model_version"),
-            F.col("_latest.explanations").alias("fraud_explanations"),
+            mask_free_text_col(F.col("_latest.explanations")).alias("fraud_explanations"),  # free text: a PAN typed in
             F.col("_latest.inference_time").alias("inference_time"),
         )
     )

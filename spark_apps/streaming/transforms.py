@@ -42,7 +42,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_apps.enrichment import POLICY_FLAGS, with_fx_rates, with_merchant_risk_levels, with_policy, with_policy_flags
 from spark_apps.fraud_rules import FraudRules, card_key_col, with_risk, with_rule_flags
-from spark_apps.masking import mask_card_numbers_col, mask_payload_text_col, with_masked_card_fields
+from spark_apps.masking import mask_card_numbers_col, mask_free_text_col, mask_payload_text_col, with_masked_card_fields
 from spark_apps.schemas import (
     FRAUD_ALERT_SCHEMA,
     FRAUD_MODEL_OUTPUT_SCHEMA,
@@ -290,7 +290,7 @@ def signal_rows(kafka_df: DataFrame) -> DataFrame:
         F.when(~rejected, text["transaction_id"]).alias("transaction_id"),
         score.alias("fraud_score"),
         text["model_version"].alias("model_version"),
-        F.col("_s.explanations").alias("fraud_explanations"),
+        mask_free_text_col(F.col("_s.explanations")).alias("fraud_explanations"),  # free text: a PAN typed in
         inference.alias("inference_time"),
         "kafka_topic",
         "kafka_partition",

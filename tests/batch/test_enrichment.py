@@ -125,3 +125,17 @@ def test_latest_fraud_output_per_transaction(spark):
             ("t3", None, None, None, None),
         ],
     )
+
+
+def test_a_card_number_typed_into_a_model_explanation_is_masked(spark):
+    """ML explanations are free text: a card number (grouped or not) and a named CVV written into one
+    never reach the index."""
+    scores_df = spark.createDataFrame(
+        [("v3", "t1", Decimal("0.8000"), "analyst note: card 4111 1111-1111 1111, cvv2=999", dt.datetime(2026, 11, 21, 10))],
+        FRAUD_MODEL_OUTPUT_SCHEMA,
+    )
+    txn_df = spark.createDataFrame([("t1",)], "transaction_id string")
+    assertDataFrameEqual(
+        with_latest_fraud_output(txn_df, scores_df).select("transaction_id", "fraud_explanations"),
+        [("t1", "analyst note: card [pan ****1111], cvv2=***")],
+    )

@@ -60,7 +60,23 @@ def test_no_card_number_cvv_or_full_ip_leaves_the_stream(spark, kafka_broker, ka
     produce(
         kafka_broker.bootstrap,
         kafka_topics["fraud_signals"],
-        [("t-1", '{"transaction_id":"t-1","note":"card 4111-1111-1111-1111 cvv2=999","fraud_score":"x', base + 50)],
+        [
+            ("t-1", '{"transaction_id":"t-1","note":"card 4111-1111-1111-1111 cvv2=999","fraud_score":"x', base + 50),
+            # a parseable ML output whose free-text explanation holds a card number: masked in the index
+            (
+                "t-3",
+                json.dumps(
+                    {
+                        "transaction_id": "t-3",
+                        "fraud_score": "0.1000",
+                        "model_version": "v1",
+                        "explanations": "card 4111 1111 1111 1111 cvv: 321",
+                        "inference_time": at(2),
+                    }
+                ),
+                base + 150,
+            ),
+        ],
     )
     options = job_options(kafka_broker, kafka_topics, tmp_path)
     run_available_now(spark, options, load_rules())
@@ -80,6 +96,8 @@ def test_no_card_number_cvv_or_full_ip_leaves_the_stream(spark, kafka_broker, ka
             ("t-3", "d-1", "fe80::/48", "1111", token("4111111111111111")),
         ],
     )
+
+    assert index_df.where("transaction_id = 't-3'").select("fraud_explanations").first()[0] == "card [pan ****1111] cvv: ***"
 
     alerts = consume_all(kafka_broker.bootstrap, kafka_topics["fraud_alerts"])
     dead = consume_all(kafka_broker.bootstrap, kafka_topics["dead_letter"])
