@@ -140,6 +140,10 @@ def parse_json_events(df: DataFrame, value_col: str = "value") -> DataFrame:
     return out.select(*others, *fields, corrupt.alias(CORRUPT_COLUMN))
 
 
+# Fields kept in clear in index rows: a card number in one quarantines the record (invalid_value).
+CARD_FREE_IDENTIFIERS = ("transaction_id", "user_id", "merchant_id")
+
+
 def _names_where(conditions: dict[str, Column]) -> Column:
     """Comma-separated names whose condition is true."""
     return F.concat_ws(",", *[F.when(cond, F.lit(name)) for name, cond in conditions.items()])
@@ -208,6 +212,10 @@ def _checks(bounds: EventTimeBounds | None = None, header_checked: bool = False)
     bad_pan = col("pan").isNotNull() & ~F.coalesce(valid_pan_col(col("pan")), F.lit(False))
     bad_time = {"timestamp": col("_event_time").isNull(), "updated_at": col("_updated_at").isNull()}
     invalid = {"transaction_status": bad_status, "channel": bad_channel, "amount": out_of_range | too_precise, "pan": bad_pan}
+    # Identifiers stay in clear in the index (dedup and joins use them), so one holding a card number
+    # is not a valid record: quarantined (its payload masked), never indexed.
+    for name in CARD_FREE_IDENTIFIERS:
+        invalid[f"{name} holds a card number"] = F.coalesce(mask_card_numbers_col(col(name)) != col(name), F.lit(False))
     checks = [
         (Reason.UNPARSEABLE, col(CORRUPT_COLUMN).isNotNull(), F.lit("record is not parseable as a transaction")),
         (Reason.MISSING_REQUIRED_FIELD, F.greatest(*missing.values()), F.concat(F.lit("missing: "), _names_where(missing))),

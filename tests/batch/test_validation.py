@@ -78,6 +78,28 @@ BAD_INPUTS = {
 }
 
 
+def test_a_card_number_in_an_identifier_quarantines_the_record_with_the_id_masked(spark):
+    """transaction_id, user_id and merchant_id stay in clear in the index (dedup and joins): a record
+    with a card number in one, however grouped, is quarantined, its id masked in the quarantine row."""
+    records = [
+        {**GOOD, "transaction_id": "tx-4111 1111 1111 1111"},
+        {**GOOD, "transaction_id": "tx-2", "user_id": "u-5500-0000-0000-0004"},
+        {**GOOD, "transaction_id": "tx-3", "merchant_id": "m-40128888888818810"},
+        {**GOOD, "transaction_id": "tx-20261121-000000123"},  # long ids that are no card number stay valid
+    ]
+    valid_df, rejected_df = validate_events(raw_df(spark, records), "r1", NOW)
+    assert [r.transaction_id for r in valid_df.collect()] == ["tx-20261121-000000123"]
+    rows = sorted((r.reason_code, r.reason_detail, r.transaction_id) for r in rejected_df.collect())
+    assert rows == [
+        (Reason.INVALID_VALUE, "merchant_id holds a card number", "tx-3"),
+        (Reason.INVALID_VALUE, "transaction_id holds a card number", "tx-[pan ****1111]"),
+        (Reason.INVALID_VALUE, "user_id holds a card number", "tx-2"),
+    ]
+    payloads = " ".join(r.payload_masked for r in rejected_df.collect())
+    assert "4111 1111 1111 1111" not in payloads and "5500-0000-0000-0004" not in payloads
+    assert "40128888888818810" not in payloads
+
+
 @pytest.mark.parametrize("reason", sorted(BAD_INPUTS))
 def test_each_bad_input_class_is_quarantined_with_its_reason(spark, reason):
     record, detail = BAD_INPUTS[reason]
