@@ -52,7 +52,7 @@ def staged(spark, tmp_path_factory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("lake")
     raw, indexes, quarantine, metrics = (str(base / name) for name in ("raw", "indexes", "quarantine", "metrics"))
     write_drops(generate_day(WorkloadConfig(date=DATE, transactions=1000)), raw)
-    batch = run_batch_index(spark, DATE, RUN_ID, raw, indexes, quarantine, b"test-only-key", load_rules())
+    batch = run_batch_index(spark, DATE, RUN_ID, raw, indexes, quarantine, b"test-only-pan-token-key-0123456789", load_rules())
     aggregate = run_aggregate_index(spark, DATE, RUN_ID, indexes, raw, batch["index_location"], None, [], 30)
     locations = {
         "batch_index": batch["index_location"],
