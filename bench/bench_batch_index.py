@@ -32,8 +32,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from devtools.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
 from spark_apps.fraud_rules import FraudRules, load_rules
-from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
 from spark_apps.masking import _hmac_pads
 from spark_apps.schemas import (
     BATCH_INDEX_SCHEMA,

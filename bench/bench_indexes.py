@@ -33,8 +33,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
+from devtools.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
 from spark_apps import lake
-from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
 
 DAY1, DAY2 = "2026-11-19", "2026-11-20"
 

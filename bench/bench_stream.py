@@ -176,7 +176,7 @@ def _cpuinfo() -> list[str]:
 
 
 def input_end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    from spark_apps.kafka.broker import end_offsets
+    from devtools.broker import end_offsets
 
     return {(topic, p): end for topic in topics for p, end in end_offsets(bootstrap, topic).items()}
 
@@ -212,10 +212,10 @@ def run_rate(
     warmup_seconds: int = 0,
     warmup_rate: int = 200,
 ) -> dict:
-    from spark_apps.generator.drops import write_drops
-    from spark_apps.generator.kafka_stream import prepare_messages, stream_to_kafka
-    from spark_apps.generator.workload import WorkloadConfig, generate_day
-    from spark_apps.kafka.broker import EmbeddedBroker
+    from devtools.broker import EmbeddedBroker
+    from devtools.generator.drops import write_drops
+    from devtools.generator.kafka_stream import prepare_messages, stream_to_kafka
+    from devtools.generator.workload import WorkloadConfig, generate_day
 
     today = dt.datetime.now(dt.UTC).date().isoformat()
     # More fraud patterns than the default mix, so there are enough alerts to measure.

@@ -107,9 +107,9 @@ def spark_passthrough(bootstrap: str, topics: list[str], alerts_topic: str, work
 
 
 def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_ms: int = TRIGGER_MS) -> dict:
-    from spark_apps.generator.kafka_stream import prepare_messages, stream_to_kafka
-    from spark_apps.generator.workload import WorkloadConfig, generate_day
-    from spark_apps.kafka.broker import EmbeddedBroker
+    from devtools.broker import EmbeddedBroker
+    from devtools.generator.kafka_stream import prepare_messages, stream_to_kafka
+    from devtools.generator.workload import WorkloadConfig, generate_day
 
     today = dt.datetime.now(dt.UTC).date().isoformat()
     config = WorkloadConfig(

@@ -93,7 +93,7 @@ def require_free_port(bootstrap: str) -> int:
                 "preflight",
                 None,
                 f"port {port} on {host} is busy ({exc.strerror}), so the local Kafka broker cannot start. "
-                "Stop whatever uses it (an earlier broker: `python -m spark_apps.kafka.broker stop`; "
+                "Stop whatever uses it (an earlier broker: `python -m devtools.broker stop`; "
                 f"find it: `ss -ltnp | grep {port}`) or choose another port: "
                 f"PAYMENTS_KAFKA_BOOTSTRAP=127.0.0.1:<free port> bash scripts/run_local.sh",
             ) from None
@@ -135,7 +135,7 @@ class CountingProducer:
 
 def topic_end_total(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` now (the sum of its partitions' end offsets)."""
-    from spark_apps.kafka.broker import end_offsets
+    from devtools.broker import end_offsets
 
     return sum(end_offsets(bootstrap, topic).values())
 
@@ -145,7 +145,7 @@ def topic_keys(bootstrap: str, topic: str, start: dict[int, int] | None = None, 
     beginning): alerts are keyed by transaction id."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from spark_apps.kafka.broker import end_offsets
+    from devtools.broker import end_offsets
 
     ends = {(topic, p): end for p, end in end_offsets(bootstrap, topic).items()}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "payments-main-job", "enable.auto.commit": False})
@@ -257,9 +257,9 @@ def stream_traffic(profile, args, bootstrap: str, controller) -> dict:
     stream figures; an app that exits meanwhile fails the stage at once."""
     from confluent_kafka import Producer
 
-    from spark_apps.generator import WorkloadConfig, generate_day
-    from spark_apps.generator.kafka_stream import stream_to_kafka
-    from spark_apps.kafka.broker import end_offsets
+    from devtools.broker import end_offsets
+    from devtools.generator import WorkloadConfig, generate_day
+    from devtools.generator.kafka_stream import stream_to_kafka
 
     kafka, log = profile.kafka, controller.log_file
     # The broker and the stream checkpoint carry on from earlier runs: this run's figures start here.
@@ -382,7 +382,7 @@ def run_summary(profile, date: str, stream: dict | None = None) -> dict:
     """The run's figures next to the generator's ground truth, from the published catalog."""
     import duckdb
 
-    from spark_apps.generator import read_ground_truth
+    from devtools.generator import read_ground_truth
 
     truth = read_ground_truth(profile.lake.raw_uri, date)
     with duckdb.connect(profile.catalog.embedded_path, read_only=True) as con:
@@ -579,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             profile = get_profile()
             stage(
                 "generate the day's raw drops",
-                [sys.executable, "-m", "spark_apps.generator", "generate", "--date", args.date,
+                [sys.executable, "-m", "devtools.generator", "generate", "--date", args.date,
                  "--transactions", str(args.transactions), "--seed", str(args.seed), "--raw-uri", profile.lake.raw_uri],
                 logs / "generate.log",
             )  # fmt: skip
@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             marker.write_text(json.dumps({"dt": args.date, "complete": True}))
             stage(
                 "payments_daily_index (dag.test through Airflow)",
-                [sys.executable, "-m", "payments_platform.local_runner", "payments_daily_index", "--date", args.date],
+                [sys.executable, "-m", "devtools.local_runner", "payments_daily_index", "--date", args.date],
                 logs / "payments_daily_index.log",
             )
             try:
@@ -601,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             summary_path = local_dir / "run-summary.json"
             summary_path.write_text(json.dumps(summary, indent=1, default=str))
             print_summary(summary)
-            from spark_apps.dashboard import build_dashboard
+            from devtools.dashboard import build_dashboard
 
             try:
                 page = build_dashboard(
@@ -623,8 +623,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contextlib.ExitStack) -> dict:
+    from devtools.broker import DATA_DIR, BrokerError, EmbeddedBroker, profile_topics
     from payments_platform.stream_control import LocalStreamController
-    from spark_apps.kafka.broker import DATA_DIR, BrokerError, EmbeddedBroker, profile_topics
 
     say(f"starting the local Apache Kafka broker on {bootstrap} (data: {DATA_DIR}) ...")
     broker = EmbeddedBroker(
@@ -640,7 +640,7 @@ def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contex
     controller = LocalStreamController(profile)
     # Registered before the start so a failed or interrupted start still stops the job.
     cleanup.callback(lambda: controller.status().running and (say("stopping the stream app"), controller.stop()))
-    supervisor = [sys.executable, "-m", "payments_platform.local_runner", "payments_stream_supervisor", "--date", args.date]
+    supervisor = [sys.executable, "-m", "devtools.local_runner", "payments_stream_supervisor", "--date", args.date]
     stage(
         "provision the topics and start the streaming app (payments_stream_supervisor, action=deploy)",
         [*supervisor, "--conf", json.dumps({"action": "deploy"})],

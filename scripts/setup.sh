@@ -94,5 +94,5 @@ if [ ! -f "$AIRFLOW_HOME/airflow.db" ]; then
   say "creating the local Airflow metadata DB in .local/airflow"
   airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed, see $AIRFLOW_HOME/db-migrate.log"
 fi
-python -m payments_platform.airflow_settings apply "$ROOT/airflow_settings.yaml"
+python -m devtools.airflow_settings apply "$ROOT/airflow_settings.yaml"
 say "ready: source scripts/env.sh to use the airflow CLI against this project"

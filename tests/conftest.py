@@ -93,7 +93,7 @@ _topic_counter = itertools.count()
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
     """Apache Kafka from the JVM manifest on a free loopback port (DESIGN decision 8), stopped at session end."""
-    from spark_apps.kafka.broker import EmbeddedBroker
+    from devtools.broker import EmbeddedBroker
 
     with EmbeddedBroker(log_path=tmp_path_factory.mktemp("kafka") / "broker.log") as broker:
         yield broker

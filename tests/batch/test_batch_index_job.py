@@ -9,9 +9,9 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from devtools.generator import WorkloadConfig, generate_day, write_drops, write_ground_truth
 from spark_apps import lake
 from spark_apps.fraud_rules import load_rules
-from spark_apps.generator import WorkloadConfig, generate_day, write_drops, write_ground_truth
 from spark_apps.jobs.batch_index import ConservationError, parse_args, run_batch_index
 from spark_apps.schemas import BATCH_INDEX_SCHEMA, QUARANTINE_SCHEMA, Reason
 from tests.batch.pii_scan import scan_tree

@@ -35,7 +35,7 @@ def local_lake(root: Path, day: str, transactions: int = 1000, breakage: Callabl
             [
                 sys.executable,
                 "-m",
-                "spark_apps.generator",
+                "devtools.generator",
                 "generate",
                 "--date",
                 day,
@@ -61,7 +61,7 @@ def local_lake(root: Path, day: str, transactions: int = 1000, breakage: Callabl
 
 
 def run_daily(day: str, conf: dict | None = None):
-    from payments_platform.local_runner import run_dag_locally
+    from devtools.local_runner import run_dag_locally
 
     return run_dag_locally("payments_daily_index", day, conf)
 

@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 @pytest.fixture
 def supervised(tmp_path, monkeypatch):
+    from devtools.broker import EmbeddedBroker
     from payments_platform.profiles import load_profile
-    from spark_apps.kafka.broker import EmbeddedBroker
 
     monkeypatch.setenv("PAYMENTS_PROFILE", "local")
     monkeypatch.setenv("PAYMENTS_LOCAL_DIR", str(tmp_path))
@@ -34,7 +34,7 @@ def supervised(tmp_path, monkeypatch):
 
 
 def supervise(**conf):
-    from payments_platform.local_runner import run_dag_locally
+    from devtools.local_runner import run_dag_locally
 
     dag_run = run_dag_locally("payments_stream_supervisor", "2026-11-21", {"restart_backoff_s": 0, **conf})
     assert dag_run.state == "success"

@@ -9,9 +9,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from spark_apps.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
-from spark_apps.generator.__main__ import main as generator_main
-from spark_apps.generator.workload import MALFORMED_CLASSES, RECON_STATUSES
+from devtools.generator import WorkloadConfig, generate_day, read_ground_truth, write_drops, write_ground_truth
+from devtools.generator.__main__ import main as generator_main
+from devtools.generator.workload import MALFORMED_CLASSES, RECON_STATUSES
 from spark_apps.schemas import RAW_TRANSACTION_FIELDS, Reason
 from spark_apps.sources import RAW_SOURCES
 
@@ -209,7 +209,7 @@ def test_cli_generate_and_stream_without_producer(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown"):
         generator_main(["generate", "--date", DATE, "--raw-uri", str(tmp_path), "--rate", "nope=1"])
     try:
-        import spark_apps.generator.kafka_stream  # noqa: F401
+        import devtools.generator.kafka_stream  # noqa: F401
     except ModuleNotFoundError:
         assert generator_main(["stream", "--date", DATE]) == 2
         assert "not available" in capsys.readouterr().err

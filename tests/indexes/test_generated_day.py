@@ -16,9 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from spark_apps import catalog
-from spark_apps.fraud_rules import load_rules
-from spark_apps.generator import (
+from devtools.generator import (
     WorkloadConfig,
     generate_day,
     ground_truth_location,
@@ -26,6 +24,8 @@ from spark_apps.generator import (
     write_drops,
     write_ground_truth,
 )
+from spark_apps import catalog
+from spark_apps.fraud_rules import load_rules
 from spark_apps.indexes.config import load_index_config, replace
 from spark_apps.jobs.aggregate_index import run_aggregate_index
 from spark_apps.jobs.batch_index import run_batch_index

@@ -9,7 +9,7 @@ from payments_platform.pipeline import STAGE_TABLES
 
 @pytest.fixture(scope="module")
 def dag():
-    from payments_platform.local_runner import load_dag
+    from devtools.local_runner import load_dag
 
     return load_dag("payments_daily_index")
 

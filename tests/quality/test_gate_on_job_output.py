@@ -41,9 +41,9 @@ MUST_HAVE_ROWS = set(TABLES) - {"ml_feedback"}  # labels mature after the export
 
 @pytest.fixture(scope="module")
 def staged(spark, tmp_path_factory) -> dict[str, str]:
+    from devtools.generator.drops import write_drops
+    from devtools.generator.workload import WorkloadConfig, generate_day
     from spark_apps.fraud_rules import load_rules
-    from spark_apps.generator.drops import write_drops
-    from spark_apps.generator.workload import WorkloadConfig, generate_day
     from spark_apps.indexes.config import load_index_config
     from spark_apps.jobs.aggregate_index import run_aggregate_index
     from spark_apps.jobs.batch_index import run_batch_index

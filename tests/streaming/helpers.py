@@ -63,7 +63,7 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0, raw: bool = Fal
     """Every message of the topic: {key, value (parsed JSON; bytes with ``raw``), timestamp_ms}."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from spark_apps.kafka.broker import end_offsets
+    from devtools.broker import end_offsets
 
     ends = end_offsets(bootstrap, topic)
     partitions = sorted(ends)

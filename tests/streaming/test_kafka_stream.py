@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from spark_apps.generator.kafka_stream import prepare_messages, retime_value_json, stream_to_kafka
+from devtools.generator.kafka_stream import prepare_messages, retime_value_json, stream_to_kafka
 from tests.streaming.helpers import consume_all, epoch_ms
 
 pytestmark = [pytest.mark.kafka]
@@ -87,7 +87,7 @@ def test_the_generator_produces_to_msk_with_awss_iam_signer(monkeypatch):
     token callback), idempotent, as the stream job's own producer."""
     import confluent_kafka
 
-    from spark_apps.generator.kafka_stream import stream_to_kafka
+    from devtools.generator.kafka_stream import stream_to_kafka
 
     made = []
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spark_apps.generator.kafka_stream import TimedValue, merged_messages, retime_value, retime_value_json
+from devtools.generator.kafka_stream import TimedValue, merged_messages, retime_value, retime_value_json
 from spark_apps.streaming.metrics import consumed_offsets, progress_record
 from spark_apps.streaming.transforms import StreamSettings
 
@@ -115,7 +115,7 @@ def test_retime_without_parsing_equals_the_json_path(value, moved):
 def test_retime_without_parsing_equals_the_json_path_for_every_generated_record():
     """The producer's fast path (TimedValue) gives the JSON path's bytes for every message of a
     generated day: transactions of every malformed class, ML outputs, late and duplicate events."""
-    from spark_apps.generator.workload import WorkloadConfig, generate_day
+    from devtools.generator.workload import WorkloadConfig, generate_day
 
     workload = generate_day(WorkloadConfig(date="2026-11-21", transactions=3000, seed=5, malformed_rate=0.05))
     values = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from payments_platform.airflow_settings import AirflowSettingsError, load_settings, main, parse_settings
+from devtools.airflow_settings import AirflowSettingsError, load_settings, main, parse_settings
 
 PROJECT_SETTINGS = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
 

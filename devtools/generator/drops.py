@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spark_apps.generator.workload import Workload
+from devtools.generator.workload import Workload
 from spark_apps.sources import FORMATS, GROUND_TRUTH_DIR, RAW_SOURCES, source_location
 
 EXTENSION = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}

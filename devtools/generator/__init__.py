@@ -2,16 +2,16 @@
 
 Library API (used by tests, benchmarks and the streaming producer)::
 
-    from spark_apps.generator import WorkloadConfig, generate_day, write_drops, write_ground_truth
+    from devtools.generator import WorkloadConfig, generate_day, write_drops, write_ground_truth
     workload = generate_day(WorkloadConfig(date="2026-11-21", transactions=100_000, seed=7))
     workload.transactions            # Arrow table of raw records in produce order
     for key, value, ts_ms in workload.kafka_messages(): ...
 
-CLI: ``python -m spark_apps.generator --help`` (subcommands ``generate`` and ``stream``).
+CLI: ``python -m devtools.generator --help`` (subcommands ``generate`` and ``stream``).
 """
 
-from spark_apps.generator.drops import ground_truth_location, read_ground_truth, write_drops, write_ground_truth
-from spark_apps.generator.workload import Workload, WorkloadConfig, generate_day
+from devtools.generator.drops import ground_truth_location, read_ground_truth, write_drops, write_ground_truth
+from devtools.generator.workload import Workload, WorkloadConfig, generate_day
 
 __all__ = [
     "Workload",

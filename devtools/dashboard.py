@@ -5,7 +5,7 @@ The page needs no network and no JavaScript library: every chart is an ``<svg>``
 here. Sections: fraud over time, merchant leaderboard, reconciliation breaks, settlement
 forecast, pipeline health (ops index + deduplication effectiveness).
 
-    python -m spark_apps.dashboard --catalog .local/lake/catalog.duckdb --out .local/dashboard.html
+    python -m devtools.dashboard --catalog .local/lake/catalog.duckdb --out .local/dashboard.html
 
 Tables without a published partition are empty typed tables (from the catalog DDL), so
 every view binds and an unpublished index shows as "no data" instead of an error.

@@ -10,9 +10,9 @@ one process that is both broker and controller, on loopback ports. Three ways in
 * the pytest fixture ``kafka_broker`` (tests/streaming/conftest.py);
 * the CLI used by the local main job and the Airflow stream supervisor::
 
-      python -m spark_apps.kafka.broker start [--port 19092] [--partitions 2]
-      python -m spark_apps.kafka.broker status      # exit 0 and JSON if running, else 1
-      python -m spark_apps.kafka.broker stop
+      python -m devtools.broker start [--port 19092] [--partitions 2]
+      python -m devtools.broker status      # exit 0 and JSON if running, else 1
+      python -m devtools.broker stop
 
   ``start`` detaches the broker and records ``{pid, port, bootstrap, ...}`` in
   ``.local/kafka/broker.json``; its data lives in ``.local/kafka/data``, so topics,
@@ -390,7 +390,7 @@ def cli_stop(state_file: Path = STATE_FILE) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spark_apps.kafka.broker", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.broker", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start a detached broker (data in .local/kafka/data) and create the profile's topics")
     start.add_argument(

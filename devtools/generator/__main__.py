@@ -1,13 +1,13 @@
 """Generator CLI.
 
-    python -m spark_apps.generator generate --date 2026-11-21 --transactions 1000000 --raw-uri .local/lake/raw [--seed 42]
+    python -m devtools.generator generate --date 2026-11-21 --transactions 1000000 --raw-uri .local/lake/raw [--seed 42]
         [--format gateway_a=parquet ...] [--rate malformed_rate=0.01 ...]
-    python -m spark_apps.generator stream --date 2026-11-21 --transactions 10000 --rate-per-second 500
+    python -m devtools.generator stream --date 2026-11-21 --transactions 10000 --rate-per-second 500
         [--bootstrap-servers 127.0.0.1:19092] [--topic payments.transactions]
 
 ``generate`` writes the raw drops of every source plus the ground truth and prints a
 JSON summary. ``stream`` produces the same day's transaction records to Kafka in
-produce order at a target rate (implemented by spark_apps.generator.kafka_stream).
+produce order at a target rate (implemented by devtools.generator.kafka_stream).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import json
 import sys
 import time
 
-from spark_apps.generator.drops import write_drops, write_ground_truth
-from spark_apps.generator.workload import WorkloadConfig, generate_day
+from devtools.generator.drops import write_drops, write_ground_truth
+from devtools.generator.workload import WorkloadConfig, generate_day
 
 RATE_FIELDS = {f.name: f.type for f in dataclasses.fields(WorkloadConfig) if f.name not in ("date", "transactions", "seed")}
 
@@ -55,7 +55,7 @@ def _default_raw_uri() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spark_apps.generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m devtools.generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("generate", "stream"):
@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        kafka_stream = importlib.import_module("spark_apps.generator.kafka_stream")
+        kafka_stream = importlib.import_module("devtools.generator.kafka_stream")
     except ModuleNotFoundError as exc:
-        if exc.name != "spark_apps.generator.kafka_stream":
+        if exc.name != "devtools.generator.kafka_stream":
             raise
-        print("stream: spark_apps.generator.kafka_stream is not available yet (owned by the streaming work)", file=sys.stderr)
+        print("stream: devtools.generator.kafka_stream is not available yet (owned by the streaming work)", file=sys.stderr)
         return 2
     workload = generate_day(config)
     options = {

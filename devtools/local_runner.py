@@ -1,6 +1,6 @@
 """Run a DAG of this project in-process with ``dag.test()`` (local profile, tests, demo).
 
-    python -m payments_platform.local_runner payments_daily_index --date 2026-11-21 [--conf '{"from_stage": "aggregate"}']
+    python -m devtools.local_runner payments_daily_index --date 2026-11-21 [--conf '{"from_stage": "aggregate"}']
 
 Exits 0 only when the DAG run succeeded. ``dag.test()`` in Airflow 3.3.1 fails when the
 run ends if the DAG declares a ``DeadlineAlert`` (it looks the alerts up by id, but

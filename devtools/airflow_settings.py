@@ -1,7 +1,7 @@
 """Load ``airflow_settings.yaml`` (the Astro CLI schema) into the local Airflow DB.
 
-    python -m payments_platform.airflow_settings apply airflow_settings.yaml
-    python -m payments_platform.airflow_settings check airflow_settings.yaml
+    python -m devtools.airflow_settings apply airflow_settings.yaml
+    python -m devtools.airflow_settings check airflow_settings.yaml
 
 ``check`` validates the file only; ``apply`` validates, then upserts connections,
 variables and pools, and records a digest so that an unchanged file is a no-op.
