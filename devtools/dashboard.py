@@ -1,9 +1,10 @@
 """The local dashboard: the BI views of ``include/sql/views`` run with DuckDB on the
-published data of the embedded catalog, drawn as one static HTML page with inline SVG.
+published data of the embedded catalog, drawn as one HTML page of interactive Plotly charts.
 
-The page needs no network and no JavaScript library: every chart is an ``<svg>`` built
-here. Sections: fraud over time, merchant leaderboard, reconciliation breaks, settlement
-forecast, pipeline health (ops index + deduplication effectiveness).
+The page works offline: plotly.js (from the pinned ``plotly`` package) is embedded in it, no
+CDN, no request. Sections: fraud over time, merchant leaderboard, reconciliation breaks,
+settlement forecast (one chart per currency: amounts are never compared across currencies),
+pipeline health (ops index + deduplication effectiveness).
 
     python -m devtools.dashboard --catalog .local/lake/catalog.duckdb --out .local/dashboard.html
 
@@ -16,20 +17,27 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import html
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import plotly.graph_objects as go
 import sqlglot
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
 from sqlglot import exp
 
 from spark_apps import catalog
+from spark_apps.schemas import REPORTING_CURRENCY
 
 VIEWS_DIR = catalog.SQL_DIR / "views"
-CHART_WIDTH = 640
 BAR_COLOR = "#3b6fb6"
 ALERT_COLOR = "#c0392b"
+ORANGE = "#e67e22"
+# No logo link, no "edit in Chart Studio": nothing on the page reaches the network.
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False}
 
 
 def open_bi_connection(catalog_path: str | Path) -> duckdb.DuckDBPyConnection:
@@ -122,84 +130,91 @@ def collect(con: duckdb.DuckDBPyConnection, top_merchants: int = 10) -> Dashboar
     )
 
 
-# --------------------------------------------------------------------------- SVG
+# --------------------------------------------------------------------------- charts
 
 
-def _number(value) -> float:
-    return float(value) if value is not None else 0.0
+def _numbers(values) -> list[float]:
+    return [float(v) if v is not None else 0.0 for v in values]
 
 
-def _label(value) -> str:
-    if isinstance(value, dt.datetime):
-        return value.strftime("%H:%M")
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, template="plotly_white")
+    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(automargin=True)
+    return fig
 
 
-def hbar_chart(chart_id: str, title: str, labels: list[str], values: list, color: str = BAR_COLOR) -> str:
-    """A horizontal bar chart as inline SVG (one ``<rect class="bar">`` per value)."""
-    if not values:
-        return f'<p class="empty" id="{chart_id}">{html.escape(title)}: no data published.</p>'
-    row, left, right = 24, 220, 120
-    height = row * len(values) + 10
-    top = max(_number(v) for v in values) or 1.0
-    parts = [
-        f'<svg id="{chart_id}" class="chart" role="img" aria-label="{html.escape(title)}" '
-        f'width="{CHART_WIDTH}" height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">'
-    ]
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        y = 5 + i * row
-        width = max(1.0, (CHART_WIDTH - left - right) * _number(value) / top)
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 16}" text-anchor="end">{html.escape(str(label))}</text>'
-            f'<rect class="bar" x="{left}" y="{y + 3}" width="{width:.1f}" height="{row - 6}" fill="{color}">'
-            f"<title>{html.escape(str(label))}: {html.escape(_label(value))}</title></rect>"
-            f'<text x="{left + width + 6:.1f}" y="{y + 16}">{html.escape(_label(value))}</text>'
+def hbar_figure(labels: list[str], values: list, axis_title: str, color: str = BAR_COLOR) -> go.Figure:
+    """Horizontal bars, the largest on top; ``axis_title`` names the unit (one currency at most)."""
+    fig = go.Figure(go.Bar(x=_numbers(values), y=labels, orientation="h", marker_color=color, name=axis_title))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text=axis_title)
+    return _layout(fig, 80 + 28 * len(labels))
+
+
+def fraud_figure(rows: list[dict]) -> go.Figure:
+    """Flagged, velocity / card-testing and blocked transactions per event hour, grouped bars."""
+    hours = [row["event_hour"] for row in rows]
+    fig = go.Figure()
+    for name, key, color in (
+        ("flagged", "flagged", BAR_COLOR),
+        ("velocity / card testing", "velocity", ORANGE),
+        ("blocked", "blocked", ALERT_COLOR),
+    ):
+        fig.add_trace(go.Bar(x=hours, y=_numbers(row[key] for row in rows), name=name, marker_color=color))
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12})
+    fig.update_xaxes(title_text="event hour (UTC)", type="date")
+    fig.update_yaxes(title_text="transactions")
+    return _layout(fig, 340)
+
+
+def forecast_figure(rows: list[dict]) -> go.Figure:
+    """Net payouts per payout date: one chart per currency, each amount axis in its own currency."""
+    currencies = sorted({row["currency"] for row in rows})
+    fig = make_subplots(rows=len(currencies), cols=1, subplot_titles=currencies, vertical_spacing=0.12)
+    for i, currency in enumerate(currencies, start=1):
+        mine = [row for row in rows if row["currency"] == currency]
+        fig.add_trace(
+            go.Bar(
+                x=[str(row["expected_payout_date"]) for row in mine],
+                y=_numbers(row["net_amount"] for row in mine),
+                name=currency,
+                marker_color=BAR_COLOR,
+                customdata=[[row["merchants"], row["lines"]] for row in mine],
+                hovertemplate="%{x}: %{y:,.2f} "
+                + currency
+                + "<br>%{customdata[0]} merchants, %{customdata[1]} lines<extra></extra>",
+            ),
+            row=i,
+            col=1,
         )
-    parts.append("</svg>")
-    return "".join(parts)
+        fig.update_yaxes(title_text=f"net payout ({currency})", row=i, col=1)
+        fig.update_xaxes(title_text="expected payout date", type="category", row=i, col=1)
+    fig.update_layout(showlegend=False)
+    return _layout(fig, 60 + 260 * len(currencies))
 
 
-def column_chart(chart_id: str, title: str, labels: list[str], series: dict[str, list], colors: list[str]) -> str:
-    """Vertical grouped columns over ``labels`` (for example hours), one colour per series."""
-    if not labels:
-        return f'<p class="empty" id="{chart_id}">{html.escape(title)}: no data published.</p>'
-    height, bottom, top_pad, left = 260, 40, 20, 50
-    plot_w, plot_h = CHART_WIDTH - left - 10, height - bottom - top_pad
-    top = max((_number(v) for values in series.values() for v in values), default=0.0) or 1.0
-    slot = plot_w / len(labels)
-    bar_w = max(1.0, slot * 0.8 / len(series))
-    parts = [
-        f'<svg id="{chart_id}" class="chart" role="img" aria-label="{html.escape(title)}" '
-        f'width="{CHART_WIDTH}" height="{height}" viewBox="0 0 {CHART_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{CHART_WIDTH - 10}" y2="{top_pad + plot_h}" stroke="#888"/>',
-        f'<text x="{left - 6}" y="{top_pad + 4}" text-anchor="end">{top:,.0f}</text>',
-    ]
-    for i, label in enumerate(labels):
-        x0 = left + i * slot + slot * 0.1
-        for j, (name, values) in enumerate(series.items()):
-            value = _number(values[i])
-            bar_h = plot_h * value / top
-            parts.append(
-                f'<rect class="bar" x="{x0 + j * bar_w:.1f}" y="{top_pad + plot_h - bar_h:.1f}" width="{bar_w:.1f}" '
-                f'height="{bar_h:.1f}" fill="{colors[j % len(colors)]}"><title>{html.escape(str(label))} {html.escape(name)}: '
-                f"{html.escape(_label(values[i]))}</title></rect>"
-            )
-        if len(labels) <= 12 or i % max(1, len(labels) // 12) == 0:
-            parts.append(
-                f'<text x="{left + i * slot + slot / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
-                f"{html.escape(str(label))}</text>"
-            )
-    for j, name in enumerate(series):
-        parts.append(
-            f'<rect x="{left + j * 150}" y="{height - 14}" width="10" height="10" fill="{colors[j % len(colors)]}"/>'
-            f'<text x="{left + j * 150 + 14}" y="{height - 5}">{html.escape(name)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+def pipeline_figure(rows: list[dict]) -> go.Figure:
+    stages = [row["stage"] for row in rows]
+    fig = go.Figure()
+    for name, key, color in (("records in", "records_in", BAR_COLOR), ("records out", "records_out", ORANGE)):
+        fig.add_trace(go.Bar(x=_numbers(row[key] for row in rows), y=stages, orientation="h", name=name, marker_color=color))
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.15})
+    fig.update_yaxes(type="category")
+    fig.update_xaxes(title_text="records")
+    return _layout(fig, 100 + 50 * len(stages))
+
+
+def chart(chart_id: str, title: str, figure: go.Figure | None) -> tuple[str, str]:
+    """(the chart's ``<div>``, its ``Plotly.newPlot`` call) or a "no data" note and no call."""
+    if figure is None:
+        return f'<p class="empty" id="{chart_id}">{html.escape(title)}: no data published.</p>', ""
+    # The figure's JSON inside a <script>: "</" must not end the script early.
+    spec = figure.to_json().replace("</", "<\\/")
+    return (
+        f'<div id="{chart_id}" class="chart" role="img" aria-label="{html.escape(title)}"></div>',
+        f"charts.push(Plotly.newPlot({json.dumps(chart_id)}, Object.assign({spec}, {{config: {json.dumps(PLOTLY_CONFIG)}}})));",
+    )
 
 
 def table_html(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -216,102 +231,106 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="minutes")
-    return _label(value)
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 # --------------------------------------------------------------------------- page
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1100px; }
 h1 { margin-bottom: 4px; } .sub { color: #666; margin-top: 0; }
-section { margin: 28px 0; } svg.chart text { font-size: 12px; fill: #333; }
+section { margin: 28px 0; }
 table { border-collapse: collapse; font-size: 12px; margin-top: 8px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; } th { background: #f3f3f3; }
 .empty { color: #999; font-style: italic; }
 """
 
+# Runs once every chart is drawn: records on <body> what the browser rendered (the browser test
+# reads it): the number of charts with Plotly's SVG, and per chart its bars and axis titles.
+RENDERED_SCRIPT = """
+Promise.all(charts).then(function () {
+  var report = {};
+  document.querySelectorAll('div.chart').forEach(function (div) {
+    var titles = Array.prototype.filter.call(div.querySelectorAll('text'), function (t) {
+      return /^[xy][0-9]*title$/.test(t.getAttribute('class') || '');
+    }).map(function (t) { return t.textContent; });
+    report[div.id] = {svg: div.querySelectorAll('svg.main-svg').length,
+                      bars: div.querySelectorAll('g.trace.bars g.point path').length, axes: titles};
+  });
+  document.body.dataset.rendered = JSON.stringify(report);
+  document.body.dataset.charts = Object.keys(report).filter(function (id) { return report[id].svg > 0; }).length;
+});
+"""
+
+
+def leaderboard_figure(rows: list[dict]) -> go.Figure:
+    labels = [f"#{row['volume_rank']} {row['merchant_name'] or row['merchant_id']}" for row in rows]
+    return hbar_figure(labels, [row["gross_volume"] for row in rows], f"gross volume ({REPORTING_CURRENCY})")
+
+
+def breaks_figure(rows: list[dict]) -> go.Figure:
+    return hbar_figure([row["match_status"] for row in rows], [row["breaks"] for row in rows], "breaks", ALERT_COLOR)
+
+
+FIGURES = {
+    "fraud-over-time": ("Flagged transactions per hour", "fraud_by_hour", fraud_figure),
+    "merchant-leaderboard": ("Merchant leaderboard", "leaderboard", leaderboard_figure),
+    "reconciliation-breaks": ("Reconciliation breaks", "breaks", breaks_figure),
+    "settlement-forecast": ("Settlement forecast", "forecast", forecast_figure),
+    "pipeline-health": ("Records per stage", "ops", pipeline_figure),
+}
+HEADINGS = {
+    "fraud-over-time": "Fraud over time",
+    "merchant-leaderboard": f"Merchant leaderboard (gross volume in {REPORTING_CURRENCY}, last 30 days)",
+    "reconciliation-breaks": "Reconciliation breaks by type",
+    "settlement-forecast": "Settlement forecast (net payouts per date, one chart per currency)",
+    "pipeline-health": "Pipeline health",
+}
+
+
+def section_tables(data: DashboardData) -> dict[str, str]:
+    return {
+        "fraud-over-time": table_html(
+            data.daily_fraud, ["dt", "flagged_transactions", "flagged_users", "block_card", "require_3ds", "manual_review"]
+        ),
+        "merchant-leaderboard": table_html(
+            data.leaderboard, ["volume_rank", "merchant_id", "transactions", "approval_rate", "chargeback_ratio", "anomaly_days"]
+        ),
+        "reconciliation-breaks": "",
+        "settlement-forecast": table_html(data.forecast),
+        "pipeline-health": table_html(data.ops) + "<h3>Deduplication effectiveness</h3>" + table_html(data.dedup),
+    }
+
+
+def sections(data: DashboardData) -> list[tuple[str, str, tuple[str, str], str]]:
+    """(section id, heading, (chart div, its plot call), tables) per section of the page."""
+    tables = section_tables(data)
+    result = []
+    for section_id, (title, field, build) in FIGURES.items():
+        rows = getattr(data, field)
+        div_and_call = chart(f"chart-{section_id}", title, build(rows) if rows else None)
+        result.append((section_id, HEADINGS[section_id], div_and_call, tables[section_id]))
+    return result
+
 
 def render(data: DashboardData, title: str = "Payments platform — local dashboard", subtitle: str = "") -> str:
-    fraud_hours = [row["event_hour"].strftime("%H:%M") for row in data.fraud_by_hour]
-    sections = [
-        (
-            "fraud-over-time",
-            "Fraud over time",
-            column_chart(
-                "chart-fraud-over-time",
-                "Flagged transactions per hour",
-                fraud_hours,
-                {
-                    "flagged": [row["flagged"] for row in data.fraud_by_hour],
-                    "velocity / card testing": [row["velocity"] for row in data.fraud_by_hour],
-                    "blocked": [row["blocked"] for row in data.fraud_by_hour],
-                },
-                [BAR_COLOR, "#e67e22", ALERT_COLOR],
-            )
-            + table_html(
-                data.daily_fraud,
-                ["dt", "flagged_transactions", "flagged_users", "block_card", "require_3ds", "manual_review"],
-            ),
-        ),
-        (
-            "merchant-leaderboard",
-            "Merchant leaderboard (gross volume, last 30 days)",
-            hbar_chart(
-                "chart-merchant-leaderboard",
-                "Merchant leaderboard",
-                [f"#{row['volume_rank']} {row['merchant_name'] or row['merchant_id']}" for row in data.leaderboard],
-                [row["gross_volume"] for row in data.leaderboard],
-            )
-            + table_html(
-                data.leaderboard,
-                ["volume_rank", "merchant_id", "transactions", "approval_rate", "chargeback_ratio", "anomaly_days"],
-            ),
-        ),
-        (
-            "reconciliation-breaks",
-            "Reconciliation breaks by type",
-            hbar_chart(
-                "chart-reconciliation-breaks",
-                "Reconciliation breaks",
-                [row["match_status"] for row in data.breaks],
-                [row["breaks"] for row in data.breaks],
-                ALERT_COLOR,
-            ),
-        ),
-        (
-            "settlement-forecast",
-            "Settlement forecast (net payouts per date and currency)",
-            hbar_chart(
-                "chart-settlement-forecast",
-                "Settlement forecast",
-                [f"{row['expected_payout_date']} {row['currency']}" for row in data.forecast],
-                [row["net_amount"] for row in data.forecast],
-            ),
-        ),
-        (
-            "pipeline-health",
-            "Pipeline health",
-            hbar_chart(
-                "chart-pipeline-health",
-                "Records in per stage",
-                [row["stage"] for row in data.ops],
-                [row["records_in"] for row in data.ops],
-            )
-            + table_html(data.ops)
-            + "<h3>Deduplication effectiveness</h3>"
-            + table_html(data.dedup),
-        ),
-    ]
+    parts = sections(data)
     body = "".join(
-        f'<section id="{section_id}"><h2>{html.escape(heading)}</h2>{content}</section>'
-        for section_id, heading, content in sections
+        f'<section id="{section_id}"><h2>{html.escape(heading)}</h2>{div}{tables}</section>'
+        for section_id, heading, (div, _), tables in parts
     )
+    calls = "\n".join(call for _, _, (_, call), _ in parts if call)
+    # plotly.js only when there is a chart to draw; embedded, so the page works offline.
+    library = f'<script type="text/javascript">{get_plotlyjs()}</script>' if calls else ""
+    script = f"<script>var charts = [];\n{calls}\n{RENDERED_SCRIPT}</script>" if calls else ""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>{body}"
-        # Marks the page as rendered; the browser test reads it.
-        "<script>document.body.dataset.charts = document.querySelectorAll('svg.chart').length;</script>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>{library}</head><body>"
+        f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>{body}{script}"
         "</body></html>"
     )
 

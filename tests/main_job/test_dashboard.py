@@ -1,8 +1,9 @@
-"""The local dashboard: BI views on a small published catalog, and the page in headless Chromium."""
+"""The local dashboard: BI views on a small published catalog, and the page (Plotly, offline) in headless Chromium."""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 import shutil
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from plotly.offline import get_plotlyjs
 from sqlglot import exp
 
+from devtools import dashboard
 from payments_platform.publishing import EmbeddedPublisher
-from spark_apps import catalog, dashboard
+from spark_apps import catalog
 
 D = Decimal
 DAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()
@@ -25,7 +28,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 def publish_rows(publisher: EmbeddedPublisher, index_uri: Path, table: str, rows: list[dict]) -> None:
     """Write ``rows`` as one verified version of ``table`` dt=DAY and publish it."""
-    location = index_uri / table / f"dt={DAY}" / "run=test"
+    location = index_uri / table / f"dt={DAY}" / "version=test"
     location.mkdir(parents=True)
     columns = catalog.table_columns(table)
     ddl = ", ".join(f'"{c["name"]}" {exp.DataType.build(c["type"], dialect="hive").sql("duckdb")}' for c in columns)
@@ -80,6 +83,13 @@ def published_catalog(tmp_path_factory) -> Path:
          "refund_amount": D("0.00"), "chargeback_amount": D("0.00"), "fee_amount": D("0.00"), "net_amount": D(net),
          "payout_status": "SCHEDULED"}
         for m, net in (("m1", "100.25"), ("m2", "50.50"))
+    ] + [
+        # Two more currencies, with amounts that would dwarf each other on one axis.
+        {"merchant_id": "m3", "merchant_name": "Shop m3", "statement_date": dt.date.fromisoformat(DAY),
+         "expected_payout_date": payout, "currency": currency, "line_count": 1, "gross_amount": D(net),
+         "refund_amount": D("0.00"), "chargeback_amount": D("0.00"), "fee_amount": D("0.00"), "net_amount": D(net),
+         "payout_status": "SCHEDULED"}
+        for currency, net in (("JPY", "1250000.00"), ("USD", "75.00"))
     ]  # fmt: skip
     publish_rows(publisher, root / "indexes", "settlement_schedule_index", settlement)
     ops = [
@@ -107,7 +117,11 @@ def test_the_views_run_on_the_published_catalog(published_catalog):
         (3, "m3", D("40.00")),
     ]
     assert [(r["match_status"], r["breaks"]) for r in data.breaks] == [("AMOUNT_MISMATCH", 2), ("MISSING_IN_STATEMENT", 1)]
-    assert [(r["currency"], r["net_amount"], r["merchants"]) for r in data.forecast] == [("EUR", D("150.75"), 2)]
+    assert [(r["currency"], r["net_amount"], r["merchants"]) for r in data.forecast] == [
+        ("EUR", D("150.75"), 2),
+        ("JPY", D("1250000.00"), 1),
+        ("USD", D("75.00"), 1),
+    ]
     assert [(r["stage"], r["records_in"], r["quarantined"]) for r in data.ops] == [
         ("batch_index", 1000, 10),
         ("stream_index", 800, 0),
@@ -118,17 +132,44 @@ def test_an_empty_catalog_builds_a_page_saying_no_data(tmp_path):
     empty = tmp_path / "catalog.duckdb"
     EmbeddedPublisher(str(empty), catalog.DATABASE, str(tmp_path / "indexes"))._connect().close()
     page = dashboard.build_dashboard(empty, tmp_path / "dashboard.html").read_text()
-    assert "<svg" not in page
+    assert "Plotly.newPlot" not in page and "plotly.js" not in page  # no chart, no library
     assert page.count("no data published") == 5
 
 
-def test_the_page_has_one_chart_per_section_with_a_bar_per_row(published_catalog, tmp_path):
+def plotted(page: str) -> dict[str, dict]:
+    """The figures the page hands to Plotly.newPlot, by chart id."""
+    calls = re.findall(r'Plotly\.newPlot\("([^"]+)", Object\.assign\((.*?), \{config: ', page)
+    return {chart_id: json.loads(spec.replace("<\\/", "</")) for chart_id, spec in calls}
+
+
+def test_the_page_embeds_plotly_and_plots_one_figure_per_section(published_catalog, tmp_path):
     page = dashboard.build_dashboard(published_catalog, tmp_path / "dashboard.html").read_text()
-    for section in ("fraud-over-time", "merchant-leaderboard", "reconciliation-breaks", "settlement-forecast", "pipeline-health"):
-        assert re.search(f'<svg id="chart-{section}"', page), section
-    leaderboard = re.search(r'<svg id="chart-merchant-leaderboard".*?</svg>', page).group(0)
-    assert leaderboard.count('class="bar"') == 3
-    assert "#1 Shop m2" in leaderboard
+    assert get_plotlyjs() in page  # the library itself, inline: the page works offline
+    assert not re.search(r"<script[^>]+src=", page)
+    figures = plotted(page)
+    assert sorted(figures) == sorted(
+        f"chart-{s}"
+        for s in ("fraud-over-time", "merchant-leaderboard", "reconciliation-breaks", "settlement-forecast", "pipeline-health")
+    )
+    leaderboard = figures["chart-merchant-leaderboard"]
+    assert leaderboard["data"][0]["y"] == ["#1 Shop m2", "#2 Shop m1", "#3 Shop m3"]
+    assert leaderboard["data"][0]["x"] == [9100.0, 500.0, 40.0]
+    assert leaderboard["layout"]["xaxis"]["title"]["text"] == "gross volume (USD)"
+    breaks = figures["chart-reconciliation-breaks"]["data"][0]
+    assert (breaks["y"], breaks["x"]) == (["AMOUNT_MISMATCH", "MISSING_IN_STATEMENT"], [2.0, 1.0])
+
+
+def test_the_settlement_forecast_draws_each_currency_on_its_own_axis(published_catalog, tmp_path):
+    page = dashboard.build_dashboard(published_catalog, tmp_path / "dashboard.html").read_text()
+    forecast = plotted(page)["chart-settlement-forecast"]
+    traces = [(t["name"], t["xaxis"], t["yaxis"], t["y"]) for t in forecast["data"]]
+    assert traces == [("EUR", "x", "y", [150.75]), ("JPY", "x2", "y2", [1250000.0]), ("USD", "x3", "y3", [75.0])]
+    layout = forecast["layout"]
+    assert [layout[axis]["title"]["text"] for axis in ("yaxis", "yaxis2", "yaxis3")] == [
+        "net payout (EUR)",
+        "net payout (JPY)",
+        "net payout (USD)",
+    ]
 
 
 # --------------------------------------------------------------------------- browser
@@ -161,22 +202,66 @@ def console_errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
 
 
-def test_console_error_detection_catches_a_broken_page(chromium, tmp_path):
+def page_requests(net_log: Path) -> list[str]:
+    """URLs the page itself asked for, from Chromium's net log: requests with a page origin as
+    initiator (``null`` for a file:// page); the browser's own background calls have none."""
+    log = json.loads(net_log.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [
+        event["params"]["url"]
+        for event in log["events"]
+        if event["type"] == start_job and "url" in event.get("params", {}) and event["params"].get("initiator") != "not an origin"
+    ]
+
+
+def test_console_errors_and_network_requests_are_detected_on_a_broken_page(chromium, tmp_path):
     page = tmp_path / "broken.html"
-    page.write_text("<html><body><script>console.error('boom'); undefinedFunction();</script></body></html>")
-    result = headless(chromium, page.as_uri(), "--dump-dom")
+    page.write_text(
+        '<html><body><img src="http://127.0.0.1:9/x.png">'
+        "<script>console.error('boom'); undefinedFunction();</script></body></html>"
+    )
+    net_log = tmp_path / "net.json"
+    result = headless(chromium, page.as_uri(), f"--log-net-log={net_log}", "--dump-dom")
     assert console_errors(result.stderr), result.stderr[-2000:]
+    assert page_requests(net_log) == ["http://127.0.0.1:9/x.png"]
 
 
-def test_the_dashboard_renders_its_charts_in_chromium_without_console_errors(chromium, published_catalog, tmp_path):
+def rendered(dom: str) -> dict:
+    """What the page's script recorded once Plotly drew every chart (see dashboard.RENDERED_SCRIPT)."""
+    match = re.search(r'data-rendered="([^"]*)"', dom)
+    assert match, "the charts did not finish rendering"
+    return json.loads(html.unescape(match.group(1)))
+
+
+CURRENCY = re.compile(r"\b(USD|EUR|JPY|GBP|CHF|CAD|AUD)\b")
+
+
+def test_the_dashboard_renders_its_charts_in_chromium_offline_without_errors(chromium, published_catalog, tmp_path):
     page = dashboard.build_dashboard(published_catalog, tmp_path / "dashboard.html")
-    dom = headless(chromium, page.as_uri(), "--dump-dom")
+    net_log = tmp_path / "net.json"
+    dom = headless(chromium, page.as_uri(), f"--log-net-log={net_log}", "--virtual-time-budget=10000", "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_errors(dom.stderr) == []
-    assert 'data-charts="5"' in dom.stdout  # the inline script ran and counted five SVG charts
+    assert page_requests(net_log) == []  # plotly.js is inline: nothing is fetched
+    assert 'data-charts="5"' in dom.stdout  # five charts with Plotly's SVG after the inline script ran
+    charts = rendered(dom.stdout)
+    bars = {chart_id: figures["bars"] for chart_id, figures in charts.items()}
+    assert bars == {
+        "chart-fraud-over-time": 6,  # 2 hours x (flagged, velocity, blocked)
+        "chart-merchant-leaderboard": 3,
+        "chart-reconciliation-breaks": 2,
+        "chart-settlement-forecast": 3,  # one bar in each currency's chart
+        "chart-pipeline-health": 4,
+    }
+    forecast_axes = [title for title in charts["chart-settlement-forecast"]["axes"] if "net payout" in title]
+    assert forecast_axes == ["net payout (EUR)", "net payout (JPY)", "net payout (USD)"]
+    for chart_id, figures in charts.items():  # every drawn axis title names one currency at most
+        for title in figures["axes"]:
+            assert len(CURRENCY.findall(title)) <= 1, (chart_id, title)
+    assert charts["chart-merchant-leaderboard"]["axes"] == ["gross volume (USD)"]
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
-    result = headless(chromium, page.as_uri(), f"--screenshot={shot}")
+    result = headless(chromium, page.as_uri(), "--virtual-time-budget=10000", f"--screenshot={shot}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.stat().st_size > 10_000
