@@ -2,7 +2,7 @@
 
     python scripts/deploy.py --terraform-outputs outputs.json [--bucket B] [--kms-key-id K]
                              [--prefix P] [--tfvars-out artifacts.auto.tfvars.json] [--dry-run]
-                             [--mwaa-environment NAME]
+                             [--mwaa-environment NAME] [--athena-output-location S3_URI]
 
 ``outputs.json`` is ``terraform output -json`` of an environment (infra/terraform/envs/<env>);
 it supplies the bucket, the artifacts KMS key and the variables the MWAA startup script
@@ -11,10 +11,13 @@ exports. Objects written (keys relative to ``--prefix``):
 * ``dags/...``                      every DAG file, plus ``dags/constraints.txt`` (constraints-mwaa.txt:
                                     requirements.txt points pip at /usr/local/airflow/dags/constraints.txt) and
                                     ``dags/include/...`` (runtime profiles etc. for the Airflow side)
-* ``plugins.zip``                   the contents of plugins/
+* ``plugins.zip``                   the contents of plugins/ and the shared contract package
+                                    ``payments_contract/`` (both at the zip's root, which MWAA puts on
+                                    sys.path); nothing else (devtools/, tests/, bench/ never)
 * ``requirements.txt``              as is
 * ``startup.sh``                    scripts/mwaa_startup.sh with the environment block rendered
-* ``spark_apps/spark_apps.zip``     the spark_apps package (``--py-files`` of every job)
+* ``spark_apps/spark_apps.zip``     the spark_apps package and ``payments_contract/`` (``--py-files`` of
+                                    every job)
 * ``spark_apps/jobs/<name>.py``     the job entrypoints
 * ``include/...``                   contracts, config, profiles and SQL (quality.contracts_dir)
 
@@ -34,6 +37,14 @@ updates the Airflow pools of the aws profile (``orchestration.pools``: ``spark_j
 different). Without pools the scheduler never runs the tasks that name them. Run it after the
 environment exists (``terraform apply``); the caller needs ``airflow:InvokeRestApi`` on the
 environment's Admin role (docs/infrastructure.md).
+
+The BI views (``include/sql/views/*.sql``, each one ``CREATE OR REPLACE VIEW``) are then created
+in Athena through the Amazon provider's ``AthenaHook``: one query per view, in file-name order,
+in the aws profile's database and workgroup (``catalog.database``, ``catalog.athena_workgroup``;
+Terraform creates both) with results under ``s3://<bucket_names["athena-results"]>/results/``
+(``--athena-output-location`` overrides it). Each query is waited for; one that does not succeed
+stops the deploy with Athena's reason. The tables the views read are Terraform's Glue tables
+(``include/sql/tables.json``, the same tables as ``include/sql/ddl``), so no table DDL is issued.
 """
 
 from __future__ import annotations
@@ -82,6 +93,14 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 PROFILE_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".ruff_cache")
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Dependency-free package both sides import (lake layout, control files, version ids, names):
+# shipped in plugins.zip and in the Spark zip, at their roots.
+SHARED_PACKAGES = ("payments_contract",)
+VIEWS_DIR = "include/sql/views"
+ATHENA_RESULTS_PREFIX = "results/"
+ATHENA_POLL_SECONDS = 2
+ATHENA_MAX_POLLS = 150  # 5 minutes per view
+CREATE_VIEW = re.compile(r"^CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)\.(\w+)\s+AS\b", re.IGNORECASE)
 # Fixed timestamp in zip entries so an unchanged tree gives a byte-identical archive.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
@@ -111,16 +130,38 @@ def project_files(root: Path, sub: str) -> list[Path]:
     )
 
 
-def zip_tree(root: Path, files: Iterable[Path]) -> bytes:
-    """A deterministic zip of ``files`` with paths relative to ``root``."""
+def zip_entries(entries: Iterable[tuple[str, Path]]) -> bytes:
+    """A deterministic zip of (name in the archive, file) pairs, sorted by name."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_DATE)
+        for name, path in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
+
+
+def shared_entries(root: Path) -> list[tuple[str, Path]]:
+    """The shared contract package(s), named from the project root (``payments_contract/...``)."""
+    return [
+        (path.relative_to(root).as_posix(), path)
+        for package in SHARED_PACKAGES
+        if (root / package).is_dir()
+        for path in project_files(root, package)
+    ]
+
+
+def plugins_zip(root: Path) -> bytes:
+    """plugins/ at the archive root (MWAA adds it to sys.path) plus the shared contract."""
+    plugins = [(path.relative_to(root / "plugins").as_posix(), path) for path in project_files(root, "plugins")]
+    return zip_entries(plugins + shared_entries(root))
+
+
+def spark_apps_zip(root: Path) -> bytes:
+    """The spark_apps package plus the shared contract (``--py-files`` of every job)."""
+    spark = [(path.relative_to(root).as_posix(), path) for path in project_files(root, "spark_apps")]
+    return zip_entries(spark + shared_entries(root))
 
 
 def profile_variables(profile_text: str) -> set[str]:
@@ -175,12 +216,12 @@ def build_artifacts(root: Path, startup_environment: Mapping[str, str]) -> list[
     ]
     # MWAA's lock (its Python, nothing local-only: scripts/lock.sh), under the name requirements.txt points at.
     artifacts.append(Artifact(CONSTRAINTS_KEY, (root / "constraints-mwaa.txt").read_bytes(), "text/plain"))
-    artifacts.append(Artifact(PLUGINS_KEY, zip_tree(root / "plugins", project_files(root, "plugins")), "application/zip"))
+    artifacts.append(Artifact(PLUGINS_KEY, plugins_zip(root), "application/zip"))
     artifacts.append(Artifact(REQUIREMENTS_KEY, requirements, "text/plain"))
     template = (root / "scripts" / "mwaa_startup.sh").read_text()
     startup = render_startup_script(template, startup_environment)
     artifacts.append(Artifact(STARTUP_SCRIPT_KEY, startup.encode(), "text/x-shellscript"))
-    artifacts.append(Artifact(SPARK_APPS_ZIP_KEY, zip_tree(root, project_files(root, "spark_apps")), "application/zip"))
+    artifacts.append(Artifact(SPARK_APPS_ZIP_KEY, spark_apps_zip(root), "application/zip"))
     jobs_dir = root / "spark_apps" / "jobs"
     artifacts += [
         Artifact(SPARK_JOBS_PREFIX + path.name, path.read_bytes(), "text/x-python")
@@ -350,6 +391,83 @@ def ensure_pools(mwaa: Any, environment: str, pools: Mapping[str, Mapping[str, A
     return done
 
 
+# --- BI views in Athena -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AthenaTarget:
+    database: str
+    workgroup: str
+    output_location: str
+
+
+def statement_of(sql: str) -> str:
+    """The statement of a view file as sent to Athena: without the leading ``--`` comment block
+    (the text starts at ``CREATE``) and without a trailing semicolon (one statement per query)."""
+    lines = sql.strip().splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).rstrip().rstrip(";").rstrip()
+
+
+def view_statements(root: Path, database: str) -> list[tuple[str, str]]:
+    """(view name, statement) of every include/sql/views/*.sql, in file-name order. Each must be
+    ``CREATE OR REPLACE VIEW <database>.<file name> AS`` (idempotent: a second deploy replaces it)."""
+    views_dir = root / VIEWS_DIR
+    statements = []
+    for path in sorted(views_dir.glob("*.sql")) if views_dir.is_dir() else []:
+        statement = statement_of(path.read_text())
+        match = CREATE_VIEW.match(statement)
+        if not match or (match.group(1), match.group(2)) != (database, path.stem):
+            raise DeployError(f"{VIEWS_DIR}/{path.name} must start with CREATE OR REPLACE VIEW {database}.{path.stem} AS")
+        statements.append((path.stem, statement))
+    return statements
+
+
+def athena_target(root: Path, outputs: Mapping[str, Any], output_location: str | None) -> AthenaTarget:
+    """Database and workgroup of the aws profile (Terraform creates both under the same names,
+    tests/infra checks it); results under the athena-results bucket Terraform outputs."""
+    document = yaml.safe_load((root / "include" / "profiles" / "aws.yaml").read_text()) or {}
+    catalog = document.get("catalog") or {}
+    if not catalog.get("database") or not catalog.get("athena_workgroup"):
+        raise DeployError("include/profiles/aws.yaml: catalog.database and catalog.athena_workgroup are required")
+    if not output_location:
+        bucket = (outputs.get("bucket_names") or {}).get("athena-results")
+        if not bucket:
+            raise DeployError(
+                "no Athena output location: pass --athena-output-location or --terraform-outputs with output "
+                "bucket_names (athena-results)"
+            )
+        output_location = f"s3://{bucket}/{ATHENA_RESULTS_PREFIX}"
+    return AthenaTarget(catalog["database"], catalog["athena_workgroup"], output_location)
+
+
+def create_views(athena: Any, target: AthenaTarget, statements: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Run each statement with the AthenaHook and wait for it; returns view -> query execution id.
+    The first query that does not succeed stops the deploy with Athena's reason."""
+    done: dict[str, str] = {}
+    for name, statement in statements:
+        query_id = athena.run_query(
+            statement,
+            query_context={"Database": target.database},
+            result_configuration={"OutputLocation": target.output_location},
+            workgroup=target.workgroup,
+        )
+        state = athena.poll_query_status(query_id, max_polling_attempts=ATHENA_MAX_POLLS, sleep_time=ATHENA_POLL_SECONDS)
+        if state != "SUCCEEDED":
+            reason = athena.get_state_change_reason(query_id) or "Athena gave no reason"
+            raise DeployError(f"Athena view {target.database}.{name}: query {query_id} ended {state}: {reason}")
+        done[name] = query_id
+    return done
+
+
+def _athena_hook(region: str | None) -> Any:
+    from airflow.providers.amazon.aws.hooks.athena import AthenaHook
+
+    # No Airflow connection: the deploy runs with the caller's AWS credentials (boto3's chain).
+    return AthenaHook(aws_conn_id=None, region_name=region, log_query=False)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--terraform-outputs", type=Path, help="`terraform output -json` of the target environment")
@@ -363,10 +481,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mwaa-environment", help="create/update the profile's Airflow pools there (default: output mwaa_environment_name)"
     )
+    parser.add_argument(
+        "--athena-output-location",
+        help="S3 URI of the view queries' results (default: s3://<output bucket_names.athena-results>/results/)",
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, s3: Any = None, mwaa: Any = None) -> dict[str, Any]:
+def _client(service: str, region: str | None, given: Any) -> Any:
+    if given is not None:
+        return given
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
+def _profile_database(root: Path) -> str:
+    document = yaml.safe_load((root / "include" / "profiles" / "aws.yaml").read_text()) or {}
+    return (document.get("catalog") or {}).get("database") or ""
+
+
+def publish(args: argparse.Namespace, s3: Any, bucket: str, kms_key_id: str, artifacts: Sequence[Artifact]) -> dict[str, Any]:
+    """Upload, prune and (with --tfvars-out) write the pinned versions; the report's S3 part."""
+    unchanged: list[str] = []
+    versions = upload(s3, bucket, args.prefix, kms_key_id, artifacts, unchanged)
+    pinned = {name: versions[key] for name, key in PINNED_ARTIFACTS.items()}
+    if args.tfvars_out:
+        args.tfvars_out.write_text(json.dumps({"artifact_versions": pinned}, indent=2) + "\n")
+    return {
+        "versions": {_key(args.prefix, key): version for key, version in versions.items()},
+        "unchanged": sorted(unchanged),
+        "deleted": prune(s3, bucket, args.prefix, versions),
+        "artifact_versions": pinned,
+    }
+
+
+def main(argv: Sequence[str] | None = None, s3: Any = None, mwaa: Any = None, athena: Any = None) -> dict[str, Any]:
     args = parse_args(argv)
     outputs = read_terraform_outputs(args.terraform_outputs) if args.terraform_outputs else {}
     bucket = args.bucket or outputs.get("artifacts_bucket")
@@ -377,6 +527,7 @@ def main(argv: Sequence[str] | None = None, s3: Any = None, mwaa: Any = None) ->
     if startup_environment is None:
         raise DeployError("no startup environment: pass --terraform-outputs with output mwaa_startup_environment")
     artifacts = build_artifacts(args.project_root, startup_environment)
+    views = view_statements(args.project_root, _profile_database(args.project_root))
     report: dict[str, Any] = {
         "bucket": bucket,
         "prefix": args.prefix,
@@ -384,29 +535,20 @@ def main(argv: Sequence[str] | None = None, s3: Any = None, mwaa: Any = None) ->
         "objects": {_key(args.prefix, a.key): {"bytes": len(a.body)} for a in artifacts},
     }
     if args.dry_run:
-        return report
+        return report | {"athena_views": [name for name, _ in views]}
     if not kms_key_id:
         raise DeployError("no KMS key: pass --kms-key-id or --terraform-outputs with output artifacts_kms_key_arn")
-    if s3 is None:
-        import boto3
-
-        s3 = boto3.client("s3", region_name=args.region)
-    unchanged: list[str] = []
-    versions = upload(s3, bucket, args.prefix, kms_key_id, artifacts, unchanged)
-    for key, version in versions.items():
-        report["objects"][_key(args.prefix, key)]["version_id"] = version
-    report["unchanged"] = sorted(unchanged)
-    report["deleted"] = prune(s3, bucket, args.prefix, versions)
-    report["artifact_versions"] = {name: versions[key] for name, key in PINNED_ARTIFACTS.items()}
-    if args.tfvars_out:
-        args.tfvars_out.write_text(json.dumps({"artifact_versions": report["artifact_versions"]}, indent=2) + "\n")
+    # Checked before anything is uploaded: views without a place for their results fail early.
+    target = athena_target(args.project_root, outputs, args.athena_output_location) if views else None
+    published = publish(args, _client("s3", args.region, s3), bucket, kms_key_id, artifacts)
+    for key, version in published.pop("versions").items():
+        report["objects"][key]["version_id"] = version
+    report.update(published)
     environment = args.mwaa_environment or outputs.get("mwaa_environment_name")
     if environment:
-        if mwaa is None:
-            import boto3
-
-            mwaa = boto3.client("mwaa", region_name=args.region)
-        report["pools"] = ensure_pools(mwaa, environment, profile_pools(args.project_root))
+        report["pools"] = ensure_pools(_client("mwaa", args.region, mwaa), environment, profile_pools(args.project_root))
+    if target is not None:
+        report["athena_views"] = create_views(athena or _athena_hook(args.region), target, views)
     return report
 
 
