@@ -8,7 +8,7 @@
 For each size: generate the day (timed), run the Spark job exactly as Airflow does
 (``python -m spark_apps.jobs.batch_index`` on ``local[2]``, timed end to end, JVM start
 included), run the DuckDB reference (timed), check that both produce the same row set
-(every BATCH_INDEX_SCHEMA column except run_id / ingested_at, compared with EXCEPT ALL
+(every BATCH_INDEX_SCHEMA column except version / ingested_at, compared with EXCEPT ALL
 both ways) and the same counts as the ground truth, then print rows/s and the ratio.
 
 The DuckDB reference re-implements validation, masking (same HMAC token), dedup (latest
@@ -51,7 +51,7 @@ from spark_apps.validation import _AMOUNT_TEXT, _TIMESTAMP_TEXT
 DATE = "2026-11-21"
 FIELDS = RAW_TRANSACTION_FIELDS
 REQUIRED = REQUIRED_TRANSACTION_FIELDS
-COMPARED = [f.name for f in BATCH_INDEX_SCHEMA.fields if f.name not in ("run_id", "ingested_at")]
+COMPARED = [f.name for f in BATCH_INDEX_SCHEMA.fields if f.name not in ("version", "ingested_at")]
 
 
 def sql_list(values) -> str:
@@ -305,11 +305,11 @@ def run(
     result["records_read"] = expected["read"]
 
     key = os.environ.setdefault("PAYMENTS_PAN_TOKEN_KEY", "bench-only-pan-token-key-0123456789").encode()
-    run_id = f"bench-{int(time.time())}"
+    version = f"bench-{int(time.time())}"
     manifest = None
     if with_spark:
         command = [
-            sys.executable, "-m", "spark_apps.jobs.batch_index", "--date", DATE, "--run-id", run_id,
+            sys.executable, "-m", "spark_apps.jobs.batch_index", "--date", DATE, "--version", version,
             "--raw-uri", raw_uri, "--index-uri", str(workdir / f"n{size}" / "indexes"), "--quarantine-uri", str(workdir / f"n{size}" / "quarantine"),
             "--master", master, "--conf", f"spark.driver.memory={driver_memory}", "--conf", f"spark.sql.shuffle.partitions={partitions}",
             "--conf", "spark.ui.enabled=false",

@@ -98,14 +98,14 @@ def bench(size: int, root: Path) -> dict:
         del workload
         batch_seconds[date], _ = run_job(
             "spark_apps.jobs.batch_index",
-            ["--date", date, "--run-id", "b1", "--raw-uri", raw, "--index-uri", index, "--quarantine-uri", quarantine],
+            ["--date", date, "--version", "b1", "--raw-uri", raw, "--index-uri", index, "--quarantine-uri", quarantine],
             label=f"batch_index {date}",
         )
     batch = {date: lake.versioned_location(index, "batch_index", date, "b1") for date in (DAY1, DAY2)}
     common = ["--index-uri", index, "--raw-uri", raw]
     seconds_day1, (agg1,) = run_job(
         "spark_apps.jobs.aggregate_index",
-        ["--date", DAY1, "--run-id", "a1", *common, "--batch-index-location", batch[DAY1]],
+        ["--date", DAY1, "--version", "a1", *common, "--batch-index-location", batch[DAY1]],
         label="aggregate_index day 1",
     )
     seconds_day2, (agg2,) = run_job(
@@ -113,7 +113,7 @@ def bench(size: int, root: Path) -> dict:
         [
             "--date",
             DAY2,
-            "--run-id",
+            "--version",
             "a2",
             *common,
             "--batch-index-location",
@@ -130,7 +130,7 @@ def bench(size: int, root: Path) -> dict:
             "all",
             "--date",
             DAY2,
-            "--run-id",
+            "--version",
             "i2",
             *common,
             "--metrics-uri",

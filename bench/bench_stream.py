@@ -17,7 +17,7 @@ warm-up events are not measured.
 Per-event latency starts at the Kafka produce timestamp and ends
 (a) when the alert is read from the alerts topic by a consumer, and
 (b) when the micro-batch that wrote the event's index row committed (the batch's
-    ``committed_at`` in the metrics records; the row's ``run_id`` names its batch).
+    ``committed_at`` in the metrics records; the row's ``version`` names its batch).
 Prints p50 / p95 / p99 of both, the achieved input and processing rates, the lag
 (max during the run, after draining) and the state memory at the start and the end
 of the run, and the CPU seconds the job's processes used from the start of producing
@@ -324,15 +324,15 @@ def run_rate(
     import pyarrow.dataset as ds
 
     index = ds.dataset(str(work / "indexes" / "stream_index"), format="parquet", partitioning="hive").to_table(
-        columns=["transaction_id", "produced_at", "run_id"]
+        columns=["transaction_id", "produced_at", "version"]
     )
     produced_ms = [t.timestamp() * 1000 for t in index.column("produced_at").to_pylist()]
-    run_ids = index.column("run_id").to_pylist()
+    versions = index.column("version").to_pylist()
     ids = index.column("transaction_id").to_pylist()
     first_measured_ms = produced["first_produce_ms"]
     measured_rows = [
         (t, run, p)
-        for t, run, p in zip(ids, run_ids, produced_ms, strict=True)
+        for t, run, p in zip(ids, versions, produced_ms, strict=True)
         if not t.startswith("warm-") and p >= first_measured_ms
     ]
     index_latency = [committed[run] - p for _t, run, p in measured_rows if run in committed]

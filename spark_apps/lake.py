@@ -1,9 +1,9 @@
-"""The versioned lake layout (DESIGN decision 4): locations, run ids, run manifests, writers.
+"""The versioned lake layout (DESIGN decision 4): locations, versions, manifests, writers.
 
 Every batch step writes one table for one date to a NEW location per run::
 
-    <base_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/part-*.parquet
-    <base_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/_manifest.json
+    <base_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/part-*.parquet
+    <base_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/_manifest.json
 
 where ``base_uri`` is ``lake.index_uri`` for indexes and ``lake.quarantine_uri``
 for quarantine tables. A Soda contract then audits the location and only then is
@@ -30,38 +30,38 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 MANIFEST_FILE = "_manifest.json"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class LakeError(ValueError):
-    """A bad location, run id, date or schema at a lake boundary."""
+    """A bad location, version, date or schema at a lake boundary."""
 
 
-# --- run ids and locations ------------------------------------------------------
+# --- versions and locations ------------------------------------------------------
 
 
-def new_run_id(now: dt.datetime | None = None) -> str:
-    """A fresh, sortable run id: ``<UTC yyyymmddThhmmssZ>-<8 hex>``."""
+def new_version(now: dt.datetime | None = None) -> str:
+    """A fresh, sortable version id: ``<UTC yyyymmddThhmmssZ>-<8 hex>``."""
     now = now or dt.datetime.now(dt.UTC)
     return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def check_run_id(run_id: str) -> str:
-    """Return ``run_id`` if it is safe as one path segment (letters, digits, ``_ . -``), else raise.
+def check_version(version: str) -> str:
+    """Return ``version`` if it is safe as one path segment (letters, digits, ``_ . -``), else raise.
 
     Airflow run ids such as ``scheduled__2026-11-21T00:00:00+00:00`` are not: callers
-    pass a sanitized id (see :func:`run_id_from_airflow`).
+    pass a sanitized id (see :func:`version_from_airflow_run_id`).
     """
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise LakeError(f"run id {run_id!r}: use 1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit")
-    return run_id
+    if not isinstance(version, str) or not _VERSION_ID.match(version):
+        raise LakeError(f"version {version!r}: use 1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit")
+    return version
 
 
-def run_id_from_airflow(airflow_run_id: str) -> str:
-    """Map any Airflow run id to a deterministic path-safe run id (same input, same output)."""
+def version_from_airflow_run_id(airflow_run_id: str) -> str:
+    """Map any Airflow run id to a deterministic path-safe version id (same input, same output)."""
     safe = re.sub(r"[^A-Za-z0-9_.\-]+", "_", airflow_run_id).strip("_.-") or "run"
-    return check_run_id(safe[:128])
+    return check_version(safe[:128])
 
 
 def check_date(date: str | dt.date) -> str:
@@ -84,9 +84,9 @@ def date_location(base_uri: str, table: str, date: str | dt.date) -> str:
     return f"{table_location(base_uri, table)}/dt={check_date(date)}"
 
 
-def versioned_location(base_uri: str, table: str, date: str | dt.date, run_id: str) -> str:
-    """``<base_uri>/<table>/dt=<date>/run=<run_id>`` (no trailing slash)."""
-    return f"{date_location(base_uri, table, date)}/run={check_run_id(run_id)}"
+def versioned_location(base_uri: str, table: str, date: str | dt.date, version: str) -> str:
+    """``<base_uri>/<table>/dt=<date>/version=<version>`` (no trailing slash)."""
+    return f"{date_location(base_uri, table, date)}/version={check_version(version)}"
 
 
 # --- file system access (manifests, listings) ---------------------------------------
@@ -138,8 +138,8 @@ def read_manifest(location: str) -> dict[str, Any]:
     return json.loads(read_text(f"{location.rstrip('/')}/{MANIFEST_FILE}"))
 
 
-def list_runs(base_uri: str, table: str, date: str | dt.date) -> list[str]:
-    """Run ids written for ``table`` and ``date`` that have a manifest, oldest first (by id)."""
+def list_versions(base_uri: str, table: str, date: str | dt.date) -> list[str]:
+    """Versions written for ``table`` and ``date`` that have a manifest, oldest first (by id)."""
     from pyarrow import fs as pafs
 
     filesystem, path = _filesystem(date_location(base_uri, table, date))
@@ -150,10 +150,10 @@ def list_runs(base_uri: str, table: str, date: str | dt.date) -> list[str]:
     runs = []
     for info in infos:
         name = info.path.rstrip("/").rsplit("/", 1)[-1]
-        if info.type == pafs.FileType.Directory and name.startswith("run="):
+        if info.type == pafs.FileType.Directory and name.startswith("version="):
             manifest = filesystem.get_file_info(f"{info.path.rstrip('/')}/{MANIFEST_FILE}")
             if manifest.type == pafs.FileType.File:
-                runs.append(name.removeprefix("run="))
+                runs.append(name.removeprefix("version="))
     return sorted(runs)
 
 
@@ -215,17 +215,17 @@ def write_versioned(
     base_uri: str,
     table: str,
     date: str | dt.date,
-    run_id: str,
+    version: str,
     schema: StructType,
     manifest: Mapping[str, Any] | None = None,
 ) -> str:
     """Write ``df`` (conformed to ``schema``) as Parquet to the run's versioned location; return the location.
 
-    Rewriting the same run id replaces that run's files (a retry of the same run);
-    a new run id never touches an earlier run. The manifest, if given, is written
+    Rewriting the same version replaces its files (a retry of the same run);
+    a new version never touches an earlier one. The manifest, if given, is written
     last, so a location with a manifest is a complete run.
     """
-    location = versioned_location(base_uri, table, date, run_id)
+    location = versioned_location(base_uri, table, date, version)
     conform_to_schema(df, schema).write.mode("overwrite").parquet(location)
     if manifest is not None:
         write_manifest(location, manifest)

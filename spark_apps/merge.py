@@ -58,7 +58,7 @@ SETTLEMENT_FIELDS = (
     "settlement_source",
 )
 # Columns a candidate record carries into the merge (besides settlement fields and bookkeeping).
-_RECORD_FIELDS = tuple(f.name for f in BATCH_INDEX_SCHEMA.fields if f.name not in ("run_id",))
+_RECORD_FIELDS = tuple(f.name for f in BATCH_INDEX_SCHEMA.fields if f.name not in ("version",))
 
 
 def empty_aggregate(spark) -> DataFrame:
@@ -86,7 +86,7 @@ def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFram
         F.lit(None).cast("string").alias("source_name"),
         F.lit(run_date).alias("first_seen_date"),
         F.lit("STREAM").alias("candidate_source"),
-        F.col("run_id").alias("source_run_id"),
+        F.col("version").alias("source_version"),
         F.col("kafka_offset").alias("offset"),
         F.lit(True).alias("seen_by_stream"),
         F.lit(False).alias("seen_by_batch"),
@@ -98,7 +98,7 @@ def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFram
         *[F.col(c) for c in _RECORD_FIELDS],
         F.lit(run_date).alias("first_seen_date"),
         F.lit("BATCH").alias("candidate_source"),
-        F.col("run_id").alias("source_run_id"),
+        F.col("version").alias("source_version"),
         F.lit(-1).cast("long").alias("offset"),
         F.lit(False).alias("seen_by_stream"),
         F.lit(True).alias("seen_by_batch"),
@@ -110,7 +110,7 @@ def _candidates(stream_df: DataFrame, batch_df: DataFrame, previous_df: DataFram
         *[F.col(c) for c in _RECORD_FIELDS],
         F.col("first_seen_date"),
         F.lit("PREVIOUS").alias("candidate_source"),
-        F.col("source_run_id"),
+        F.col("source_version"),
         F.lit(-1).cast("long").alias("offset"),
         F.col("record_source").isin("STREAM", "STREAM_AND_BATCH").alias("seen_by_stream"),
         F.col("record_source").isin("BATCH", "STREAM_AND_BATCH").alias("seen_by_batch"),
@@ -161,7 +161,7 @@ def merge_aggregate(
     statements_df: DataFrame,
     previous_df: DataFrame | None,
     run_date: dt.date,
-    run_id: str,
+    version: str,
     merged_at: dt.datetime,
     retention_days: int,
 ) -> DataFrame:
@@ -181,10 +181,10 @@ def merge_aggregate(
     candidates_df = _candidates(stream_df, batch_df, retained_df, run_date)
 
     base_fields = [c for c in _RECORD_FIELDS if c not in SCORE_FIELDS]
-    tie_break = [F.col("source_rank"), F.col("offset"), F.col("ingested_at"), F.col("source_run_id")]
+    tie_break = [F.col("source_rank"), F.col("offset"), F.col("ingested_at"), F.col("source_version")]
     merged_df = candidates_df.groupBy("transaction_id").agg(
         F.max_by(
-            F.struct(*base_fields, "source_run_id", F.col("candidate_source"), F.col("carried_status_source")),
+            F.struct(*base_fields, "source_version", F.col("candidate_source"), F.col("carried_status_source")),
             F.struct(F.col("updated_at"), *tie_break),
         ).alias("base"),
         F.max_by(
@@ -209,11 +209,11 @@ def merge_aggregate(
             with_record_source(F.col("seen_by_stream"), F.col("seen_by_batch")).alias("record_source"),
             source_of("base", "carried_status_source").alias("status_source"),
             F.when(F.col("score.inference_time").isNotNull(), source_of("score", "carried_score_source")).alias("score_source"),
-            F.col("base.source_run_id").alias("source_run_id"),
+            F.col("base.source_version").alias("source_version"),
             F.col("first_seen_date"),
         )
         .join(settlement_df, "transaction_id", "left")
-        .withColumn("run_id", F.lit(run_id))
+        .withColumn("version", F.lit(version))
         .withColumn("merged_at", F.lit(merged_at).cast("timestamp"))
         .select(*AGGREGATE_INDEX_SCHEMA.fieldNames())
     )
@@ -222,9 +222,9 @@ def merge_aggregate(
 def audit_changes(
     previous_df: DataFrame | None,
     aggregate_df: DataFrame,
-    run_id: str,
+    version: str,
     recorded_at: dt.datetime,
-    previous_run_id: str | None,
+    previous_version: str | None,
 ) -> DataFrame:
     """AUDIT_TRAIL_SCHEMA rows: each audited field whose value differs from the previous version.
 
@@ -267,8 +267,8 @@ def audit_changes(
         .select(
             "transaction_id",
             "change.*",
-            F.lit(previous_run_id).cast("string").alias("previous_run_id"),
-            F.lit(run_id).alias("run_id"),
+            F.lit(previous_version).cast("string").alias("previous_version"),
+            F.lit(version).alias("version"),
             F.lit(recorded_at).cast("timestamp").alias("recorded_at"),
         )
         .select(*AUDIT_TRAIL_SCHEMA.fieldNames())

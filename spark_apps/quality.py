@@ -1,7 +1,7 @@
 """The quality gate (DESIGN decision 4): verify a staged version with its Soda v4 data contract.
 
 A staged version is one run's Parquet folder
-``<index_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/`` plus the job's ``_manifest.json``.
+``<index_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/`` plus the job's ``_manifest.json``.
 :func:`verify_staged_version` checks it against ``include/contracts/<table>.yaml``
 BEFORE the catalog partition is pointed at it, with one of two engines:
 
@@ -64,13 +64,13 @@ ENGINE_TYPE_VARIABLES: dict[str, dict[str, str]] = {
     "spark": {"TIMESTAMP_TYPE": "timestamp", "STRING_ARRAY_TYPE": "array<string>"},
 }
 # Set by the gate for every verification: see gate_variables().
-GATE_VARIABLES = ("TIMESTAMP_TYPE", "STRING_ARRAY_TYPE", "DT", "RUN_ID", "MANIFEST_ROWS", "NOW_UTC")
+GATE_VARIABLES = ("TIMESTAMP_TYPE", "STRING_ARRAY_TYPE", "DT", "VERSION", "MANIFEST_ROWS", "NOW_UTC")
 
-# Tables whose run_id column is not the run of the staged location (the streaming app's run).
-RUN_ID_CHECK_EXEMPT = frozenset({"stream_index"})
+# Tables whose version column is not the staged location's version (the stream writes stream-b<batch>).
+VERSION_CHECK_EXEMPT = frozenset({"stream_index"})
 
-# .../dt=<date>[/hour=<h>]/run=<run_id>: the stream index is partitioned by hour as well.
-_VERSIONED_LOCATION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})(?:/hour=\d{1,2})?/run=([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})/?$")
+# .../dt=<date>[/hour=<h>]/version=<version>: the stream index is partitioned by hour as well.
+_VERSIONED_LOCATION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})(?:/hour=\d{1,2})?/version=([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})/?$")
 _REFERENCED_VIEW = re.compile(rf"\b{VIEW_SCHEMA}\.([A-Za-z_][A-Za-z0-9_]*)\b")
 
 
@@ -300,8 +300,8 @@ def generated_block(table: str) -> str:
         if not field.nullable:
             checks.append({"missing": {"name": f"{field.name} is not null"}})
         rule = rules.get(field.name) or _type_rule(field.name, field.dataType)
-        if field.name == "run_id" and table not in RUN_ID_CHECK_EXEMPT:
-            rule = ColumnRule("run_id is the staged run", valid_values=("${var.RUN_ID}",))
+        if field.name == "version" and table not in VERSION_CHECK_EXEMPT:
+            rule = ColumnRule("version is the staged version", valid_values=("${var.VERSION}",))
         if rule is not None:
             checks.append(_rule_check(rule, field.dataType))
         if checks:
@@ -395,10 +395,10 @@ def write_contracts(contracts_dir: str | Path | None = None) -> list[Path]:
 
 
 def parse_versioned_location(location: str) -> tuple[str, str]:
-    """(dt, run_id) of ``.../dt=<YYYY-MM-DD>[/hour=<h>]/run=<run_id>``; raises GateError for any other location."""
+    """(dt, version) of ``.../dt=<YYYY-MM-DD>[/hour=<h>]/version=<version>``; raises GateError for any other location."""
     match = _VERSIONED_LOCATION.search(location)
     if not match:
-        raise GateError(f"location {location!r} is not a staged version (.../<table>/dt=<YYYY-MM-DD>/run=<run_id>)")
+        raise GateError(f"location {location!r} is not a staged version (.../<table>/dt=<YYYY-MM-DD>/version=<version>)")
     return match.group(1), match.group(2)
 
 
@@ -453,7 +453,7 @@ def gate_variables(
     ``NOW_UTC`` is naive UTC text (``YYYY-MM-DD HH:MM:SS``): DuckDB ignores an offset when
     casting text to TIMESTAMP while Spark applies it, so the gate never passes one.
     """
-    dt_value, run_id = parse_versioned_location(location)
+    dt_value, version = parse_versioned_location(location)
     extra = dict(extra or {})
     # The Airflow side passes the partition date as ``dt``; it must be the location's.
     if "dt" in extra and str(extra.pop("dt")) != dt_value:
@@ -461,7 +461,7 @@ def gate_variables(
     variables = {
         **ENGINE_TYPE_VARIABLES[engine],
         "DT": dt_value,
-        "RUN_ID": run_id,
+        "VERSION": version,
         # -1 can never equal a row count, so the manifest check fails instead of passing vacuously.
         "MANIFEST_ROWS": str(-1 if manifest_rows is None else manifest_rows),
         "NOW_UTC": now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),

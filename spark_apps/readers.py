@@ -279,7 +279,7 @@ def read_text_table(
 
 
 def read_side_source(
-    spark: SparkSession, location: str, source_name: str, schema: StructType, run_id: str, quarantined_at: dt.datetime
+    spark: SparkSession, location: str, source_name: str, schema: StructType, version: str, quarantined_at: dt.datetime
 ) -> tuple[DataFrame, DataFrame]:
     """(typed rows conforming to ``schema``, quarantine rows) of a side source; both empty if absent.
 
@@ -288,7 +288,7 @@ def read_side_source(
     (wrong_type), in that order.
     """
     tagged_df = read_tagged_side_source(spark, location, schema)
-    return split_tagged_side_source(spark, tagged_df, source_name, schema, run_id, quarantined_at)
+    return split_tagged_side_source(spark, tagged_df, source_name, schema, version, quarantined_at)
 
 
 def read_tagged_side_source(spark: SparkSession, location: str, schema: StructType) -> DataFrame | None:
@@ -321,7 +321,7 @@ def split_tagged_side_source(
     tagged_df: DataFrame | None,
     source_name: str,
     schema: StructType,
-    run_id: str,
+    version: str,
     quarantined_at: dt.datetime,
 ) -> tuple[DataFrame, DataFrame]:
     """(typed rows, quarantine rows) of a :func:`read_tagged_side_source` frame; both empty for None."""
@@ -347,7 +347,7 @@ def split_tagged_side_source(
         "source_location": F.col("source_location"),
         "transaction_id": mask_card_numbers_col(F.when(F.length(transaction_id) <= MAX_FIELD_LENGTH, transaction_id)),
         "payload_masked": F.coalesce(mask_payload_text_col(F.col(CORRUPT_COLUMN)), masked_payload_json_col(fields)),
-        "run_id": F.lit(run_id),
+        "version": F.lit(version),
         "quarantined_at": F.lit(quarantined_at).cast("timestamp"),
     }
     bad_df = tagged_df.filter(F.col("reason_code").isNotNull()).select(

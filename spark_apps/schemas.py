@@ -10,7 +10,7 @@ Conventions:
 * timestamps are UTC ``TimestampType``; the raw field ``timestamp`` becomes
   ``event_time`` once parsed (``timestamp`` is a reserved word in Athena SQL).
 * index tables are written to versioned locations
-  ``<index_uri>/<table>/dt=<YYYY-MM-DD>/run=<run_id>/`` (DESIGN decision 4), so
+  ``<index_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/`` (DESIGN decision 4), so
   the partition key ``dt`` is a catalog partition, not a column in the files.
 """
 
@@ -265,7 +265,7 @@ _INDEXED_TRANSACTION_FIELDS: tuple[tuple[str, DataType, bool], ...] = (
     ("rule_flags", ArrayType(StringType(), False), False),
     ("risk_score", IntegerType(), False),  # 0-100, rules combined with the ML score
     ("recommended_action", StringType(), False),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("ingested_at", TimestampType(), False),
 )
 
@@ -290,7 +290,7 @@ QUARANTINE_SCHEMA = _fields(
     ("source_location", StringType(), True),  # file path or topic/partition/offset
     ("transaction_id", StringType(), True),
     ("payload_masked", StringType(), False),  # the original record with card data masked
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("quarantined_at", TimestampType(), False),
 )
 
@@ -352,12 +352,12 @@ ML_LABEL_SOURCES = ("CHARGEBACK", "CONFIRMED_FRAUD", "NONE")
 # Latest state per transaction: stream index, batch index and settlement lines merged
 # over the previous aggregate version (carried forward for aggregate_retention_days).
 AGGREGATE_INDEX_SCHEMA = _fields(
-    *_INDEXED_TRANSACTION_FIELDS,  # run_id = the merge run; ingested_at = of the winning record
+    *_INDEXED_TRANSACTION_FIELDS,  # version = the merge run; ingested_at = of the winning record
     ("source_name", StringType(), True),  # raw drop of the batch record, if the batch saw it
     ("record_source", StringType(), False),  # RECORD_SOURCES
     ("status_source", StringType(), False),  # CHANGE_SOURCES: who supplied transaction_status
     ("score_source", StringType(), True),  # CHANGE_SOURCES: who supplied fraud_score
-    ("source_run_id", StringType(), False),  # run that produced the winning input record
+    ("source_version", StringType(), False),  # run that produced the winning input record
     ("first_seen_date", DateType(), False),  # run date of the first aggregate version holding it
     ("settlement_status", StringType(), True),  # SETTLEMENT_STATUSES, from statements (final)
     ("settlement_amount", AMOUNT_TYPE, True),
@@ -377,8 +377,8 @@ AUDIT_TRAIL_SCHEMA = _fields(
     ("new_value", StringType(), True),
     ("source", StringType(), False),  # CHANGE_SOURCES
     ("changed_at", TimestampType(), True),  # updated_at / inference_time / settled_at of the new value
-    ("previous_run_id", StringType(), True),  # the aggregate version compared against
-    ("run_id", StringType(), False),
+    ("previous_version", StringType(), True),  # the aggregate version compared against
+    ("version", StringType(), False),
     ("recorded_at", TimestampType(), False),
 )
 
@@ -406,7 +406,7 @@ FRAUD_INDEX_SCHEMA = _fields(
     ("recommended_action", StringType(), False),
     ("settlement_status", StringType(), True),
     ("record_source", StringType(), False),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -432,7 +432,7 @@ RECONCILIATION_INDEX_SCHEMA = _fields(
     ("event_time", TimestampType(), True),
     ("settled_at", TimestampType(), True),
     ("days_to_settle", IntegerType(), True),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("reconciled_at", TimestampType(), False),
 )
 
@@ -457,7 +457,7 @@ MERCHANT_PERFORMANCE_INDEX_SCHEMA = _fields(
     ("baseline_average_count", AMOUNT_TYPE, True),
     ("is_anomaly", BooleanType(), False),
     ("anomaly_reasons", ArrayType(StringType(), False), False),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -479,7 +479,7 @@ USER_SPEND_INDEX_SCHEMA = _fields(
     ("last_transaction_at", TimestampType(), True),
     ("kyc_status", StringType(), True),
     ("risk_tier", StringType(), True),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -507,9 +507,9 @@ COMPLIANCE_INDEX_SCHEMA = _fields(
     ("requires_review", BooleanType(), False),
     ("record_source", StringType(), False),  # lineage: which inputs saw it
     ("source_name", StringType(), True),
-    ("source_run_id", StringType(), False),
+    ("source_version", StringType(), False),
     ("ingested_at", TimestampType(), False),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -528,7 +528,7 @@ SETTLEMENT_SCHEDULE_INDEX_SCHEMA = _fields(
     ("fee_amount", AMOUNT_TYPE, False),
     ("net_amount", AMOUNT_TYPE, False),  # gross - refunds - chargebacks - fees
     ("payout_status", StringType(), False),  # PAYOUT_STATUSES
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -546,7 +546,7 @@ OPS_INDEX_SCHEMA = _fields(
     ("latency_p99_ms", LongType(), True),
     ("error_rate", RATIO_TYPE, True),
     ("quarantine_rate", RATIO_TYPE, True),
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("indexed_at", TimestampType(), False),
 )
 
@@ -570,7 +570,7 @@ ML_FEEDBACK_SCHEMA = _fields(
     ("policy_flags", ArrayType(StringType(), False), False),
     ("label", IntegerType(), False),  # 1 fraud, 0 not fraud (as known on the export date)
     ("label_source", StringType(), False),  # ML_LABEL_SOURCES
-    ("run_id", StringType(), False),
+    ("version", StringType(), False),
     ("exported_at", TimestampType(), False),
 )
 

@@ -318,7 +318,7 @@ def payload_masked_col() -> Column:
 
 
 def quarantine_columns(
-    run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None, header_checked: bool = False
+    version: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None, header_checked: bool = False
 ) -> dict[str, Column]:
     """QUARANTINE_SCHEMA column expressions over a with_validation frame (for rejected rows; the
     frame's ``bounds`` and ``header_checked`` as in :func:`reason_detail_col`)."""
@@ -333,17 +333,17 @@ def quarantine_columns(
             F.when(F.length(col("transaction_id")) <= MAX_FIELD_LENGTH, col("transaction_id"))
         ),
         "payload_masked": payload_masked_col(),
-        "run_id": F.lit(run_id),
+        "version": F.lit(version),
         "quarantined_at": F.lit(quarantined_at).cast("timestamp"),
     }
     return {f.name: values[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields}
 
 
 def rejected_events(
-    tagged_df: DataFrame, run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
+    tagged_df: DataFrame, version: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
 ) -> DataFrame:
     """QUARANTINE_SCHEMA rows for the records that failed a check (``bounds``: as given to with_validation)."""
-    columns = quarantine_columns(run_id, quarantined_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
+    columns = quarantine_columns(version, quarantined_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
     return tagged_df.filter(F.col("reason_code").isNotNull()).select(*columns.values())
 
 
@@ -361,17 +361,17 @@ def with_source_columns(df: DataFrame, source_name: str, source_format: str, sou
 
 
 def validate_events(
-    raw_df: DataFrame, run_id: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
+    raw_df: DataFrame, version: str, quarantined_at: dt.datetime, bounds: EventTimeBounds | None = None
 ) -> tuple[DataFrame, DataFrame]:
     """(valid typed events, quarantine rows) from raw events (``bounds``: the event-time checks)."""
     tagged_df = with_validation(raw_df, bounds)
-    return valid_events(tagged_df), rejected_events(tagged_df, run_id, quarantined_at, bounds)
+    return valid_events(tagged_df), rejected_events(tagged_df, version, quarantined_at, bounds)
 
 
 def validate_json_events(
     df: DataFrame,
     value_col: str = "value",
-    run_id: str = "stream",
+    version: str = "stream",
     quarantined_at: dt.datetime | None = None,
     source_name: str = "kafka",
     source_format: str = "kafka",
@@ -388,5 +388,5 @@ def validate_json_events(
     tagged_df = with_validation(events_df)
     extra = tuple(c for c in df.columns if c != value_col and c not in RAW_TRANSACTION_FIELDS)
     return valid_events(tagged_df, keep=SOURCE_COLUMNS + extra), rejected_events(
-        tagged_df, run_id, quarantined_at or dt.datetime.now(dt.UTC)
+        tagged_df, version, quarantined_at or dt.datetime.now(dt.UTC)
     )

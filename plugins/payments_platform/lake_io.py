@@ -21,9 +21,9 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def version_location(index_uri: str, table: str, dt: str, run_id: str) -> str:
+def version_location(index_uri: str, table: str, dt: str, version: str) -> str:
     """Where one run's version of one table's partition lives (DESIGN decision 4)."""
-    return join(index_uri, table, f"dt={dt}", f"run={run_id}")
+    return join(index_uri, table, f"dt={dt}", f"version={version}")
 
 
 def _split(uri: str) -> tuple[str, str]:

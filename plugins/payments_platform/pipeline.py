@@ -47,7 +47,7 @@ def batch_index_job(profile: Profile) -> SparkJob:
         role="ingest",  # reads the raw drops (card data) and the PAN token key
         arguments=[
             "--date", DT,
-            "--run-id", VERSION,
+            "--version", VERSION,
             "--raw-uri", lake.raw_uri,
             "--index-uri", lake.index_uri,
             "--quarantine-uri", lake.quarantine_uri,
@@ -65,7 +65,7 @@ def aggregate_index_job(profile: Profile) -> SparkJob:
         entrypoint="aggregate_index.py",
         arguments=[
             "--date", DT,
-            "--run-id", VERSION,
+            "--version", VERSION,
             "--index-uri", lake.index_uri,
             "--raw-uri", lake.raw_uri,
             "--batch-index-location", published("resolve_aggregate_inputs", "batch_index"),
@@ -84,7 +84,7 @@ def business_index_arguments(profile: Profile, index: str, dt: str, version: str
     return [
         "--index", index,
         "--date", dt,
-        "--run-id", version,
+        "--version", version,
         "--index-uri", lake.index_uri,
         "--raw-uri", lake.raw_uri,
         "--metrics-uri", lake.metrics_uri,

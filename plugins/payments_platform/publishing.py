@@ -1,6 +1,6 @@
 """Partition publishing: make a verified version visible, repoint, roll back (DESIGN decision 4).
 
-A version is the folder one run wrote: ``<index_uri>/<table>/dt=<D>/run=<run_id>/``.
+A version is the folder one run wrote: ``<index_uri>/<table>/dt=<D>/version=<version>/``.
 Publishing ``dt=D`` of a table creates the catalog partition or repoints it to that
 folder, and only when the quality gate's result in the folder (``_quality.json``)
 says it passed. The previous location is remembered so one step of rollback needs no
@@ -17,7 +17,7 @@ nothing.
 A stage's tables are published together or not at all (:func:`publish_together`): every
 version must be verified before any partition moves, and when publishing one table fails
 the tables published before it (and the failed one, if it got half way) are restored to
-exactly the partitions they had (location, run ids, previous pointers; on S3 the superseded
+exactly the partitions they had (location, versions, previous pointers; on S3 the superseded
 tags as well), or the partition is removed again when the table had none for the day.
 
 Retention (``lake.retention_days``): a version the partition was repointed away from is
@@ -67,18 +67,18 @@ class Publication:
     table: str
     dt: str
     location: str
-    run_id: str
+    version: str
     previous_location: str | None
-    previous_run_id: str | None
+    previous_version: str | None
     changed: bool
     published_at: str
 
 
-def run_id_of(location: str) -> str:
+def version_of(location: str) -> str:
     tail = location.rstrip("/").rsplit("/", 1)[-1]
-    if not tail.startswith("run="):
-        raise PublishError(f"{location} is not a versioned location (…/dt=<D>/run=<run_id>)")
-    return tail.removeprefix("run=")
+    if not tail.startswith("version="):
+        raise PublishError(f"{location} is not a versioned location (…/dt=<D>/version=<version>)")
+    return tail.removeprefix("version=")
 
 
 def require_verified(location: str, aws_conn_id: str | None = None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class Publisher(Protocol):
 
     def publish(self, table: str, dt: str, location: str) -> Publication: ...
 
-    def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication: ...
+    def rollback(self, table: str, dt: str, version: str | None = None) -> Publication: ...
 
     def mark_superseded(self, location: str, tag: dict[str, str] = SUPERSEDED_TAG) -> list[str]: ...
 
@@ -121,25 +121,44 @@ class _BasePublisher:
         """Where ``table``'s versions live: the quarantine table has its own bucket/folder."""
         return self.quarantine_uri if table == "quarantine" and self.quarantine_uri else self.index_uri
 
-    def _target_for_rollback(self, table: str, dt: str, run_id: str | None) -> str:
+    def _target_for_rollback(self, table: str, dt: str, version: str | None) -> str:
         current = self.current(table, dt)
         if current is None:
             raise PublishError(f"{table} dt={dt} is not published; nothing to roll back")
-        if run_id is None:
+        if version is None:
             if not current.get("previous_location"):
                 raise PublishError(f"{table} dt={dt} has no previous version to roll back to")
             return current["previous_location"]
-        return lake_io.version_location(self.root_of(table), table, dt, run_id)
+        return lake_io.version_location(self.root_of(table), table, dt, version)
 
-    def rollback(self, table: str, dt: str, run_id: str | None = None) -> Publication:
-        """Repoint to ``run_id``'s version, or to the previous one when not given."""
-        return self.publish(table, dt, self._target_for_rollback(table, dt, run_id))
+    def rollback(self, table: str, dt: str, version: str | None = None) -> Publication:
+        """Repoint to the given ``version``, or to the previous one when not given."""
+        return self.publish(table, dt, self._target_for_rollback(table, dt, version))
 
     def current(self, table: str, dt: str) -> dict[str, Any] | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def publish(self, table: str, dt: str, location: str) -> Publication:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# Catalog files written before the version column had one name (run_id, previous_run_id).
+_LEGACY_COLUMNS = (
+    ("catalog_partitions", "run_id", "version"),
+    ("catalog_partitions", "previous_run_id", "previous_version"),
+    ("catalog_history", "run_id", "version"),
+)
+
+
+def _rename_legacy_columns(con) -> None:
+    """Rename an older local catalog's ``run_id`` columns to ``version`` (idempotent)."""
+    for table, old, new in _LEGACY_COLUMNS:
+        found = con.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? AND column_name = ?",
+            [table, old],
+        ).fetchone()
+        if found:
+            con.execute(f"ALTER TABLE main.{table} RENAME COLUMN {old} TO {new}")
 
 
 class EmbeddedPublisher(_BasePublisher):
@@ -159,37 +178,38 @@ class EmbeddedPublisher(_BasePublisher):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.database}")
         con.execute(
             """CREATE TABLE IF NOT EXISTS main.catalog_partitions (
-                table_name VARCHAR, dt VARCHAR, location VARCHAR, run_id VARCHAR,
-                previous_location VARCHAR, previous_run_id VARCHAR, published_at VARCHAR,
+                table_name VARCHAR, dt VARCHAR, location VARCHAR, version VARCHAR,
+                previous_location VARCHAR, previous_version VARCHAR, published_at VARCHAR,
                 PRIMARY KEY (table_name, dt))"""
         )
         con.execute(
             """CREATE TABLE IF NOT EXISTS main.catalog_history (
-                table_name VARCHAR, dt VARCHAR, location VARCHAR, run_id VARCHAR,
+                table_name VARCHAR, dt VARCHAR, location VARCHAR, version VARCHAR,
                 previous_location VARCHAR, published_at VARCHAR)"""
         )
+        _rename_legacy_columns(con)
         return con
 
     def current(self, table: str, dt: str) -> dict[str, Any] | None:
         with self._connect() as con:
             row = con.execute(
-                "SELECT location, run_id, previous_location, previous_run_id, published_at FROM main.catalog_partitions WHERE table_name = ? AND dt = ?",
+                "SELECT location, version, previous_location, previous_version, published_at FROM main.catalog_partitions WHERE table_name = ? AND dt = ?",
                 [table, dt],
             ).fetchone()
         if row is None:
             return None
-        return dict(zip(("location", "run_id", "previous_location", "previous_run_id", "published_at"), row, strict=True))
+        return dict(zip(("location", "version", "previous_location", "previous_version", "published_at"), row, strict=True))
 
     def partitions(self, table: str) -> list[dict[str, Any]]:
         with self._connect() as con:
             rows = con.execute(
-                "SELECT dt, location, run_id FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
+                "SELECT dt, location, version FROM main.catalog_partitions WHERE table_name = ? ORDER BY dt", [table]
             ).fetchall()
-        return [{"dt": dt, "location": location, "run_id": run_id} for dt, location, run_id in rows]
+        return [{"dt": dt, "location": location, "version": version} for dt, location, version in rows]
 
     def publish(self, table: str, dt: str, location: str) -> Publication:
         require_verified(location)
-        run_id = run_id_of(location)
+        version = version_of(location)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         current = self.current(table, dt)
         if current and current["location"] == location:
@@ -197,30 +217,30 @@ class EmbeddedPublisher(_BasePublisher):
                 table,
                 dt,
                 location,
-                run_id,
+                version,
                 current["previous_location"],
-                current["previous_run_id"],
+                current["previous_version"],
                 False,
                 current["published_at"],
             )
         previous_location = current["location"] if current else None
-        previous_run_id = current["run_id"] if current else None
+        previous_version = current["version"] if current else None
         with self._connect() as con:
             con.execute("BEGIN")
             con.execute("DELETE FROM main.catalog_partitions WHERE table_name = ? AND dt = ?", [table, dt])
             con.execute(
                 "INSERT INTO main.catalog_partitions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [table, dt, location, run_id, previous_location, previous_run_id, now],
+                [table, dt, location, version, previous_location, previous_version, now],
             )
             con.execute(
                 "INSERT INTO main.catalog_history VALUES (?, ?, ?, ?, ?, ?)",
-                [table, dt, location, run_id, previous_location, now],
+                [table, dt, location, version, previous_location, now],
             )
             self._refresh_view(con, table)
             con.execute("COMMIT")
-        return Publication(table, dt, location, run_id, previous_location, previous_run_id, True, now)
+        return Publication(table, dt, location, version, previous_location, previous_version, True, now)
 
-    _COLUMNS = ("table_name", "dt", "location", "run_id", "previous_location", "previous_run_id", "published_at")
+    _COLUMNS = ("table_name", "dt", "location", "version", "previous_location", "previous_version", "published_at")
 
     def snapshot(self, table: str, dt: str) -> tuple[Any, ...] | None:
         """The partition's catalog row as it is (None: no partition), for :meth:`restore`."""
@@ -268,7 +288,7 @@ class EmbeddedPublisher(_BasePublisher):
     def prune_superseded(self, tables: list[str], retention_days: int, now: datetime | None = None) -> list[str]:
         """Delete version folders of ``tables`` older than ``retention_days``; returns them.
 
-        A version is ``<root>/<table>/dt=<D>/run=<R>/``; its age is that of its newest
+        A version is ``<root>/<table>/dt=<D>/version=<R>/``; its age is that of its newest
         file or folder (a version still being written, or just re-verified, is young). The current
         and the previous version of each published partition are never deleted, whatever
         their age: the previous one is what a one-step rollback needs. Superseded versions
@@ -281,9 +301,9 @@ class EmbeddedPublisher(_BasePublisher):
         removed = []
         for table in tables:
             table_dir = Path(self.root_of(table)) / table
-            for version in sorted(table_dir.glob("dt=*/run=*")):
+            for version in sorted(table_dir.glob("dt=*/version=*")):
                 dt = version.parent.name.removeprefix("dt=")
-                location = lake_io.version_location(self.root_of(table), table, dt, version.name.removeprefix("run="))
+                location = lake_io.version_location(self.root_of(table), table, dt, version.name.removeprefix("version="))
                 if not version.is_dir() or os.path.realpath(version) in keep:
                     continue
                 if _newest_mtime(version) < cutoff:
@@ -338,9 +358,9 @@ class GluePublisher(_BasePublisher):
         parameters = partition.get("Parameters", {})
         return {
             "location": partition["StorageDescriptor"]["Location"].rstrip("/"),
-            "run_id": parameters.get("run_id"),
+            "version": parameters.get("version"),
             "previous_location": parameters.get("previous_location") or None,
-            "previous_run_id": parameters.get("previous_run_id") or None,
+            "previous_version": parameters.get("previous_version") or None,
             "published_at": parameters.get("published_at"),
         }
 
@@ -415,7 +435,7 @@ class GluePublisher(_BasePublisher):
 
     def publish(self, table: str, dt: str, location: str) -> Publication:
         require_verified(location, self.aws_conn_id)
-        run_id = run_id_of(location)
+        version = version_of(location)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         current = self.current(table, dt)
         if current and current["location"] == location.rstrip("/"):
@@ -427,9 +447,9 @@ class GluePublisher(_BasePublisher):
                 table,
                 dt,
                 location,
-                run_id,
+                version,
                 current["previous_location"],
-                current["previous_run_id"],
+                current["previous_version"],
                 False,
                 current["published_at"],
             )
@@ -438,9 +458,9 @@ class GluePublisher(_BasePublisher):
         hook = self.hook
         storage = dict(hook.get_table(self.database, table)["StorageDescriptor"])
         storage["Location"] = location.rstrip("/") + "/"
-        parameters = {"run_id": run_id, "published_at": now}
+        parameters = {"version": version, "published_at": now}
         if current:
-            parameters |= {"previous_location": current["location"], "previous_run_id": current["run_id"] or ""}
+            parameters |= {"previous_location": current["location"], "previous_version": current["version"] or ""}
         partition_input = {"Values": [dt], "StorageDescriptor": storage, "Parameters": parameters}
         if current is None:
             hook.create_partition(self.database, table, partition_input)
@@ -454,9 +474,9 @@ class GluePublisher(_BasePublisher):
             table,
             dt,
             location,
-            run_id,
+            version,
             current["location"] if current else None,
-            current["run_id"] if current else None,
+            current["version"] if current else None,
             True,
             now,
         )

@@ -60,9 +60,9 @@ def count_ratio(numerator: Column, denominator: Column) -> Column:
     )
 
 
-def with_lineage(df: DataFrame, run_id: str, at: dt.datetime, column: str) -> DataFrame:
-    """Add the run id and the build time every index row carries."""
-    return df.withColumn("run_id", F.lit(run_id)).withColumn(column, F.lit(at).cast("timestamp"))
+def with_lineage(df: DataFrame, version: str, at: dt.datetime, column: str) -> DataFrame:
+    """Add the version and the build time every index row carries."""
+    return df.withColumn("version", F.lit(version)).withColumn(column, F.lit(at).cast("timestamp"))
 
 
 def select_schema(df: DataFrame, schema: StructType) -> DataFrame:

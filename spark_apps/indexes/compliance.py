@@ -71,7 +71,7 @@ def build_compliance_index(
     users_df: DataFrame,
     run_date: dt.date,
     config: ComplianceConfig,
-    run_id: str,
+    version: str,
     indexed_at: dt.datetime,
 ) -> DataFrame:
     """COMPLIANCE_INDEX_SCHEMA rows for the transactions that entered the aggregate index on ``run_date``.
@@ -88,6 +88,6 @@ def build_compliance_index(
         .transform(with_structuring, config)
         .transform(filter_first_seen_on, run_date)
         .transform(with_aml_flags, config)
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, COMPLIANCE_INDEX_SCHEMA)
     )

@@ -47,7 +47,7 @@ def with_review_floor(df: DataFrame) -> DataFrame:
 
 
 def build_fraud_index(
-    aggregate_df: DataFrame, run_date: dt.date, config: FraudConfig, run_id: str, indexed_at: dt.datetime
+    aggregate_df: DataFrame, run_date: dt.date, config: FraudConfig, version: str, indexed_at: dt.datetime
 ) -> DataFrame:
     """FRAUD_INDEX_SCHEMA rows for the transactions that entered the aggregate index on ``run_date``.
 
@@ -59,6 +59,6 @@ def build_fraud_index(
         .transform(filter_suspicious, config)
         .transform(with_reasons, config)
         .transform(with_review_floor)
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, FRAUD_INDEX_SCHEMA)
     )

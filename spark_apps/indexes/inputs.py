@@ -46,10 +46,10 @@ def read_table(spark: SparkSession, location: str | None, schema: StructType, na
 
 
 def read_raw_side(
-    spark: SparkSession, raw_uri: str, source: str, date: str, schema: StructType, run_id: str, at: dt.datetime
+    spark: SparkSession, raw_uri: str, source: str, date: str, schema: StructType, version: str, at: dt.datetime
 ) -> tuple[DataFrame, DataFrame]:
     """(typed rows, rejected rows) of a raw side source for ``date`` (the batch job's reader)."""
-    return read_side_source(spark, source_location(raw_uri, source, date), source, schema, run_id, at)
+    return read_side_source(spark, source_location(raw_uri, source, date), source, schema, version, at)
 
 
 def read_manifest_or_none(location: str | None) -> dict[str, Any] | None:
@@ -92,14 +92,14 @@ def latest_verified_version(base_uri: str, table: str, before: str, max_days: in
     for back in range(1, max_days + 1):
         date = (day - dt.timedelta(days=back)).isoformat()
         verified = []
-        for run_id in lake.list_runs(base_uri, table, date):
-            location = lake.versioned_location(base_uri, table, date, run_id)
+        for version in lake.list_versions(base_uri, table, date):
+            location = lake.versioned_location(base_uri, table, date, version)
             try:
                 passed = json.loads(lake.read_text(f"{location}/{QUALITY_RESULT_FILE}")).get("passed") is True
             except (FileNotFoundError, OSError, ValueError):
                 passed = False
             if passed:
-                verified.append((str(lake.read_manifest(location).get("finished_at", "")), run_id, location))
+                verified.append((str(lake.read_manifest(location).get("finished_at", "")), version, location))
         if verified:
             return max(verified)[2]
     return None
@@ -109,8 +109,8 @@ def list_manifests(base_uri: str, tables: list[str], date: str) -> list[dict[str
     """Every finished run's manifest of ``tables`` for ``date`` (all versions, failed gates included)."""
     manifests = []
     for table in tables:
-        for run_id in lake.list_runs(base_uri, table, date):
-            manifest = read_manifest_or_none(lake.versioned_location(base_uri, table, date, run_id))
+        for version in lake.list_versions(base_uri, table, date):
+            manifest = read_manifest_or_none(lake.versioned_location(base_uri, table, date, version))
             if manifest is not None:
                 manifests.append({"table": table, **manifest})
     return manifests

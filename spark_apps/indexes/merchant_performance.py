@@ -106,7 +106,7 @@ def build_merchant_performance_index(
     merchants_df: DataFrame,
     run_date: dt.date,
     config: MerchantPerformanceConfig,
-    run_id: str,
+    version: str,
     indexed_at: dt.datetime,
 ) -> DataFrame:
     """MERCHANT_PERFORMANCE_INDEX_SCHEMA rows for ``run_date``: every merchant with a sale, refund or chargeback that day.
@@ -144,6 +144,6 @@ def build_merchant_performance_index(
             F.when(F.col("approved_count") > 0, money(F.col("gross_volume") / F.col("approved_count").cast("decimal(20,0)"))),
         )
         .transform(with_anomalies, config)
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, MERCHANT_PERFORMANCE_INDEX_SCHEMA)
     )

@@ -55,7 +55,7 @@ def build_ml_feedback(
     confirmed_fraud_df: DataFrame,
     run_date: dt.date,
     config: MlFeedbackConfig,
-    run_id: str,
+    version: str,
     exported_at: dt.datetime,
 ) -> DataFrame:
     """ML_FEEDBACK_SCHEMA rows for the transactions of ``run_date - label_maturity_days``."""
@@ -66,6 +66,6 @@ def build_ml_feedback(
         .transform(filter_event_dates, export_day, export_day)
         .withColumn("hour_of_day", F.hour("event_time"))
         .transform(with_label, confirmed_fraud_df)
-        .transform(with_lineage, run_id, exported_at, "exported_at")
+        .transform(with_lineage, version, exported_at, "exported_at")
         .transform(select_schema, ML_FEEDBACK_SCHEMA)
     )

@@ -115,7 +115,7 @@ def _percentile(column: str, fraction: float) -> F.Column:
     return F.expr(f"percentile_disc({fraction}) WITHIN GROUP (ORDER BY {column})").cast("long")
 
 
-def build_ops_index(stage_runs: DataFrame, run_date: dt.date, run_id: str, indexed_at: dt.datetime) -> DataFrame:
+def build_ops_index(stage_runs: DataFrame, run_date: dt.date, version: str, indexed_at: dt.datetime) -> DataFrame:
     """OPS_INDEX_SCHEMA rows: one per stage and UTC hour with at least one run for ``run_date``.
 
     Micro-batches count on the day they finished; a batch run counts for the date it
@@ -141,6 +141,6 @@ def build_ops_index(stage_runs: DataFrame, run_date: dt.date, run_id: str, index
         )
         .withColumn("error_rate", count_ratio(F.col("error_count"), F.col("records_in")))
         .withColumn("quarantine_rate", count_ratio(F.col("quarantine_count"), F.col("records_in")))
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, OPS_INDEX_SCHEMA)
     )

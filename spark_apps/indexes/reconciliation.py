@@ -113,7 +113,7 @@ def build_reconciliation_index(
     statements_df: DataFrame,
     run_date: dt.date,
     config: ReconciliationConfig,
-    run_id: str,
+    version: str,
     reconciled_at: dt.datetime,
 ) -> DataFrame:
     """RECONCILIATION_INDEX_SCHEMA rows: one per due internal transaction and one per statement line."""
@@ -182,6 +182,6 @@ def build_reconciliation_index(
             F.when(same_currency, (F.col("statement_amount") - F.col("internal_amount")).cast(AMOUNT_TYPE)),
         )
         .withColumn("days_to_settle", F.datediff(F.to_date("settled_at"), F.to_date("event_time")))
-        .transform(with_lineage, run_id, reconciled_at, "reconciled_at")
+        .transform(with_lineage, version, reconciled_at, "reconciled_at")
         .transform(select_schema, RECONCILIATION_INDEX_SCHEMA)
     )

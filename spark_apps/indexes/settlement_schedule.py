@@ -83,7 +83,7 @@ def build_settlement_schedule_index(
     merchants_df: DataFrame,
     run_date: dt.date,
     config: SettlementScheduleConfig,
-    run_id: str,
+    version: str,
     indexed_at: dt.datetime,
 ) -> DataFrame:
     """SETTLEMENT_SCHEDULE_INDEX_SCHEMA rows for the statement lines of ``run_date``.
@@ -96,6 +96,6 @@ def build_settlement_schedule_index(
     return (
         with_line_merchant(statements_df, aggregate_df, merchants_df)
         .transform(summarize_payouts, run_date, config)
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, SETTLEMENT_SCHEDULE_INDEX_SCHEMA)
     )

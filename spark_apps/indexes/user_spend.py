@@ -78,7 +78,12 @@ def summarize_users(df: DataFrame, run_date: dt.date, config: UserSpendConfig) -
 
 
 def build_user_spend_index(
-    aggregate_df: DataFrame, users_df: DataFrame, run_date: dt.date, config: UserSpendConfig, run_id: str, indexed_at: dt.datetime
+    aggregate_df: DataFrame,
+    users_df: DataFrame,
+    run_date: dt.date,
+    config: UserSpendConfig,
+    version: str,
+    indexed_at: dt.datetime,
 ) -> DataFrame:
     """USER_SPEND_INDEX_SCHEMA rows: one per user with a transaction in the 30 days up to ``run_date``.
 
@@ -95,6 +100,6 @@ def build_user_spend_index(
         .transform(summarize_users, run_date, config)
         .join(users, "user_id", "left")
         .withColumn("as_of_date", F.lit(run_date))
-        .transform(with_lineage, run_id, indexed_at, "indexed_at")
+        .transform(with_lineage, version, indexed_at, "indexed_at")
         .transform(select_schema, USER_SPEND_INDEX_SCHEMA)
     )

@@ -1,6 +1,6 @@
 """Aggregate index job: stream index + batch index + settlement lines over the previous aggregate version.
 
-    python -m spark_apps.jobs.aggregate_index --date 2026-11-21 --run-id <id> \
+    python -m spark_apps.jobs.aggregate_index --date 2026-11-21 --version <id> \
         --index-uri <lake.index_uri> --raw-uri <lake.raw_uri> \
         --batch-index-location <published batch_index version of the date> \
         [--previous-aggregate-location <published aggregate_index version>] \
@@ -9,8 +9,8 @@
 
 Writes (DESIGN decision 4, spark_apps.lake), each with a ``_manifest.json``:
 
-* ``<index-uri>/aggregate_index/dt=<date>/run=<run-id>/`` -- AGGREGATE_INDEX_SCHEMA;
-* ``<index-uri>/audit_trail/dt=<date>/run=<run-id>/`` -- AUDIT_TRAIL_SCHEMA.
+* ``<index-uri>/aggregate_index/dt=<date>/version=<version>/`` -- AGGREGATE_INDEX_SCHEMA;
+* ``<index-uri>/audit_trail/dt=<date>/version=<version>/`` -- AUDIT_TRAIL_SCHEMA.
 
 The previous version is the latest aggregate of an earlier date; when the DAG passes the
 version published for the run date itself (a rerun), its manifest's
@@ -69,7 +69,7 @@ def default_stream_locations(index_uri: str, date: str) -> list[str]:
 def run_aggregate_index(
     spark: SparkSession,
     date: str,
-    run_id: str,
+    version: str,
     index_uri: str,
     raw_uri: str,
     batch_index_location: str | None,
@@ -79,7 +79,7 @@ def run_aggregate_index(
     started_at: dt.datetime | None = None,
 ) -> dict:
     """Merge, audit, write both versions with manifests; return the aggregate manifest."""
-    date, run_id = lake.check_date(date), lake.check_run_id(run_id)
+    date, version = lake.check_date(date), lake.check_version(version)
     run_date = dt.date.fromisoformat(date)
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     clock = time.monotonic()
@@ -102,17 +102,17 @@ def run_aggregate_index(
     # Inputs are read by the merge, the audit and the conservation counts: read them once.
     stream_df, batch_df, previous_df = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (stream_df, batch_df, previous_df))
     statements_df, rejected_lines_df = read_raw_side(
-        spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, run_id, started_at
+        spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, version, started_at
     )
     statements_df = statements_df.persist(StorageLevel.MEMORY_AND_DISK)
 
-    aggregate_df = merge_aggregate(stream_df, batch_df, statements_df, previous_df, run_date, run_id, started_at, retention_days)
-    aggregate_location = lake.write_versioned(aggregate_df, index_uri, AGGREGATE_TABLE, date, run_id, AGGREGATE_INDEX_SCHEMA)
+    aggregate_df = merge_aggregate(stream_df, batch_df, statements_df, previous_df, run_date, version, started_at, retention_days)
+    aggregate_location = lake.write_versioned(aggregate_df, index_uri, AGGREGATE_TABLE, date, version, AGGREGATE_INDEX_SCHEMA)
     written_df = spark.read.parquet(aggregate_location).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        previous_run_id = previous_manifest.get("run_id") if previous_manifest else None
-        audit_df = audit_changes(previous_df, written_df, run_id, started_at, previous_run_id)
-        audit_location = lake.write_versioned(audit_df, index_uri, AUDIT_TABLE, date, run_id, AUDIT_TRAIL_SCHEMA)
+        previous_version = previous_manifest.get("version") if previous_manifest else None
+        audit_df = audit_changes(previous_df, written_df, version, started_at, previous_version)
+        audit_location = lake.write_versioned(audit_df, index_uri, AUDIT_TABLE, date, version, AUDIT_TRAIL_SCHEMA)
 
         cutoff = dt.datetime.combine(run_date - dt.timedelta(days=retention_days), dt.time(), tzinfo=dt.UTC)
         input_ids = (
@@ -166,12 +166,12 @@ def run_aggregate_index(
     finished_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     common = {
         "date": date,
-        "run_id": run_id,
+        "version": version,
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
         "seconds": round(time.monotonic() - clock, 1),
         "previous_aggregate_location": previous_location,
-        "previous_run_id": previous_run_id,
+        "previous_version": previous_version,
         "batch_index_location": batch_index_location or None,
         "stream_index_locations": stream_index_locations,
         "raw_uri": raw_uri,
@@ -217,7 +217,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="aggregate_index", description="Merge stream + batch + statements into the aggregate index."
     )
     parser.add_argument("--date", required=True, help="partition date YYYY-MM-DD")
-    parser.add_argument("--run-id", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
+    parser.add_argument("--version", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
     parser.add_argument("--index-uri", required=True, help="root of the indexes (lake.index_uri)")
     parser.add_argument(
         "--raw-uri", required=True, help="root of the raw drops; statements from <raw-uri>/settlements/dt=<date>/"
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = run_aggregate_index(
             spark,
             args.date,
-            args.run_id,
+            args.version,
             args.index_uri,
             args.raw_uri,
             args.batch_index_location or None,

@@ -1,6 +1,6 @@
 """Batch index job: one date's raw drops -> validated, masked, deduplicated, enriched batch index.
 
-    python -m spark_apps.jobs.batch_index --date 2026-11-21 --run-id <id> \
+    python -m spark_apps.jobs.batch_index --date 2026-11-21 --version <id> \
         --raw-uri <lake.raw_uri> --index-uri <lake.index_uri> --quarantine-uri <lake.quarantine_uri> \
         [--token-key-ref env:PAYMENTS_PAN_TOKEN_KEY] [--fraud-rules include/config/fraud_rules.yaml] \
         [--max-clock-skew-seconds 300] [--drop-date-tolerance-hours 48] \
@@ -10,8 +10,8 @@
 
 Writes (DESIGN decision 4, spark_apps.lake):
 
-* ``<index-uri>/batch_index/dt=<date>/run=<run-id>/`` -- BATCH_INDEX_SCHEMA Parquet + ``_manifest.json``;
-* ``<quarantine-uri>/quarantine/dt=<date>/run=<run-id>/`` -- QUARANTINE_SCHEMA Parquet + ``_manifest.json``.
+* ``<index-uri>/batch_index/dt=<date>/version=<version>/`` -- BATCH_INDEX_SCHEMA Parquet + ``_manifest.json``;
+* ``<quarantine-uri>/quarantine/dt=<date>/version=<version>/`` -- QUARANTINE_SCHEMA Parquet + ``_manifest.json``.
 
 An event whose time is more than ``--max-clock-skew-seconds`` after the run's start is
 quarantined as ``future_event_time``; one more than ``--drop-date-tolerance-hours`` outside the
@@ -21,9 +21,9 @@ Prints the run manifest (JSON) on stdout as its last line. Counts conserve, meas
 was written: records read (valid + quarantined) = rows in the written index + transaction rows
 in the written quarantine + duplicates (valid records - their distinct transaction ids), or the
 job fails with :class:`ConservationError` (a row lost or multiplied by an enrichment join or a
-write) and writes no manifest. Rerunning a date with a new run id gives the same rows (only
-run_id / ingested_at differ; a record that was in the future at the first run may not be at a
-later one); the same run id replaces that run's files.
+write) and writes no manifest. Rerunning a date with a new version gives the same rows (only
+version / ingested_at differ; a record that was in the future at the first run may not be at a
+later one); the same version replaces that version's files.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def read_transactions(spark: SparkSession, raw_uri: str, date: str) -> DataFrame
 
 
 def with_checked_records(
-    raw_df: DataFrame, key: bytes, run_id: str, started_at: dt.datetime, bounds: EventTimeBounds | None = None
+    raw_df: DataFrame, key: bytes, version: str, started_at: dt.datetime, bounds: EventTimeBounds | None = None
 ) -> DataFrame:
     """Validate every record in ONE projection (no filter before the cache): each row carries
     its reason_code, the typed + masked event columns and, for rejected rows, the quarantine
@@ -128,7 +128,7 @@ def with_checked_records(
     """
     tagged_df = with_validation(raw_df, bounds)
     rejected = F.col("reason_code").isNotNull()
-    quarantine = quarantine_columns(run_id, started_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
+    quarantine = quarantine_columns(version, started_at, bounds, HEADER_PROBLEM_COLUMN in tagged_df.columns)
     checked_df = tagged_df.select(
         "reason_code",
         *valid_event_columns(tagged_df.columns),
@@ -139,10 +139,10 @@ def with_checked_records(
     return with_masked_card_fields(checked_df, key)
 
 
-def quarantine_rows(checked_df: DataFrame, run_id: str, started_at: dt.datetime) -> DataFrame:
+def quarantine_rows(checked_df: DataFrame, version: str, started_at: dt.datetime) -> DataFrame:
     values = {
         "transaction_id": F.col("q_transaction_id"),
-        "run_id": F.lit(run_id),
+        "version": F.lit(version),
         "quarantined_at": F.lit(started_at).cast("timestamp"),
     }
     return checked_df.filter(F.col("reason_code").isNotNull()).select(
@@ -154,13 +154,13 @@ def build_batch_index(
     spark: SparkSession,
     raw_uri: str,
     date: str,
-    run_id: str,
+    version: str,
     key: bytes,
     rules: FraudRules,
     started_at: dt.datetime,
     bounds: EventTimeBounds | None = None,
 ) -> BatchIndexFrames:
-    checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, run_id, started_at, bounds)
+    checked_df = with_checked_records(read_transactions(spark, raw_uri, date), key, version, started_at, bounds)
     side = {}
     persisted_side = []
     for name, schema in SIDE_INPUTS.items():
@@ -169,7 +169,7 @@ def build_batch_index(
             # The quarantine write and the index both read it: parse the files once.
             tagged_df = tagged_df.persist(StorageLevel.MEMORY_AND_DISK)
             persisted_side.append(tagged_df)
-        side[name] = split_tagged_side_source(spark, tagged_df, name, schema, run_id, started_at)
+        side[name] = split_tagged_side_source(spark, tagged_df, name, schema, version, started_at)
     valid_df = checked_df.filter(F.col("reason_code").isNull()).drop(
         "reason_code", "q_transaction_id", "reason_detail", "payload_masked", "source_format"
     )
@@ -183,10 +183,10 @@ def build_batch_index(
         .transform(with_policy_flags)
         .transform(with_rule_flags, rules)
         .transform(with_risk, rules)
-        .withColumn("run_id", F.lit(run_id))
+        .withColumn("version", F.lit(version))
         .withColumn("ingested_at", F.lit(started_at).cast("timestamp"))
     )
-    quarantine_df = quarantine_rows(checked_df, run_id, started_at)
+    quarantine_df = quarantine_rows(checked_df, version, started_at)
     for _good, bad_df in side.values():
         quarantine_df = quarantine_df.unionByName(bad_df)
     index_df = index_df.select(*BATCH_INDEX_SCHEMA.fieldNames())  # drops the rule signals and source_location
@@ -196,7 +196,7 @@ def build_batch_index(
 def run_batch_index(
     spark: SparkSession,
     date: str,
-    run_id: str,
+    version: str,
     raw_uri: str,
     index_uri: str,
     quarantine_uri: str,
@@ -210,20 +210,20 @@ def run_batch_index(
 
     Raises :class:`ConservationError` (no manifest written) unless the written output accounts for
     every record read (see the module docstring)."""
-    date, run_id = lake.check_date(date), lake.check_run_id(run_id)
+    date, version = lake.check_date(date), lake.check_version(version)
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     bounds = EventTimeBounds(started_at, max_clock_skew_seconds, dt.date.fromisoformat(date), drop_date_tolerance_hours)
     clock = time.monotonic()
-    frames = build_batch_index(spark, raw_uri, date, run_id, key, rules, started_at, bounds)
+    frames = build_batch_index(spark, raw_uri, date, version, key, rules, started_at, bounds)
     checked_df = frames.checked_df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason_rows = checked_df.groupBy("source_name", "reason_code").count().collect()
         # Measured, not derived: the valid records' distinct transaction ids (what dedup must keep).
         distinct_ids = checked_df.filter(F.col("reason_code").isNull()).agg(F.count_distinct("transaction_id")).first()[0]
         quarantine_location = lake.write_versioned(
-            frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, run_id, QUARANTINE_SCHEMA
+            frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, version, QUARANTINE_SCHEMA
         )
-        index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, run_id, BATCH_INDEX_SCHEMA)
+        index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, version, BATCH_INDEX_SCHEMA)
     finally:
         checked_df.unpersist()
         for side_df in frames.persisted_side:
@@ -259,11 +259,11 @@ def run_batch_index(
         "read_by_source": dict(sorted(read_by_source.items())),
         "side_sources_quarantined": dict(sorted(side_rejects.items())),
     }
-    check_conservation(counts, quarantined_checked, f"batch index {date} run {run_id}")
+    check_conservation(counts, quarantined_checked, f"batch index {date} version {version}")
     manifest = {
         "table": INDEX_TABLE,
         "date": date,
-        "run_id": run_id,
+        "version": version,
         "started_at": started_at.isoformat(),
         "finished_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "seconds": round(time.monotonic() - clock, 1),
@@ -306,7 +306,7 @@ def check_conservation(counts: dict, quarantined_checked: int, what: str) -> Non
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="batch_index", description="Build one date's batch index (see module docstring).")
     parser.add_argument("--date", required=True, help="partition date YYYY-MM-DD")
-    parser.add_argument("--run-id", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
+    parser.add_argument("--version", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
     parser.add_argument("--raw-uri", required=True, help="root of the raw drops (<raw-uri>/<source>/dt=<date>/)")
     parser.add_argument("--index-uri", required=True, help="root of the indexes (lake.index_uri)")
     parser.add_argument("--quarantine-uri", required=True, help="root of the quarantine tables (lake.quarantine_uri)")
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = run_batch_index(
             spark,
             args.date,
-            args.run_id,
+            args.version,
             args.raw_uri,
             args.index_uri,
             args.quarantine_uri,

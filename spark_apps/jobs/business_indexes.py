@@ -1,12 +1,12 @@
 """Business index job: one business index (or all) for one date, from the published aggregate index.
 
-    python -m spark_apps.jobs.business_indexes --index reconciliation_index --date 2026-11-21 --run-id <id> \
+    python -m spark_apps.jobs.business_indexes --index reconciliation_index --date 2026-11-21 --version <id> \
         --index-uri <lake.index_uri> --raw-uri <lake.raw_uri> --metrics-uri <lake.metrics_uri> \
         --aggregate-location <published aggregate_index version of the date> \
         [--config include/config/indexes.yaml] [--fraud-labels-location <folder>] [--master local[2]] [--conf k=v ...]
 
 ``--index all`` builds every index in one Spark session. Each index is written to
-``<index-uri>/<index>/dt=<date>/run=<run-id>/`` with a ``_manifest.json`` (rows and
+``<index-uri>/<index>/dt=<date>/version=<version>/`` with a ``_manifest.json`` (rows and
 per-index counts). Inputs besides the aggregate index: merchants and users
 (``<raw-uri>/{merchants,users}/dt=<date>/``), statement lines
 (``<raw-uri>/settlements/dt=<date>/``), streaming metrics (``<metrics-uri>/stream/``,
@@ -55,7 +55,7 @@ class IndexRun:
 
     spark: SparkSession
     date: str
-    run_id: str
+    version: str
     index_uri: str
     raw_uri: str
     metrics_uri: str
@@ -75,7 +75,7 @@ class IndexRun:
         return df.persist(StorageLevel.MEMORY_AND_DISK)
 
     def _side(self, source: str, schema) -> DataFrame:
-        good_df, rejected_df = read_raw_side(self.spark, self.raw_uri, source, self.date, schema, self.run_id, self.started_at)
+        good_df, rejected_df = read_raw_side(self.spark, self.raw_uri, source, self.date, schema, self.version, self.started_at)
         self.rejected[source] = rejected_df.count()
         return good_df
 
@@ -117,13 +117,13 @@ def _counts_by(df: DataFrame, column: str) -> dict[str, int]:
 
 
 def _fraud(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
-    df = build_fraud_index(run.aggregate_df, run.run_date, run.config.fraud, run.run_id, run.started_at)
+    df = build_fraud_index(run.aggregate_df, run.run_date, run.config.fraud, run.version, run.started_at)
     return df, lambda written: {"by_recommended_action": _counts_by(written, "recommended_action")}
 
 
 def _reconciliation(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
     df = build_reconciliation_index(
-        run.aggregate_df, run.statements_df, run.run_date, run.config.reconciliation, run.run_id, run.started_at
+        run.aggregate_df, run.statements_df, run.run_date, run.config.reconciliation, run.version, run.started_at
     )
 
     def counts(written: DataFrame) -> dict:
@@ -143,7 +143,7 @@ def _reconciliation(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dic
 
 def _merchant_performance(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
     df = build_merchant_performance_index(
-        run.aggregate_df, run.merchants_df, run.run_date, run.config.merchant_performance, run.run_id, run.started_at
+        run.aggregate_df, run.merchants_df, run.run_date, run.config.merchant_performance, run.version, run.started_at
     )
     return df, lambda written: {
         "anomalies": written.where("is_anomaly").count(),
@@ -152,12 +152,12 @@ def _merchant_performance(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame
 
 
 def _user_spend(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
-    df = build_user_spend_index(run.aggregate_df, run.users_df, run.run_date, run.config.user_spend, run.run_id, run.started_at)
+    df = build_user_spend_index(run.aggregate_df, run.users_df, run.run_date, run.config.user_spend, run.version, run.started_at)
     return df, lambda written: {"repeated_declines": written.where("has_repeated_declines").count()}
 
 
 def _compliance(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
-    df = build_compliance_index(run.aggregate_df, run.users_df, run.run_date, run.config.compliance, run.run_id, run.started_at)
+    df = build_compliance_index(run.aggregate_df, run.users_df, run.run_date, run.config.compliance, run.version, run.started_at)
     flags = F.explode("aml_flags").alias("flag")
     return df, lambda written: {
         "requires_review": written.where("requires_review").count(),
@@ -172,7 +172,7 @@ def _settlement_schedule(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame]
         run.merchants_df,
         run.run_date,
         run.config.settlement_schedule,
-        run.run_id,
+        run.version,
         run.started_at,
     )
 
@@ -188,12 +188,12 @@ def _settlement_schedule(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame]
 
 def _ops(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
     runs_df, info = run.stage_runs()
-    return build_ops_index(runs_df, run.run_date, run.run_id, run.started_at), lambda written: info
+    return build_ops_index(runs_df, run.run_date, run.version, run.started_at), lambda written: info
 
 
 def _ml_feedback(run: IndexRun) -> tuple[DataFrame, Callable[[DataFrame], dict]]:
     df = build_ml_feedback(
-        run.aggregate_df, run.confirmed_fraud_df(), run.run_date, run.config.ml_feedback, run.run_id, run.started_at
+        run.aggregate_df, run.confirmed_fraud_df(), run.run_date, run.config.ml_feedback, run.version, run.started_at
     )
     return df, lambda written: {"by_label_source": _counts_by(written, "label_source")}
 
@@ -214,12 +214,12 @@ def run_business_index(run: IndexRun, index: str) -> dict:
     """Build, write and count one business index; return its manifest."""
     clock = time.monotonic()
     df, count = BUILDERS[index](run)
-    location = lake.write_versioned(df, run.index_uri, index, run.date, run.run_id, TABLE_SCHEMAS[index])
+    location = lake.write_versioned(df, run.index_uri, index, run.date, run.version, TABLE_SCHEMAS[index])
     written = run.spark.read.parquet(location)
     manifest = {
         "table": index,
         "date": run.date,
-        "run_id": run.run_id,
+        "version": run.version,
         "started_at": run.started_at.isoformat(),
         "rows": written.count(),
         "counts": count(written),
@@ -240,7 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="business_indexes", description="Build one business index (or all) for one date.")
     parser.add_argument("--index", required=True, choices=[*BUILDERS, "all"], help="the business index to build, or all")
     parser.add_argument("--date", required=True, help="partition date YYYY-MM-DD")
-    parser.add_argument("--run-id", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
+    parser.add_argument("--version", required=True, help="version id of this run: [A-Za-z0-9_.-], <= 128 chars")
     parser.add_argument("--index-uri", required=True, help="root of the indexes (lake.index_uri)")
     parser.add_argument("--raw-uri", required=True, help="root of the raw drops (merchants, users, settlements)")
     parser.add_argument(
@@ -266,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from spark_apps.session import build_session
 
-    date, run_id = lake.check_date(args.date), lake.check_run_id(args.run_id)
+    date, version = lake.check_date(args.date), lake.check_version(args.version)
     spark = build_session(f"business-index-{args.index}-{date}", args.master, parse_conf(args.conf))
     run = IndexRun(
-        spark, date, run_id, args.index_uri, args.raw_uri, args.metrics_uri, args.aggregate_location or None,
+        spark, date, version, args.index_uri, args.raw_uri, args.metrics_uri, args.aggregate_location or None,
         args.fraud_labels_location, load_index_config(args.config), dt.datetime.now(dt.UTC).replace(microsecond=0),
     )  # fmt: skip
     try:

@@ -31,7 +31,7 @@ CONTROL_FILE = "_quality.json"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Verify a staged version with its Soda data contract (Spark).")
     parser.add_argument("--table", required=True)
-    parser.add_argument("--location", required=True, help="<index_uri>/<table>/dt=<date>/run=<run_id>")
+    parser.add_argument("--location", required=True, help="<index_uri>/<table>/dt=<date>/version=<version>")
     parser.add_argument("--result-uri", required=True, help="where to write the GateResult JSON")
     parser.add_argument("--contracts-dir", default=None)
     parser.add_argument(

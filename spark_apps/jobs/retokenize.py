@@ -11,8 +11,8 @@ Two steps, run by hand (or a one-off DAG run) during the dual-key period, when t
     # 2. anywhere (no key, no raw data: the map holds tokens only): a table version rewritten
     #    with the new tokens, as a NEW run of that table and date (then gate and publish it)
     python -m spark_apps.jobs.retokenize apply --base-uri <lake.index_uri> --table aggregate_index \
-        --date 2026-11-21 --from-run <published run> --run-id <new run> --map-uri <lake.index_uri> \
-        --to-version v2 [--column card_token] [--master local[2]]
+        --date 2026-11-21 --from-version <published version> --version <new version> --map-uri <lake.index_uri> \
+        --to-key-version v2 [--column card_token] [--master local[2]]
 
 ``map`` writes ``<map-uri>/token_map/from=<old>/to=<new>/dt=<date>/`` (Parquet: old_token,
 new_token, old_version, new_version; a rerun of a date replaces it). ``apply`` reads every date of
@@ -75,16 +75,16 @@ def run_apply(
     base_uri: str,
     table: str,
     date: str,
-    from_run: str,
-    run_id: str,
+    from_version: str,
+    version: str,
     map_uri: str,
     new_version: str,
     columns: tuple[str, ...] = ("card_token",),
 ) -> dict:
-    source = lake.versioned_location(base_uri, table, date, lake.check_run_id(from_run))
+    source = lake.versioned_location(base_uri, table, date, lake.check_version(from_version))
     source_df = spark.read.parquet(source)
     rewritten_df = retokenized(source_df, read_token_map(spark, map_uri, new_version), columns)
-    location = lake.write_versioned(rewritten_df, base_uri, table, date, lake.check_run_id(run_id), source_df.schema)
+    location = lake.write_versioned(rewritten_df, base_uri, table, date, lake.check_version(version), source_df.schema)
     written_df = spark.read.parquet(location)
     rows = written_df.count()
     versions = {}
@@ -104,7 +104,7 @@ def run_apply(
         "token_versions": versions,
         "unmapped_by_version": unmapped,
     }
-    lake.write_manifest(location, {**manifest, "run_id": run_id, "rows": rows, "retokenized": summary})
+    lake.write_manifest(location, {**manifest, "version": version, "rows": rows, "retokenized": summary})
     return summary
 
 
@@ -121,10 +121,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     apply_args.add_argument("--base-uri", required=True, help="lake.index_uri (or the root holding the table)")
     apply_args.add_argument("--table", required=True)
     apply_args.add_argument("--date", required=True)
-    apply_args.add_argument("--from-run", required=True, help="the run (version) to rewrite")
-    apply_args.add_argument("--run-id", required=True, help="the new run id")
+    apply_args.add_argument("--from-version", required=True, help="the version to rewrite")
+    apply_args.add_argument("--version", required=True, help="the new version id")
     apply_args.add_argument("--map-uri", required=True)
-    apply_args.add_argument("--to-version", required=True, help="the current key version, e.g. v2")
+    apply_args.add_argument("--to-key-version", required=True, help="the current key version, e.g. v2")
     apply_args.add_argument("--column", action="append", dest="columns", help="token column(s) (default card_token)")
     for mode_args in (map_args, apply_args):
         mode_args.add_argument("--master", help="Spark master, e.g. local[2] (omit under spark-submit)")
@@ -148,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.base_uri,
                 args.table,
                 args.date,
-                args.from_run,
-                args.run_id,
+                args.from_version,
+                args.version,
                 args.map_uri,
-                args.to_version,
+                args.to_key_version,
                 tuple(args.columns or ("card_token",)),
             )
     finally:

@@ -241,7 +241,7 @@ def transaction_dead_letter_col(late_bound_seconds: int, max_clock_skew_seconds:
             F.when(is_late, F.trim(text_id)).when(F.length(text_id) <= MAX_FIELD_LENGTH, text_id)
         ),
         "payload_masked": payload_masked_col(),
-        "run_id": F.lit("stream"),
+        "version": F.lit("stream"),
         "quarantined_at": batch_time_placeholder_col(),  # the writer sets the micro-batch's time
     }
     return quarantine_struct_col(values)
@@ -282,7 +282,7 @@ def signal_rows(kafka_df: DataFrame) -> DataFrame:
             F.when(F.length(text["transaction_id"]) <= MAX_FIELD_LENGTH, text["transaction_id"])
         ),
         "payload_masked": mask_payload_text_col(F.coalesce(F.col("value"), F.lit(""))),
-        "run_id": F.lit("stream"),
+        "version": F.lit("stream"),
         "quarantined_at": batch_time_placeholder_col(),
     }
     rejected = F.col("reason_code").isNotNull()
@@ -422,13 +422,13 @@ def _output_columns() -> tuple[Column, ...]:
     ``ingested_at`` and ``alert_time`` are the micro-batch's time: the plan holds
     :func:`batch_time_placeholder_col` and the writer puts the batch's timestamp from its offset log
     in its place (a replayed batch writes the same values).
-    ``run_id`` is set by the writer (the batch id)."""
+    ``version`` is set by the writer (the batch id)."""
     now = batch_time_placeholder_col()
     scored = F.col("row_kind").isin(ROW_TXN, ROW_SIGNAL)
     alert = F.when(scored & flagged_col(), F.to_json(F.struct(*alert_columns(now)), _ALL_FIELDS))
     dead_letter = F.when(F.col("row_kind") == ROW_DEAD_LETTER, F.to_json(F.col("dead_letter"), _ALL_FIELDS))
     dead_letter_key = F.coalesce(F.col("dead_letter.transaction_id"), F.col("dead_letter.source_location"), F.lit("unknown"))
-    values = {"run_id": F.lit(None).cast("string"), "ingested_at": now}
+    values = {"version": F.lit(None).cast("string"), "ingested_at": now}
     index = [values.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in STREAM_INDEX_SCHEMA.fields]
     return (
         F.col("row_kind"),

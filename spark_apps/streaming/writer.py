@@ -191,7 +191,7 @@ def json_time(moment: dt.datetime) -> str:
 
 
 def split_output(table, batch_id: int, batch_time: dt.datetime | None = None) -> tuple:
-    """(index rows as an Arrow table with ``run_id`` = ``stream-b<batch>`` and ``ingested_at`` = the
+    """(index rows as an Arrow table with ``version`` = ``stream-b<batch>`` and ``ingested_at`` = the
     batch's time, sorted alert (key, json), sorted dead-letter (key, json), rows per kind). The
     messages' ``alert_time`` / ``quarantined_at`` become the batch's time too (see
     transforms.BATCH_TIME_PLACEHOLDER)."""
@@ -201,8 +201,8 @@ def split_output(table, batch_id: int, batch_time: dt.datetime | None = None) ->
     batch_time = batch_time or dt.datetime.now(dt.UTC)
     kind = table.column("row_kind")
     index = table.filter(pc.equal(kind, ROW_TXN)).select([*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"])
-    run_id = pa.array([f"stream-b{batch_id}"] * index.num_rows, pa.string())
-    index = index.set_column(index.schema.get_field_index("run_id"), "run_id", run_id)
+    version = pa.array([f"stream-b{batch_id}"] * index.num_rows, pa.string())
+    index = index.set_column(index.schema.get_field_index("version"), "version", version)
     at = index.schema.get_field_index("ingested_at")
     ingested = pa.array([batch_time] * index.num_rows, index.schema.field(at).type)
     index = index.set_column(at, index.schema.field(at), ingested)

@@ -21,7 +21,7 @@ def test_batch_job_start_job_run_request(aws):
 
     operator = spark_job_task(pipeline.batch_index_job(aws), task_id="build_batch_index")
     assert isinstance(operator, PaymentsEmrContainerOperator)
-    operator.arguments = ["--date", "2026-11-21", "--run-id", "v1"]  # as rendered
+    operator.arguments = ["--date", "2026-11-21", "--version", "v1"]  # as rendered
     operator.virtual_cluster_id = operator.hook.virtual_cluster_id = virtual_cluster()
     calls = capture(operator.hook.conn, "StartJobRun")
     ti = SimpleNamespace(
@@ -43,7 +43,7 @@ def test_batch_job_start_job_run_request(aws):
     assert request["clientToken"] == client_request_token("payments_daily_index", ti.run_id, "build_batch_index", -1, 1)
     driver = request["jobDriver"]["sparkSubmitJobDriver"]
     assert driver["entryPoint"] == "s3://payments-artifacts-test/spark_apps/jobs/batch_index.py"
-    assert driver["entryPointArguments"] == ["--date", "2026-11-21", "--run-id", "v1"]
+    assert driver["entryPointArguments"] == ["--date", "2026-11-21", "--version", "v1"]
     assert driver["sparkSubmitParameters"].startswith("--py-files s3://payments-artifacts-test/spark_apps/spark_apps.zip --conf ")
     assert "--conf spark.sql.session.timeZone=UTC" in driver["sparkSubmitParameters"]
     monitoring = request["configurationOverrides"]["monitoringConfiguration"]
@@ -105,13 +105,13 @@ def _glue_table(table: str) -> None:
 
 
 def _stage_version(
-    run_id: str, passed: bool = True, table: str = "batch_index", root: str = "s3://payments-processed-test/indexes"
+    version: str, passed: bool = True, table: str = "batch_index", root: str = "s3://payments-processed-test/indexes"
 ) -> str:
     s3 = boto3.client("s3", region_name=REGION)
     bucket = root.removeprefix("s3://").split("/", 1)[0]
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    location = lake_io.version_location(root, table, "2026-11-21", run_id)
+    location = lake_io.version_location(root, table, "2026-11-21", version)
     prefix = location.removeprefix(f"s3://{bucket}/")
     s3.put_object(Bucket=bucket, Key=f"{prefix}/part-0.parquet", Body=b"PAR1")
     s3.put_object(
@@ -138,8 +138,8 @@ def test_glue_partition_created_repointed_and_rolled_back(aws):
     partitions = glue.get_partitions(DatabaseName="payments", TableName="batch_index")["Partitions"]
     assert len(partitions) == 1
     assert partitions[0]["StorageDescriptor"]["Location"] == second + "/"
-    assert partitions[0]["Parameters"]["run_id"] == "v2"
-    assert partitions[0]["Parameters"]["previous_run_id"] == "v1"
+    assert partitions[0]["Parameters"]["version"] == "v2"
+    assert partitions[0]["Parameters"]["previous_version"] == "v1"
     assert partitions[0]["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
 
     publisher.rollback("batch_index", "2026-11-21")
@@ -261,7 +261,7 @@ def test_quarantine_versions_are_not_tagged(aws, s3_requests):
     q1, q2 = (_stage_version(f"q{i}", table="quarantine", root=root) for i in (1, 2))
     publisher.publish("quarantine", "2026-11-21", q1)
     publisher.publish("quarantine", "2026-11-21", q2)
-    assert publisher.rollback("quarantine", "2026-11-21", run_id="q1").location == q1
+    assert publisher.rollback("quarantine", "2026-11-21", version="q1").location == q1
     assert s3_requests == []
 
 

@@ -287,7 +287,7 @@ def test_a_result_that_is_not_the_verdict_of_that_job_on_that_version_is_refused
 def test_the_gate_job_refuses_to_write_the_control_file():
     from spark_apps.jobs import quality_gate
 
-    base = ["--table", "batch_index", "--location", "s3://b/indexes/batch_index/dt=2026-11-21/run=v1"]
+    base = ["--table", "batch_index", "--location", "s3://b/indexes/batch_index/dt=2026-11-21/version=v1"]
     with pytest.raises(SystemExit):
-        quality_gate.parse_args([*base, "--result-uri", "s3://b/indexes/batch_index/dt=2026-11-21/run=v1/_quality.json"])
+        quality_gate.parse_args([*base, "--result-uri", "s3://b/indexes/batch_index/dt=2026-11-21/version=v1/_quality.json"])
     assert quality_gate.parse_args([*base, "--result-uri", "s3://b/x/_quality_result/t.json"]).result_uri.endswith("t.json")

@@ -59,7 +59,7 @@ def test_written_versions_have_the_exact_schemas_and_manifests(spark, day):
     manifest = lake.read_manifest(day["first"]["index_location"])
     assert manifest["counts"] == day["first"]["counts"] and manifest["rows"] == day["first"]["counts"]["indexed"]
     assert day["first"]["index_location"] == lake.versioned_location(day["index_uri"], "batch_index", DATE, "run-1")
-    assert lake.list_runs(day["index_uri"], "batch_index", DATE) == ["run-1", "run-2"]
+    assert lake.list_versions(day["index_uri"], "batch_index", DATE) == ["run-1", "run-2"]
     written = index_df(spark, day["first"])
     assert [(f.name, lake.without_nullability(f.dataType)) for f in written.schema.fields] == [
         (f.name, lake.without_nullability(f.dataType)) for f in BATCH_INDEX_SCHEMA.fields
@@ -109,17 +109,17 @@ def test_index_rows_follow_dedup_and_fraud_truth(spark, day):
     for action, ids in truth["fraud_patterns"]["card_testing"]["expected_action_ids"].items():
         assert {t for t, r in rows.items() if r.recommended_action == action} == set(ids), action
     assert sum(1 for r in rows.values() if r.fraud_score is None) == truth["fraud_scores"]["unscored_ids_count"]
-    assert all(r.amount_reporting is not None and r.card_token.startswith("tok_") and r.run_id == "run-1" for r in rows.values())
+    assert all(r.amount_reporting is not None and r.card_token.startswith("tok_") and r.version == "run-1" for r in rows.values())
 
 
 def test_rerun_gives_the_same_rows(spark, day):
-    first = index_df(spark, day["first"]).drop("run_id", "ingested_at")
-    second = index_df(spark, day["second"]).drop("run_id", "ingested_at")
+    first = index_df(spark, day["first"]).drop("version", "ingested_at")
+    second = index_df(spark, day["second"]).drop("version", "ingested_at")
     assertDataFrameEqual(first, second)
     assert day["second"]["counts"] == day["first"]["counts"]
-    quarantine_first = spark.read.parquet(day["first"]["quarantine_location"]).drop("run_id", "quarantined_at")
+    quarantine_first = spark.read.parquet(day["first"]["quarantine_location"]).drop("version", "quarantined_at")
     assertDataFrameEqual(
-        quarantine_first, spark.read.parquet(day["second"]["quarantine_location"]).drop("run_id", "quarantined_at")
+        quarantine_first, spark.read.parquet(day["second"]["quarantine_location"]).drop("version", "quarantined_at")
     )
 
 
@@ -147,7 +147,7 @@ def test_command_line_arguments():
         [
             "--date",
             DATE,
-            "--run-id",
+            "--version",
             "r1",
             "--raw-uri",
             "r",
@@ -159,7 +159,7 @@ def test_command_line_arguments():
             "env:K",
         ]
     )
-    assert (args.date, args.run_id, args.token_key_ref, args.master) == (DATE, "r1", "env:K", None)
+    assert (args.date, args.version, args.token_key_ref, args.master) == (DATE, "r1", "env:K", None)
     with pytest.raises(SystemExit):
         parse_args(["--date", DATE])
 
@@ -261,7 +261,7 @@ def test_an_enrichment_join_that_loses_a_row_fails_the_job(spark, small_drop, mo
     with pytest.raises(ConservationError) as failure:
         run_batch_index(spark, DATE, "lossy-join", key=KEY, rules=load_rules(), started_at=STARTED, **small_drop)
     assert str(failure.value) == (
-        f"batch index {DATE} run lossy-join: read 6 != indexed 2 + quarantined 2 + duplicates 1 "
+        f"batch index {DATE} version lossy-join: read 6 != indexed 2 + quarantined 2 + duplicates 1 "
         "(valid 4 - distinct transaction ids 3): the index holds 2 rows for 3 distinct valid transaction ids"
     )
     location = lake.versioned_location(small_drop["index_uri"], "batch_index", DATE, "lossy-join")
@@ -293,7 +293,7 @@ def test_the_airflow_side_passes_the_event_time_bounds():
     arguments = batch_index_job(load_profile("local")).arguments
     given = dict(zip(arguments[::2], arguments[1::2], strict=True))
     assert (given["--max-clock-skew-seconds"], given["--drop-date-tolerance-hours"]) == ("300", "48")
-    required = ["--date", DATE, "--run-id", "r", "--raw-uri", "r", "--index-uri", "i", "--quarantine-uri", "q"]
+    required = ["--date", DATE, "--version", "r", "--raw-uri", "r", "--index-uri", "i", "--quarantine-uri", "q"]
     args = parse_args([*required, "--max-clock-skew-seconds", "60", "--drop-date-tolerance-hours", "12"])
     assert (args.max_clock_skew_seconds, args.drop_date_tolerance_hours) == (60, 12)
     assert (parse_args(required).max_clock_skew_seconds, parse_args(required).drop_date_tolerance_hours) == (300, 48)

@@ -16,15 +16,15 @@ SCHEMA = StructType([StructField("id", StringType(), False), StructField("amount
 def test_versioned_location_layout():
     assert (
         lake.versioned_location("s3://b/indexes/", "batch_index", "2026-11-21", "r1")
-        == "s3://b/indexes/batch_index/dt=2026-11-21/run=r1"
+        == "s3://b/indexes/batch_index/dt=2026-11-21/version=r1"
     )
-    assert lake.versioned_location("/lake", "t", dt.date(2026, 1, 2), "a.b-c_d") == "/lake/t/dt=2026-01-02/run=a.b-c_d"
+    assert lake.versioned_location("/lake", "t", dt.date(2026, 1, 2), "a.b-c_d") == "/lake/t/dt=2026-01-02/version=a.b-c_d"
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "run id", "scheduled__2026-11-21T00:00:00+00:00"])
 def test_unsafe_run_ids_are_rejected(bad):
     with pytest.raises(lake.LakeError):
-        lake.check_run_id(bad)
+        lake.check_version(bad)
 
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "20261121", "2026-11-21T00:00", ""])
@@ -34,28 +34,28 @@ def test_bad_dates_are_rejected(bad):
 
 
 def test_airflow_run_ids_map_to_stable_safe_ids():
-    mapped = lake.run_id_from_airflow("scheduled__2026-11-21T00:00:00+00:00")
-    assert mapped == lake.run_id_from_airflow("scheduled__2026-11-21T00:00:00+00:00")
-    assert lake.check_run_id(mapped) == mapped
+    mapped = lake.version_from_airflow_run_id("scheduled__2026-11-21T00:00:00+00:00")
+    assert mapped == lake.version_from_airflow_run_id("scheduled__2026-11-21T00:00:00+00:00")
+    assert lake.check_version(mapped) == mapped
     assert "/" not in mapped and ":" not in mapped and "+" not in mapped
 
 
 def test_new_run_ids_sort_by_time_and_are_unique():
-    first = lake.new_run_id(dt.datetime(2026, 11, 21, 1, 2, 3, tzinfo=dt.UTC))
-    second = lake.new_run_id(dt.datetime(2026, 11, 21, 1, 2, 4, tzinfo=dt.UTC))
+    first = lake.new_version(dt.datetime(2026, 11, 21, 1, 2, 3, tzinfo=dt.UTC))
+    second = lake.new_version(dt.datetime(2026, 11, 21, 1, 2, 4, tzinfo=dt.UTC))
     assert first.startswith("20261121T010203Z-") and first < second
-    assert lake.new_run_id() != lake.new_run_id()
+    assert lake.new_version() != lake.new_version()
 
 
 def test_manifest_round_trip_and_run_listing(tmp_path):
     base = str(tmp_path)
-    assert lake.list_runs(base, "t", "2026-11-21") == []
+    assert lake.list_versions(base, "t", "2026-11-21") == []
     for run in ("r2", "r1"):
-        lake.write_manifest(lake.versioned_location(base, "t", "2026-11-21", run), {"run_id": run, "counts": {"read": 3}})
+        lake.write_manifest(lake.versioned_location(base, "t", "2026-11-21", run), {"version": run, "counts": {"read": 3}})
     # A run folder without a manifest is an unfinished run and is not listed.
-    (tmp_path / "t" / "dt=2026-11-21" / "run=r3").mkdir()
-    assert lake.list_runs(base, "t", "2026-11-21") == ["r1", "r2"]
-    assert lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r1")) == {"run_id": "r1", "counts": {"read": 3}}
+    (tmp_path / "t" / "dt=2026-11-21" / "version=r3").mkdir()
+    assert lake.list_versions(base, "t", "2026-11-21") == ["r1", "r2"]
+    assert lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r1")) == {"version": "r1", "counts": {"read": 3}}
     with pytest.raises(FileNotFoundError):
         lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r3"))
 
@@ -70,7 +70,7 @@ def test_write_versioned_writes_exact_schema_and_replaces_same_run(spark, tmp_pa
     location = lake.write_versioned(
         df.select("amount", "id"), str(tmp_path), "t", "2026-11-21", "r1", SCHEMA, manifest={"rows": 2}
     )
-    assert location.endswith("/t/dt=2026-11-21/run=r1")
+    assert location.endswith("/t/dt=2026-11-21/version=r1")
     written_df = spark.read.parquet(location)
     assert written_df.columns == ["id", "amount"]
     assertDataFrameEqual(written_df, [("a", None), ("b", Decimal("2.50"))], checkRowOrder=False)

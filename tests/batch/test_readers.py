@@ -107,7 +107,7 @@ def test_side_source_rows_are_typed_or_quarantined(spark, tmp_path):
         f.dataType for f in FX_RATE_SCHEMA.fields
     ]
     assertDataFrameEqual(
-        bad_df.select("reason_code", "source_name", "run_id"),
+        bad_df.select("reason_code", "source_name", "version"),
         [
             (Reason.MISSING_REQUIRED_FIELD, "fx_rates", "r1"),
             (Reason.WRONG_TYPE, "fx_rates", "r1"),

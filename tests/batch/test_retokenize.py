@@ -72,13 +72,13 @@ def test_map_from_retained_raw_drops_then_apply_to_a_table_version(spark, tmp_pa
         [("t1", token(visa, NEW, "v2")), ("t3", token(master, NEW, "v2")), ("t9", lost), ("t0", None)],
     )
     manifest = lake.read_manifest(summary["location"])
-    assert (manifest["run_id"], manifest["rows"], manifest["retokenized"]["unmapped_by_version"]) == (
+    assert (manifest["version"], manifest["rows"], manifest["retokenized"]["unmapped_by_version"]) == (
         "agg-1-v2",
         4,
         {"card_token": {"v1": 1}},
     )
     assert "4111" not in json.dumps(manifest)  # no PAN in what the job writes
-    assert lake.list_runs(str(index), "aggregate_index", DATE) == ["agg-1", "agg-1-v2"]  # the old version stays
+    assert lake.list_versions(str(index), "aggregate_index", DATE) == ["agg-1", "agg-1-v2"]  # the old version stays
 
 
 def test_the_map_step_needs_an_old_key_beside_the_new_one(monkeypatch, tmp_path):
@@ -90,7 +90,7 @@ def test_the_map_step_needs_an_old_key_beside_the_new_one(monkeypatch, tmp_path)
     with pytest.raises(ValueError, match="at least 32 are required"):
         retokenize.main(args)
     parsed = retokenize.parse_args(
-        ["apply", "--base-uri", "i", "--table", "t", "--date", DATE, "--from-run", "a", "--run-id", "b"]
-        + ["--map-uri", "m", "--to-version", "v2", "--master", "local[1]"]
+        ["apply", "--base-uri", "i", "--table", "t", "--date", DATE, "--from-version", "a", "--version", "b"]
+        + ["--map-uri", "m", "--to-key-version", "v2", "--master", "local[1]"]
     )
     assert (parsed.mode, parsed.columns, parsed.master) == ("apply", None, "local[1]")

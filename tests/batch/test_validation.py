@@ -107,7 +107,7 @@ def test_each_bad_input_class_is_quarantined_with_its_reason(spark, reason):
     assert [r.transaction_id for r in valid_df.collect()] == ["tx-1"]
     assert rejected_df.schema == QUARANTINE_SCHEMA or rejected_df.columns == QUARANTINE_SCHEMA.fieldNames()
     row = rejected_df.first()
-    assert (row.reason_code, row.reason_detail, row.source_name, row.run_id, row.quarantined_at) == (
+    assert (row.reason_code, row.reason_detail, row.source_name, row.version, row.quarantined_at) == (
         reason,
         detail,
         "gateway_a",
@@ -168,7 +168,7 @@ def test_validate_json_events_is_the_stream_entry_point(spark):
         "value binary, partition int, offset long",
     )
     location = F.concat_ws("/", F.lit("payments.transactions"), F.col("partition"), F.col("offset"))
-    valid_df, rejected_df = validate_json_events(kafka_df, run_id="stream-1", quarantined_at=NOW, source_location=location)
+    valid_df, rejected_df = validate_json_events(kafka_df, version="stream-1", quarantined_at=NOW, source_location=location)
     assert valid_df.columns[-5:] == ["source_name", "source_format", "source_location", "partition", "offset"]
     assertDataFrameEqual(
         valid_df.select("transaction_id", "source_name", "source_location", "offset"),

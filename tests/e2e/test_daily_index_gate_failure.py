@@ -49,7 +49,7 @@ def broken_run(tmp_path_factory):
 def staged(profile, table: str) -> Path:
     """The one version this run staged for ``table``."""
     root = profile.lake.quarantine_uri if table == "quarantine" else profile.lake.index_uri
-    [version] = Path(root, table, f"dt={DAY}").glob("run=*")
+    [version] = Path(root, table, f"dt={DAY}").glob("version=*")
     return version
 
 
@@ -87,7 +87,7 @@ def test_the_rejected_version_stays_staged_with_its_failed_checks(broken_run):
     summaries = list(Path(profile.lake.metrics_uri, "daily", f"dt={DAY}").glob("summary-*.json"))
     [summary] = [json.loads(path.read_text()) for path in summaries]
     assert summary["tables"]["batch_index"] | {"manifest": None} == {
-        "location": lake_io.version_location(profile.lake.index_uri, "batch_index", DAY, version.name.removeprefix("run=")),
+        "location": lake_io.version_location(profile.lake.index_uri, "batch_index", DAY, version.name.removeprefix("version=")),
         "manifest": None,
         "quality": False,
         "published": False,

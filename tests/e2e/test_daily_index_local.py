@@ -41,7 +41,7 @@ def test_daily_run_publishes_every_index_then_a_rerun_repoints_each_once(local_l
     assert set(published) == EVERY_TABLE
     for table, location in published.items():
         assert json.loads((Path(location) / "_quality.json").read_text())["passed"], table
-        assert f"/{table}/dt={DAY}/run=" in location
+        assert f"/{table}/dt={DAY}/version=" in location
 
     # The rerun rebuilds from the aggregate stage on (cheaper; the batch stage is covered above).
     second = run_daily({"from_stage": "aggregate"})

@@ -51,7 +51,7 @@ def indexed(transaction_id: str, **overrides) -> dict:
         "rule_flags": [],
         "risk_score": 0,
         "recommended_action": "ALLOW",
-        "run_id": "batch-run",
+        "version": "batch-run",
         "ingested_at": ts("2026-11-21 01:00"),
     }
     unknown = (
@@ -70,7 +70,7 @@ def batch_row(transaction_id: str, **overrides) -> dict:
 
 
 def stream_row(transaction_id: str, **overrides) -> dict:
-    defaults = {"run_id": "stream", "kafka_partition": 0, "kafka_offset": 1, "produced_at": ts("2026-11-20 10:00")}
+    defaults = {"version": "stream", "kafka_partition": 0, "kafka_offset": 1, "produced_at": ts("2026-11-20 10:00")}
     return indexed(transaction_id, **{**defaults, **overrides})
 
 
@@ -80,7 +80,7 @@ def aggregate_row(transaction_id: str, **overrides) -> dict:
         "record_source": "BATCH",
         "status_source": "BATCH",
         "score_source": None,
-        "source_run_id": "batch-run-0",
+        "source_version": "batch-run-0",
         "first_seen_date": DAY,
         "settlement_status": None,
         "settlement_amount": None,
@@ -90,7 +90,7 @@ def aggregate_row(transaction_id: str, **overrides) -> dict:
         "settlement_statement_id": None,
         "settlement_line_id": None,
         "settlement_source": None,
-        "run_id": "agg-run-0",
+        "version": "agg-run-0",
         "merged_at": ts("2026-11-20 02:00"),
     }
     return indexed(transaction_id, **{**defaults, **overrides})

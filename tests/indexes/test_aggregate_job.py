@@ -72,13 +72,13 @@ def test_two_days_and_a_rerun(spark, tmp_path):
             Row(transaction_id="new-stream", transaction_status="AUTHORIZED", settlement_status=None, fraud_score=None, record_source="STREAM", first_seen_date=dt.date(2026, 11, 20)),
         ],
     )  # fmt: skip
-    audit_columns = ["transaction_id", "field", "old_value", "new_value", "source", "previous_run_id"]
+    audit_columns = ["transaction_id", "field", "old_value", "new_value", "source", "previous_version"]
     expected_audit = [
-        Row(transaction_id="sold", field="transaction_status", old_value="AUTHORIZED", new_value="REFUNDED", source="STREAM", previous_run_id="a1"),
-        Row(transaction_id="sold", field="settlement_status", old_value="SETTLED", new_value="REFUNDED", source="STATEMENT", previous_run_id="a1"),
-        Row(transaction_id="rescored", field="fraud_score", old_value="0.1000", new_value="0.9000", source="STREAM", previous_run_id="a1"),
-        Row(transaction_id="new-batch", field="transaction_status", old_value=None, new_value="AUTHORIZED", source="BATCH", previous_run_id="a1"),
-        Row(transaction_id="new-stream", field="transaction_status", old_value=None, new_value="AUTHORIZED", source="STREAM", previous_run_id="a1"),
+        Row(transaction_id="sold", field="transaction_status", old_value="AUTHORIZED", new_value="REFUNDED", source="STREAM", previous_version="a1"),
+        Row(transaction_id="sold", field="settlement_status", old_value="SETTLED", new_value="REFUNDED", source="STATEMENT", previous_version="a1"),
+        Row(transaction_id="rescored", field="fraud_score", old_value="0.1000", new_value="0.9000", source="STREAM", previous_version="a1"),
+        Row(transaction_id="new-batch", field="transaction_status", old_value=None, new_value="AUTHORIZED", source="BATCH", previous_version="a1"),
+        Row(transaction_id="new-stream", field="transaction_status", old_value=None, new_value="AUTHORIZED", source="STREAM", previous_version="a1"),
     ]  # fmt: skip
     assertDataFrameEqual(spark.read.parquet(day2["audit_location"]).select(*audit_columns), expected_audit)
 
@@ -86,7 +86,7 @@ def test_two_days_and_a_rerun(spark, tmp_path):
     rerun = run_aggregate_index(spark, DAY2, "a2-rerun", index, str(raw), batch2, day2["location"], stream_locations, 120)
     assert rerun["previous_aggregate_location"] == day1["location"]
     assert rerun["location"] != day2["location"]
-    keep = [c for c in spark.read.parquet(day2["location"]).columns if c not in ("run_id", "merged_at")]
+    keep = [c for c in spark.read.parquet(day2["location"]).columns if c not in ("version", "merged_at")]
     assertDataFrameEqual(spark.read.parquet(rerun["location"]).select(keep), spark.read.parquet(day2["location"]).select(keep))
     assertDataFrameEqual(spark.read.parquet(rerun["audit_location"]).select(*audit_columns), expected_audit)
     manifest = json.loads(Path(rerun["location"], "_manifest.json").read_text())

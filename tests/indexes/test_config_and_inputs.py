@@ -46,9 +46,9 @@ def test_bad_settings_are_clear_errors(document, message):
         parse_index_config(document)
 
 
-def _version(tmp_path, date, run_id, previous=None):
-    location = lake.versioned_location(str(tmp_path), "aggregate_index", date, run_id)
-    lake.write_manifest(location, {"date": date, "run_id": run_id, "previous_aggregate_location": previous})
+def _version(tmp_path, date, version, previous=None):
+    location = lake.versioned_location(str(tmp_path), "aggregate_index", date, version)
+    lake.write_manifest(location, {"date": date, "version": version, "previous_aggregate_location": previous})
     return location
 
 
@@ -67,7 +67,7 @@ def test_previous_aggregate_is_the_latest_version_of_an_earlier_date(tmp_path):
 
 def test_previous_aggregate_without_manifest_is_an_error(tmp_path):
     with pytest.raises(InputError, match="no _manifest.json"):
-        resolve_previous_aggregate(str(tmp_path / "aggregate_index" / "dt=2026-11-19" / "run=x"), "2026-11-20")
+        resolve_previous_aggregate(str(tmp_path / "aggregate_index" / "dt=2026-11-19" / "version=x"), "2026-11-20")
 
 
 def test_json_lines_skip_and_count_unreadable_lines(tmp_path):
@@ -82,7 +82,7 @@ def test_json_lines_skip_and_count_unreadable_lines(tmp_path):
 def test_job_arguments_match_the_dag_wiring():
     from spark_apps.jobs import aggregate_index, business_indexes
 
-    common = ["--date", "2026-11-20", "--run-id", "v1", "--index-uri", "/lake/i", "--raw-uri", "/lake/r"]
+    common = ["--date", "2026-11-20", "--version", "v1", "--index-uri", "/lake/i", "--raw-uri", "/lake/r"]
     args = aggregate_index.parse_args([*common, "--batch-index-location", "/b", "--previous-aggregate-location", ""])
     assert (args.batch_index_location, args.previous_aggregate_location, args.stream_index_location) == ("/b", "", None)
     assert aggregate_index.default_stream_locations("/lake/i", "2026-11-20") == [
@@ -136,9 +136,9 @@ def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
 def test_latest_verified_version_of_an_earlier_date(tmp_path):
     from spark_apps.indexes.inputs import latest_verified_version
 
-    def version(date, run_id, finished, passed):
-        location = lake.versioned_location(str(tmp_path), "aggregate_index", date, run_id)
-        lake.write_manifest(location, {"date": date, "run_id": run_id, "finished_at": finished})
+    def version(date, version, finished, passed):
+        location = lake.versioned_location(str(tmp_path), "aggregate_index", date, version)
+        lake.write_manifest(location, {"date": date, "version": version, "finished_at": finished})
         if passed is not None:
             lake.write_text(f"{location}/_quality.json", json.dumps({"passed": passed}))
         return location

@@ -46,27 +46,27 @@ def test_fraud_index_selects_threshold_or_rule_flags_with_reasons_and_actions(sp
     result = build_fraud_index(aggregate_df(spark, rows), DAY, CONFIG.fraud, "run-f", NOW)
     assert result.schema.fieldNames() == FRAUD_INDEX_SCHEMA.fieldNames()
     assertDataFrameEqual(
-        result.select("transaction_id", "reasons", "recommended_action", "run_id"),
+        result.select("transaction_id", "reasons", "recommended_action", "version"),
         [
             Row(
                 transaction_id="rule",
                 reasons=["RULE_CARD_TESTING", "RULE_VELOCITY", "POLICY_VELOCITY"],
                 recommended_action="REQUIRE_3DS",
-                run_id="run-f",
+                version="run-f",
             ),
             Row(
                 transaction_id="at_threshold",
                 reasons=["RISK_SCORE_AT_OR_ABOVE_THRESHOLD", "ML_SCORE_HIGH"],
                 recommended_action="MANUAL_REVIEW",
-                run_id="run-f",
+                version="run-f",
             ),
             Row(
                 transaction_id="late",
                 reasons=["RULE_GEO_JUMP", "RISK_SCORE_AT_OR_ABOVE_THRESHOLD"],
                 recommended_action="MANUAL_REVIEW",
-                run_id="run-f",
+                version="run-f",
             ),
-            Row(transaction_id="unscored", reasons=["RULE_HIGH_AMOUNT"], recommended_action="BLOCK_CARD", run_id="run-f"),
+            Row(transaction_id="unscored", reasons=["RULE_HIGH_AMOUNT"], recommended_action="BLOCK_CARD", version="run-f"),
         ],
     )
 
@@ -102,7 +102,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
     assert result.schema.fieldNames() == COMPLIANCE_INDEX_SCHEMA.fieldNames()
     assert not {"pan", "cvv", "expiry", "ip"} & set(result.columns)
     assertDataFrameEqual(
-        result.select("transaction_id", "aml_flags", "requires_review", "kyc_status", "record_source", "source_run_id"),
+        result.select("transaction_id", "aml_flags", "requires_review", "kyc_status", "record_source", "source_version"),
         [
             Row(
                 transaction_id="s1",
@@ -110,7 +110,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=True,
                 kyc_status="VERIFIED",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="at",
@@ -118,7 +118,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=False,
                 kyc_status="VERIFIED",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="below_margin",
@@ -126,7 +126,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=False,
                 kyc_status="VERIFIED",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="alone",
@@ -134,7 +134,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=True,
                 kyc_status="VERIFIED",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="kp",
@@ -142,7 +142,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=True,
                 kyc_status="VERIFIED",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="pending_kyc",
@@ -150,7 +150,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=True,
                 kyc_status="PENDING",
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
             Row(
                 transaction_id="no_user",
@@ -158,7 +158,7 @@ def test_compliance_flags_structuring_high_risk_country_kyc_and_keeps_lineage(sp
                 requires_review=True,
                 kyc_status=None,
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
         ],
     )

@@ -49,7 +49,7 @@ def day(spark, tmp_path_factory):
     manifests = {name: run_business_index(run, name) for name in BUILDERS}
     manifests["aggregate_index"] = aggregate
     manifests["audit_trail"] = json.loads(
-        (root / "indexes" / "audit_trail" / f"dt={DATE}" / "run=agg-1" / "_manifest.json").read_text()
+        (root / "indexes" / "audit_trail" / f"dt={DATE}" / "version=agg-1" / "_manifest.json").read_text()
     )
     return {"raw": raw, "truth": read_ground_truth(raw, DATE), "manifests": manifests, "spark": spark}
 

@@ -44,23 +44,23 @@ def merge(spark, stream=(), batch=(), lines=(), previous=None, retention_days=12
 def test_provenance_of_stream_only_batch_only_and_both(spark):
     result = merge(spark, stream=[stream_row("s"), stream_row("sb")], batch=[batch_row("b"), batch_row("sb")])
     assertDataFrameEqual(
-        result.select("transaction_id", "record_source", "status_source", "source_name", "source_run_id", "run_id"),
+        result.select("transaction_id", "record_source", "status_source", "source_name", "source_version", "version"),
         [
             Row(
                 transaction_id="b",
                 record_source="BATCH",
                 status_source="BATCH",
                 source_name="drop-1",
-                source_run_id="batch-run",
-                run_id=RUN,
+                source_version="batch-run",
+                version=RUN,
             ),
             Row(
                 transaction_id="s",
                 record_source="STREAM",
                 status_source="STREAM",
                 source_name=None,
-                source_run_id="stream",
-                run_id=RUN,
+                source_version="stream",
+                version=RUN,
             ),
             # same updated_at: the batch record wins the tie
             Row(
@@ -68,8 +68,8 @@ def test_provenance_of_stream_only_batch_only_and_both(spark):
                 record_source="STREAM_AND_BATCH",
                 status_source="BATCH",
                 source_name="drop-1",
-                source_run_id="batch-run",
-                run_id=RUN,
+                source_version="batch-run",
+                version=RUN,
             ),
         ],
     )
@@ -219,7 +219,7 @@ def test_previous_version_is_carried_forward_and_updated(spark):
             "fraud_score",
             "score_source",
             "record_source",
-            "source_run_id",
+            "source_version",
         ),
         [
             Row(
@@ -230,7 +230,7 @@ def test_previous_version_is_carried_forward_and_updated(spark):
                 fraud_score=Decimal("0.2000"),
                 score_source="STREAM",
                 record_source="STREAM_AND_BATCH",
-                source_run_id="batch-run",
+                source_version="batch-run",
             ),
             Row(
                 transaction_id="unchanged",
@@ -240,7 +240,7 @@ def test_previous_version_is_carried_forward_and_updated(spark):
                 fraud_score=None,
                 score_source=None,
                 record_source="BATCH",
-                source_run_id="batch-run-0",
+                source_version="batch-run-0",
             ),
         ],
     )
@@ -311,8 +311,8 @@ def test_audit_trail_lists_every_change_and_nothing_else(spark):
                 new_value="DECLINED",
                 source="BATCH",
                 changed_at=dt.datetime(2026, 11, 20, 10, 0),
-                previous_run_id="agg-run-0",
-                run_id=RUN,
+                previous_version="agg-run-0",
+                version=RUN,
                 recorded_at=naive,
             ),
             Row(
@@ -322,8 +322,8 @@ def test_audit_trail_lists_every_change_and_nothing_else(spark):
                 new_value="REFUNDED",
                 source="BATCH",
                 changed_at=dt.datetime(2026, 11, 20, 19, 0),
-                previous_run_id="agg-run-0",
-                run_id=RUN,
+                previous_version="agg-run-0",
+                version=RUN,
                 recorded_at=naive,
             ),
             Row(
@@ -333,8 +333,8 @@ def test_audit_trail_lists_every_change_and_nothing_else(spark):
                 new_value="0.8500",
                 source="BATCH",
                 changed_at=dt.datetime(2026, 11, 20, 19, 0),
-                previous_run_id="agg-run-0",
-                run_id=RUN,
+                previous_version="agg-run-0",
+                version=RUN,
                 recorded_at=naive,
             ),
             Row(
@@ -344,8 +344,8 @@ def test_audit_trail_lists_every_change_and_nothing_else(spark):
                 new_value="SETTLED",
                 source="STATEMENT",
                 changed_at=dt.datetime(2026, 11, 20, 12, 0),
-                previous_run_id="agg-run-0",
-                run_id=RUN,
+                previous_version="agg-run-0",
+                version=RUN,
                 recorded_at=naive,
             ),
         ],
@@ -356,7 +356,7 @@ def test_audit_against_no_previous_version_logs_first_values(spark):
     aggregate = merge(spark, stream=[stream_row("t1", fraud_score=Decimal("0.5000"), inference_time=ts("2026-11-20 10:00:01"))])
     audit = audit_changes(None, aggregate, RUN, NOW, None)
     assertDataFrameEqual(
-        audit.select("transaction_id", "field", "old_value", "new_value", "source", "previous_run_id"),
+        audit.select("transaction_id", "field", "old_value", "new_value", "source", "previous_version"),
         [
             Row(
                 transaction_id="t1",
@@ -364,7 +364,7 @@ def test_audit_against_no_previous_version_logs_first_values(spark):
                 old_value=None,
                 new_value="AUTHORIZED",
                 source="STREAM",
-                previous_run_id=None,
+                previous_version=None,
             ),
             Row(
                 transaction_id="t1",
@@ -372,7 +372,7 @@ def test_audit_against_no_previous_version_logs_first_values(spark):
                 old_value=None,
                 new_value="0.5000",
                 source="STREAM",
-                previous_run_id=None,
+                previous_version=None,
             ),
         ],
     )

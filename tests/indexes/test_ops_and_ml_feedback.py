@@ -59,7 +59,7 @@ def test_ops_index_per_stage_and_hour(spark):
     result = build_ops_index(stage_runs_df(spark, runs), DAY, "r", NOW)
     assert result.schema.fieldNames() == OPS_INDEX_SCHEMA.fieldNames()
     assertDataFrameEqual(
-        result.drop("run_id", "indexed_at"),
+        result.drop("version", "indexed_at"),
         [
             Row(stage="batch_index", hour_start=dt.datetime(2026, 11, 21, 2), run_count=1, records_in=1000, records_out=990, error_count=0,
                 quarantine_count=10, throughput_per_second=Decimal("10.000"), latency_p50_ms=100000, latency_p95_ms=100000, latency_p99_ms=100000,

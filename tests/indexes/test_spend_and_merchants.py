@@ -49,7 +49,7 @@ def test_user_spend_windows_declines_and_velocity(spark):
     )
     assert result.schema.fieldNames() == USER_SPEND_INDEX_SCHEMA.fieldNames()
     assertDataFrameEqual(
-        result.drop("run_id", "indexed_at"),
+        result.drop("version", "indexed_at"),
         [
             Row(user_id="u1", as_of_date=DAY, spend_1d=Decimal("30.00"), spend_7d=Decimal("130.00"), spend_30d=Decimal("1130.00"),
                 transaction_count_1d=2, transaction_count_7d=3, transaction_count_30d=4, average_ticket_30d=Decimal("282.50"),
@@ -102,7 +102,7 @@ def test_merchant_performance_counts_refunds_chargebacks_baseline_and_first_day(
     assert result.schema.fieldNames() == MERCHANT_PERFORMANCE_INDEX_SCHEMA.fieldNames()
     # m1 baseline: 10 trailing days (the 12th, 14th and 15th hold two sales) -> (1000 + 30 + 80 + 80) / 10
     assertDataFrameEqual(
-        result.drop("run_id", "indexed_at"),
+        result.drop("version", "indexed_at"),
         [
             Row(merchant_id="m1", merchant_name="Merchant m1", merchant_risk_level="LOW", business_date=DAY, transaction_count=3,
                 approved_count=1, declined_count=1, gross_volume=Decimal("400.00"), approval_rate=Decimal("0.333333"),

@@ -29,7 +29,7 @@ def test_the_main_job_at_a_small_size_matches_the_ground_truth_and_publishes_eve
 
     assert set(summary["published"]) == EVERY_TABLE
     assert all(summary["quality_gate"].values()), summary["quality_gate"]
-    assert all(f"dt={summary['date']}/run=" in location for location in summary["published"].values())
+    assert all(f"dt={summary['date']}/version=" in location for location in summary["published"].values())
 
     batch = summary["batch"]
     assert batch["indexed"] == batch["expected_indexed"] == 1000

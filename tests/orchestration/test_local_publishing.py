@@ -16,8 +16,8 @@ from payments_platform import lake_io
 from payments_platform.publishing import EmbeddedPublisher, PublishError
 
 
-def stage(index_uri, run_id: str, ids: list[str], passed: bool | None = True) -> str:
-    location = lake_io.version_location(str(index_uri), "batch_index", "2026-11-21", run_id)
+def stage(index_uri, version: str, ids: list[str], passed: bool | None = True) -> str:
+    location = lake_io.version_location(str(index_uri), "batch_index", "2026-11-21", version)
     lake_io.write_text(f"{location}/placeholder", "")
     pq.write_table(pa.table({"transaction_id": ids}), f"{location}/part-0.parquet")
     if passed is not None:
@@ -46,13 +46,13 @@ def test_publish_repoint_and_rollback(publisher, tmp_path):
     assert again.changed is False
 
     repointed = publisher.publish("batch_index", "2026-11-21", second)
-    assert (repointed.previous_location, repointed.previous_run_id) == (first, "v1")
+    assert (repointed.previous_location, repointed.previous_version) == (first, "v1")
     assert [r[1] for r in view_rows(publisher)] == ["t1", "t2", "t3"], "one partition, the new version only"
 
     rolled_back = publisher.rollback("batch_index", "2026-11-21")
     assert rolled_back.location == first
     assert [r[1] for r in view_rows(publisher)] == ["t1", "t2"]
-    assert publisher.rollback("batch_index", "2026-11-21", run_id="v2").location == second
+    assert publisher.rollback("batch_index", "2026-11-21", version="v2").location == second
     assert len(publisher.partitions("batch_index")) == 1
 
 
@@ -83,7 +83,7 @@ def test_rollback_without_history_is_refused(publisher, tmp_path):
     publisher.publish("batch_index", "2026-11-21", stage(tmp_path / "indexes", "v1", ["t1"]))
     with pytest.raises(PublishError, match="no previous version"):
         publisher.rollback("batch_index", "2026-11-21")
-    assert json.loads(json.dumps(publisher.current("batch_index", "2026-11-21")))["run_id"] == "v1"
+    assert json.loads(json.dumps(publisher.current("batch_index", "2026-11-21")))["version"] == "v1"
 
 
 # --- retention: superseded versions are pruned locally -------------------------------
@@ -98,10 +98,10 @@ def make_old(location: str, days: float) -> None:
         os.utime(path, (NOW - days * DAY, NOW - days * DAY))
 
 
-def staged_version(root: Path, table: str, dt: str, run_id: str, days_old: float, passed: bool = True) -> str:
-    location = lake_io.version_location(str(root), table, dt, run_id)
+def staged_version(root: Path, table: str, dt: str, version: str, days_old: float, passed: bool = True) -> str:
+    location = lake_io.version_location(str(root), table, dt, version)
     Path(location).mkdir(parents=True)
-    pq.write_table(pa.table({"transaction_id": [run_id]}), f"{location}/part-0.parquet")
+    pq.write_table(pa.table({"transaction_id": [version]}), f"{location}/part-0.parquet")
     lake_io.write_json(f"{location}/_quality.json", {"passed": passed, "checks_failed": []})
     make_old(location, days_old)
     return location
@@ -156,7 +156,7 @@ def test_prune_removes_only_old_versions_that_are_neither_current_nor_previous(l
     assert [r[1] for r in view_rows(publisher) if r[0] == dt] == ["v2"]
     # ... and a rollback to a pruned version is refused without touching the partition.
     with pytest.raises(PublishError, match="no Parquet files there"):
-        publisher.rollback("batch_index", dt, run_id="v1")
+        publisher.rollback("batch_index", dt, version="v1")
     assert publisher.current("batch_index", dt)["location"] == v2
 
 
@@ -166,7 +166,7 @@ def test_a_rollback_keeps_the_version_it_left_as_previous(lake):
     v1, v2, v3 = (staged_version(indexes, "batch_index", dt, f"v{i}", days_old=90) for i in (1, 2, 3))
     for version in (v1, v2, v3):
         publisher.publish("batch_index", dt, version)
-    publisher.rollback("batch_index", dt, run_id="v1")  # current v1, previous v3
+    publisher.rollback("batch_index", dt, version="v1")  # current v1, previous v3
     removed = publisher.prune_superseded(["batch_index"], retention_days=30, now=datetime.fromtimestamp(NOW, UTC))
     assert removed == [v2]
     assert publisher.rollback("batch_index", dt).location == v3, "the version the rollback left is still there"
@@ -178,7 +178,7 @@ def test_rollback_to_a_named_quarantine_version_looks_in_the_quarantine_root(lak
     q1, q2 = (staged_version(quarantine, "quarantine", dt, f"q{i}", days_old=1) for i in (1, 2))
     publisher.publish("quarantine", dt, q1)
     publisher.publish("quarantine", dt, q2)
-    assert publisher.rollback("quarantine", dt, run_id="q1").location == q1
+    assert publisher.rollback("quarantine", dt, version="q1").location == q1
 
 
 # --- a stage's tables: all or nothing -------------------------------------------------------------
@@ -186,10 +186,10 @@ def test_rollback_to_a_named_quarantine_version_looks_in_the_quarantine_root(lak
 STAGE_DAY = "2026-11-21"
 
 
-def stage_table(root: Path, table: str, run_id: str, ids: list[str], readable: bool = True) -> str:
+def stage_table(root: Path, table: str, version: str, ids: list[str], readable: bool = True) -> str:
     """A verified version of ``table``; ``readable=False`` leaves a damaged Parquet file (the catalog
     view over it cannot be created: the publish fails after the gate passed)."""
-    location = lake_io.version_location(str(root), table, STAGE_DAY, run_id)
+    location = lake_io.version_location(str(root), table, STAGE_DAY, version)
     Path(location).mkdir(parents=True)
     if readable:
         pq.write_table(pa.table({"transaction_id": ids}), f"{location}/part-0.parquet")
@@ -226,7 +226,10 @@ def test_when_the_second_table_fails_the_first_is_rolled_back_and_both_partition
     ]
     assert [p.changed for p in publish_together(stage_publisher, STAGE_DAY, yesterday_run)] == [True, True]
     before = catalog_state(stage_publisher)
-    assert before["batch_index"][2].endswith("run=v1") and before["view:batch_index"] == [("t1", STAGE_DAY), ("t2", STAGE_DAY)]
+    assert before["batch_index"][2].endswith("version=v1") and before["view:batch_index"] == [
+        ("t1", STAGE_DAY),
+        ("t2", STAGE_DAY),
+    ]
 
     rerun = [
         ("batch_index", stage_table(indexes, "batch_index", "v2", ["t1", "t2", "t3"])),

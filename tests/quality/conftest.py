@@ -2,7 +2,7 @@
 
 ``clean_row(table)`` is one row that satisfies the table's contract; tests override single
 fields to build violating datasets. ``write_version`` writes rows the way a batch job
-stages a version: ``<base>/<table>/dt=<date>/run=<run_id>/part-*.parquet`` + ``_manifest.json``.
+stages a version: ``<base>/<table>/dt=<date>/version=<version>/part-*.parquet`` + ``_manifest.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.UTC)
 DATE = "2026-11-22"
-RUN_ID = "20261122T050000Z-test0001"
+VERSION = "20261122T050000Z-test0001"
 EVENT_TIME = dt.datetime(2026, 11, 22, 1, 30, tzinfo=dt.UTC)
 WRITTEN_AT = dt.datetime(2026, 11, 22, 5, 0, tzinfo=dt.UTC)  # one hour before NOW
 
@@ -71,8 +71,8 @@ VALUES: dict[str, Any] = {
     "transaction_count": 3,
     "approved_count": 2,
     "declined_count": 1,
-    "run_id": RUN_ID,
-    "source_run_id": RUN_ID,
+    "version": VERSION,
+    "source_version": VERSION,
     "kafka_partition": 0,
     "kafka_offset": 41,
 }
@@ -127,7 +127,7 @@ def write_version(
     base: Path,
     table: str,
     rows: list[dict[str, Any]],
-    run_id: str = RUN_ID,
+    version: str = VERSION,
     date: str = DATE,
     manifest: dict[str, Any] | None | str = "auto",
     schema: pa.Schema | None = None,
@@ -135,12 +135,12 @@ def write_version(
     """Stage ``rows`` as one run's version of ``table``; the manifest defaults to ``{"rows": len(rows)}``."""
     from spark_apps.lake import versioned_location, write_manifest
 
-    location = versioned_location(str(base), table, date, run_id)
+    location = versioned_location(str(base), table, date, version)
     Path(location).mkdir(parents=True, exist_ok=True)
     schema = schema or arrow_schema(table)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), f"{location}/part-00000.snappy.parquet")
     if manifest == "auto":
-        manifest = {"run_id": run_id, "rows": len(rows)}
+        manifest = {"version": version, "rows": len(rows)}
     if manifest is not None:
         write_manifest(location, manifest)
     return location

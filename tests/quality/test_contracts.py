@@ -85,12 +85,12 @@ def test_new_table_gets_a_working_skeleton(tmp_path, lake):
     location = write_version(lake, "batch_index", [clean_row("batch_index")])
     result = verify_staged_version("batch_index", location, contracts_dir=str(tmp_path), now=NOW)
     assert result.passed, result.log
-    bad = write_version(lake, "batch_index", [clean_row("batch_index", currency="XYZ")], run_id="r2", manifest={"rows": 2})
+    bad = write_version(lake, "batch_index", [clean_row("batch_index", currency="XYZ")], version="r2", manifest={"rows": 2})
     failed = verify_staged_version("batch_index", bad, contracts_dir=str(tmp_path), now=NOW)
     assert set(failed.failed_check_names) == {
         "currency is a known currency",
         "row count equals the run manifest's rows",
-        "run_id is the staged run",
+        "version is the staged version",
     }
 
 
@@ -136,8 +136,8 @@ def test_contracts_dir_precedence(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "location, expected",
     [
-        ("/lake/batch_index/dt=2026-11-22/run=20261122T050000Z-ab12cd34", ("2026-11-22", "20261122T050000Z-ab12cd34")),
-        ("s3://bucket/indexes/stream_index/dt=2026-11-22/hour=7/run=r1/", ("2026-11-22", "r1")),
+        ("/lake/batch_index/dt=2026-11-22/version=20261122T050000Z-ab12cd34", ("2026-11-22", "20261122T050000Z-ab12cd34")),
+        ("s3://bucket/indexes/stream_index/dt=2026-11-22/hour=7/version=r1/", ("2026-11-22", "r1")),
     ],
 )
 def test_versioned_locations_give_date_and_run(location, expected):
@@ -145,7 +145,7 @@ def test_versioned_locations_give_date_and_run(location, expected):
 
 
 @pytest.mark.parametrize(
-    "location", ["/lake/batch_index/dt=2026-11-22", "/lake/batch_index/run=r1", "/lake/dt=22-11-2026/run=r1"]
+    "location", ["/lake/batch_index/dt=2026-11-22", "/lake/batch_index/version=r1", "/lake/dt=22-11-2026/version=r1"]
 )
 def test_other_locations_are_rejected(location):
     with pytest.raises(GateError, match="not a staged version"):

@@ -15,7 +15,7 @@ import pytest
 
 from spark_apps.quality import GateError, GateResult, verify_staged_version
 from spark_apps.schemas import TABLE_SCHEMAS
-from tests.quality.conftest import NOW, RUN_ID, arrow_schema, clean_row, write_version
+from tests.quality.conftest import NOW, VERSION, arrow_schema, clean_row, write_version
 
 SCHEMA_CHECK = "columns and types match spark_apps/schemas.py"
 MANIFEST_CHECK = "row count equals the run manifest's rows"
@@ -70,7 +70,7 @@ BATCH_VIOLATIONS = {
     "fraud score above 1": ({"fraud_score": Decimal("1.5000")}, {"fraud_score between 0 and 1"}),
     "card number in card_last4": ({"card_last4": "4242424242424242"}, {"card_last4 is exactly 4 digits"}),
     "expiry year in clear": ({"card_expiry_masked": "12/27"}, {"card_expiry_masked is MM/** (year hidden)"}),
-    "row of another run": ({"run_id": "20261121T050000Z-other"}, {"run_id is the staged run"}),
+    "row of another run": ({"version": "20261121T050000Z-other"}, {"version is the staged version"}),
 }
 
 
@@ -116,14 +116,14 @@ def test_empty_batch_index_fails(lake):
 
 
 def test_row_count_different_from_manifest_fails(lake):
-    location = write_version(lake, "batch_index", two_transactions(), manifest={"run_id": RUN_ID, "rows": 3})
+    location = write_version(lake, "batch_index", two_transactions(), manifest={"version": VERSION, "rows": 3})
     result = verify("batch_index", location)
     assert_fails_with(result, {MANIFEST_CHECK})
     assert result.checks_failed[0]["diagnostic"].startswith("measured -1")
 
 
 @pytest.mark.parametrize(
-    "manifest", [None, {"run_id": RUN_ID}, {"rows": "2"}], ids=["missing", "without rows", "rows not an int"]
+    "manifest", [None, {"version": VERSION}, {"rows": "2"}], ids=["missing", "without rows", "rows not an int"]
 )
 def test_missing_or_incomplete_manifest_fails(lake, manifest):
     result = verify("batch_index", write_version(lake, "batch_index", two_transactions(), manifest=manifest))
@@ -179,12 +179,12 @@ def test_stream_index_record_indexed_twice_fails(lake):
         verify("stream_index", write_version(lake, "stream_index", rows)), {"each Kafka record is indexed once (exactly-once)"}
     )
     rows[1]["kafka_offset"] = 42
-    assert verify("stream_index", write_version(lake, "stream_index", rows, run_id="r2")).passed
+    assert verify("stream_index", write_version(lake, "stream_index", rows, version="r2")).passed
 
 
 def test_stream_index_keeps_the_streaming_run_id(lake):
-    # The streaming app's run id is not the staged location's run: no run_id check there.
-    row = clean_row("stream_index", run_id="stream-app-attempt-3")
+    # The streaming app's run id is not the staged location's run: no version check there.
+    row = clean_row("stream_index", version="stream-app-attempt-3")
     assert verify("stream_index", write_version(lake, "stream_index", [row])).passed
 
 
@@ -335,9 +335,9 @@ def test_reconciliation_reads_its_aggregate_from_the_manifest_inputs(lake, aggre
     manifest = {"rows": len(rows), "inputs": {"aggregate_index": aggregate}}
     assert verify("reconciliation_index", write_version(lake, "reconciliation_index", rows, manifest=manifest)).passed
     # An explicit reference wins over the manifest's record.
-    other = write_version(lake, "aggregate_index", [clean_row("aggregate_index", transaction_id="t-1")], run_id="agg-2")
-    rerun = [dict(row, run_id="r3") for row in rows]
-    location = write_version(lake, "reconciliation_index", rerun, manifest=manifest, run_id="r3")
+    other = write_version(lake, "aggregate_index", [clean_row("aggregate_index", transaction_id="t-1")], version="agg-2")
+    rerun = [dict(row, version="r3") for row in rows]
+    location = write_version(lake, "reconciliation_index", rerun, manifest=manifest, version="r3")
     result = verify("reconciliation_index", location, references={"aggregate_index": other})
     assert_fails_with(
         result,
@@ -376,7 +376,7 @@ def test_airflow_dt_variable_must_match_the_location(lake):
 @pytest.mark.parametrize(
     "table, location, message",
     [
-        ("no_such_index", "/lake/no_such_index/dt=2026-11-22/run=r1", "no data contract"),
+        ("no_such_index", "/lake/no_such_index/dt=2026-11-22/version=r1", "no data contract"),
         ("batch_index", "/lake/batch_index/2026-11-22", "not a staged version"),
     ],
     ids=["unknown table", "unversioned location"],

@@ -20,7 +20,7 @@ from spark_apps.quality import verify_staged_version
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 DATE = "2026-11-21"
-RUN_ID = "gate-run-1"
+VERSION = "gate-run-1"
 TABLES = [
     "batch_index",
     "quarantine",
@@ -52,8 +52,8 @@ def staged(spark, tmp_path_factory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("lake")
     raw, indexes, quarantine, metrics = (str(base / name) for name in ("raw", "indexes", "quarantine", "metrics"))
     write_drops(generate_day(WorkloadConfig(date=DATE, transactions=1000)), raw)
-    batch = run_batch_index(spark, DATE, RUN_ID, raw, indexes, quarantine, b"test-only-pan-token-key-0123456789", load_rules())
-    aggregate = run_aggregate_index(spark, DATE, RUN_ID, indexes, raw, batch["index_location"], None, [], 30)
+    batch = run_batch_index(spark, DATE, VERSION, raw, indexes, quarantine, b"test-only-pan-token-key-0123456789", load_rules())
+    aggregate = run_aggregate_index(spark, DATE, VERSION, indexes, raw, batch["index_location"], None, [], 30)
     locations = {
         "batch_index": batch["index_location"],
         "quarantine": batch["quarantine_location"],
@@ -61,7 +61,7 @@ def staged(spark, tmp_path_factory) -> dict[str, str]:
         "audit_trail": aggregate["audit_location"],
     }
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    run = IndexRun(spark, DATE, RUN_ID, indexes, raw, metrics, aggregate["location"], None, load_index_config(), started_at)
+    run = IndexRun(spark, DATE, VERSION, indexes, raw, metrics, aggregate["location"], None, load_index_config(), started_at)
     for index in BUILDERS:
         locations[index] = run_business_index(run, index)["location"]
     return locations

@@ -17,15 +17,15 @@ from spark_apps import lake as lake_module
 from spark_apps.jobs import quality_gate
 from spark_apps.quality import GateResult, verify_staged_version
 from spark_apps.schemas import TABLE_SCHEMAS
-from tests.quality.conftest import DATE, NOW, RUN_ID, clean_row
+from tests.quality.conftest import DATE, NOW, VERSION, clean_row
 
 pytestmark = pytest.mark.spark
 
 
-def stage(spark, base, table: str, rows: list[dict], run_id: str = RUN_ID) -> str:
+def stage(spark, base, table: str, rows: list[dict], version: str = VERSION) -> str:
     df = spark.createDataFrame(rows, TABLE_SCHEMAS[table])
     return lake_module.write_versioned(
-        df, str(base), table, DATE, run_id, TABLE_SCHEMAS[table], manifest={"run_id": run_id, "rows": len(rows)}
+        df, str(base), table, DATE, version, TABLE_SCHEMAS[table], manifest={"version": version, "rows": len(rows)}
     )
 
 
@@ -74,7 +74,7 @@ def test_violations_fail_with_the_same_names_on_both_engines(spark, lake):
 def test_schema_drift_fails_on_spark(spark, lake):
     rows = [clean_row("batch_index")]
     df = spark.createDataFrame(rows, TABLE_SCHEMAS["batch_index"]).withColumnRenamed("card_token", "pan")
-    location = lake_module.versioned_location(str(lake), "batch_index", DATE, RUN_ID)
+    location = lake_module.versioned_location(str(lake), "batch_index", DATE, VERSION)
     df.write.parquet(location)
     lake_module.write_manifest(location, {"rows": 1})
     on_spark, on_duckdb = both_engines(spark, "batch_index", location)
@@ -93,7 +93,7 @@ def test_reconciliation_balance_reads_the_aggregate_reference_on_spark(spark, la
     drifted = dict(matched, internal_amount=Decimal("9.99"), statement_amount=Decimal("9.99"))
     good = stage(spark, lake, "reconciliation_index", [matched])
     second_run = "20261122T060000Z-test0002"
-    bad = stage(spark, lake, "reconciliation_index", [dict(drifted, run_id=second_run)], run_id=second_run)
+    bad = stage(spark, lake, "reconciliation_index", [dict(drifted, version=second_run)], version=second_run)
 
     assert verify_staged_version(
         "reconciliation_index", good, engine="spark", spark=spark, references={"aggregate_index": aggregate}, now=NOW
@@ -107,7 +107,7 @@ def test_reconciliation_balance_reads_the_aggregate_reference_on_spark(spark, la
 
 
 def test_unreadable_location_fails_on_spark(spark, lake):
-    location = lake_module.versioned_location(str(lake), "batch_index", DATE, RUN_ID)
+    location = lake_module.versioned_location(str(lake), "batch_index", DATE, VERSION)
     result = verify_staged_version("batch_index", location, engine="spark", spark=spark, now=NOW)
     assert not result.passed
     assert set(result.failed_check_names) == {"batch_index version is readable Parquet", "run manifest is complete"}
@@ -118,8 +118,8 @@ def test_job_entrypoint_writes_the_result_and_exits_by_verdict(spark, lake, tmp_
     just_now = dt.datetime.now(dt.UTC)
     good = stage(spark, lake, "quarantine", [clean_row("quarantine", quarantined_at=just_now)])
     second_run = "20261122T060000Z-q2"
-    bad_row = clean_row("quarantine", quarantined_at=just_now, reason_code="whatever", run_id=second_run)
-    bad = stage(spark, lake, "quarantine", [bad_row], run_id=second_run)
+    bad_row = clean_row("quarantine", quarantined_at=just_now, reason_code="whatever", version=second_run)
+    bad = stage(spark, lake, "quarantine", [bad_row], version=second_run)
     for location, expected_exit in ((good, quality_gate.EXIT_PASSED), (bad, quality_gate.EXIT_FAILED)):
         result_uri = str(tmp_path / f"result-{expected_exit}.json")
         assert (

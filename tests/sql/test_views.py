@@ -155,7 +155,7 @@ def test_reconciliation_breaks_by_type_and_age(lake):
     def row(key, status, event_time, settled_at, difference=None, statement="100.00", internal="100.00"):
         return {"reconciliation_key": key, "match_status": status, "event_time": event_time and ts(event_time), "settled_at": settled_at and ts(settled_at),
                 "amount_difference": difference and D(difference), "statement_amount": statement and D(statement),
-                "internal_amount": internal and D(internal), "dt": "2026-11-20", "run_id": "r", "reconciled_at": ts("2026-11-21 01:00")}  # fmt: skip
+                "internal_amount": internal and D(internal), "dt": "2026-11-20", "version": "r", "reconciled_at": ts("2026-11-21 01:00")}  # fmt: skip
 
     lake.insert("reconciliation_index", [
         row("txn:m", "MATCHED", "2026-11-20 10:00", "2026-11-21 10:00", "0.00"),

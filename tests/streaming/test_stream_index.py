@@ -241,10 +241,10 @@ def test_late_signal_updates_the_alert_and_a_restart_keeps_every_transaction_onc
 
     index_df = read_index(spark, options.index_uri)
     assertDataFrameEqual(
-        index_df.select("transaction_id", "fraud_score", "run_id"),
+        index_df.select("transaction_id", "fraud_score", "version"),
         [
-            Row(transaction_id="t-a", fraud_score=None, run_id="stream-b0"),
-            Row(transaction_id="t-b", fraud_score=None, run_id="stream-b0"),
+            Row(transaction_id="t-a", fraud_score=None, version="stream-b0"),
+            Row(transaction_id="t-b", fraud_score=None, version="stream-b0"),
         ],
     )
     alerts = consume_all(kafka_broker.bootstrap, kafka_topics["fraud_alerts"])

@@ -274,7 +274,7 @@ def test_split_output_takes_index_rows_alerts_of_txn_and_signal_rows_and_dead_le
     batch_time = dt.datetime(2026, 11, 21, 10, 5, 7, 123456, tzinfo=dt.UTC)
     index, alerts, dead, counts = split_output(pa.table(columns), 7, batch_time)
     assert index.column("transaction_id").to_pylist() == ["t-2", "t-1"]
-    assert index.column("run_id").to_pylist() == ["stream-b7", "stream-b7"]
+    assert index.column("version").to_pylist() == ["stream-b7", "stream-b7"]
     assert index.column("ingested_at").to_pylist() == [batch_time, batch_time]
     assert index.column_names == [*STREAM_INDEX_SCHEMA.fieldNames(), "dt", "hour"]
     # The plan's placeholder becomes the batch's time (from its offset log) in every message.

@@ -6,8 +6,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.audit_trail (
   `new_value` string,
   `source` string,
   `changed_at` timestamp,
-  `previous_run_id` string,
-  `run_id` string,
+  `previous_version` string,
+  `version` string,
   `recorded_at` timestamp
 )
 COMMENT 'Every change of fraud score or status between two aggregate index versions.'

@@ -27,7 +27,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.batch_index (
   `rule_flags` array<string>,
   `risk_score` int,
   `recommended_action` string,
-  `run_id` string,
+  `version` string,
   `ingested_at` timestamp,
   `source_name` string
 )

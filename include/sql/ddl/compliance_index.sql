@@ -23,9 +23,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.compliance_index (
   `requires_review` boolean,
   `record_source` string,
   `source_name` string,
-  `source_run_id` string,
+  `source_version` string,
   `ingested_at` timestamp,
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'KYC/AML and policy flags per transaction, masked PII only, with lineage columns.'

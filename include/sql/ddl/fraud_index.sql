@@ -23,7 +23,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.fraud_index (
   `recommended_action` string,
   `settlement_status` string,
   `record_source` string,
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'Suspicious or high-risk transactions with scores, reasons, rule flags and recommended action.'

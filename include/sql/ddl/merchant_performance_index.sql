@@ -20,7 +20,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.merchant_performance_index (
   `baseline_average_count` decimal(18,2),
   `is_anomaly` boolean,
   `anomaly_reasons` array<string>,
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'Per merchant per day: volume, approvals, refunds, chargebacks and an anomaly flag.'

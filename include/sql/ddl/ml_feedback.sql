@@ -18,7 +18,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.ml_feedback (
   `policy_flags` array<string>,
   `label` int,
   `label_source` string,
-  `run_id` string,
+  `version` string,
   `exported_at` timestamp
 )
 COMMENT 'Labeled training set (features + label from chargebacks and confirmed fraud) for the fraud model.'

@@ -13,7 +13,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.ops_index (
   `latency_p99_ms` bigint,
   `error_rate` decimal(7,6),
   `quarantine_rate` decimal(7,6),
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'Per pipeline stage per hour: throughput, latency percentiles, error and quarantine rates.'

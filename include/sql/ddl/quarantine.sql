@@ -7,7 +7,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.quarantine (
   `source_location` string,
   `transaction_id` string,
   `payload_masked` string,
-  `run_id` string,
+  `version` string,
   `quarantined_at` timestamp
 )
 COMMENT 'Rejected batch records with a reason code; the stream''s dead letters carry the same fields.'

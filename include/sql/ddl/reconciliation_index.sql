@@ -20,7 +20,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.reconciliation_index (
   `event_time` timestamp,
   `settled_at` timestamp,
   `days_to_settle` int,
-  `run_id` string,
+  `version` string,
   `reconciled_at` timestamp
 )
 COMMENT 'Each internal transaction and each statement line once, with a match status and difference.'

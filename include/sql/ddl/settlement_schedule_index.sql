@@ -13,7 +13,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.settlement_schedule_index (
   `fee_amount` decimal(18,2),
   `net_amount` decimal(18,2),
   `payout_status` string,
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'Per merchant and expected payout date: gross, refunds, chargebacks, fees, net, status.'

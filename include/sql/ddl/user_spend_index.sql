@@ -17,7 +17,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS payments.user_spend_index (
   `last_transaction_at` timestamp,
   `kyc_status` string,
   `risk_tier` string,
-  `run_id` string,
+  `version` string,
   `indexed_at` timestamp
 )
 COMMENT 'Per user: 1/7/30-day spend and counts, average ticket, repeated declines, velocity.'
