@@ -1,12 +1,15 @@
 """The daily pipeline's shape: stages, index names and each Spark job's arguments.
 
 DAG files build their task graphs from this module so that the daily DAG, the
-reprocessing DAG and the tests agree on one definition. Arguments are Jinja
-templates rendered per task instance; ``{{ params }}`` and the ``plan_run`` XCom
-decide the date and the version each job writes.
+reprocessing DAG and the tests agree on one definition. The run-time values of a job's
+arguments (the day, the version, the published inputs) are given by the caller: the daily
+DAG passes XCom references of its ``plan_run`` and ``resolve_inputs`` tasks
+(``plan["dt"]``), which Airflow resolves per task instance.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from payments_platform.profiles import Profile
 from payments_platform.spark_jobs import SparkJob
@@ -29,25 +32,16 @@ STAGE_TABLES = {
     "business": BUSINESS_INDEXES,
 }
 
-PLAN = "ti.xcom_pull(task_ids='plan_run')"
-DT = "{{ " + PLAN + "['dt'] }}"
-VERSION = "{{ " + PLAN + "['version'] }}"
 
-
-def published(task_id: str, table: str) -> str:
-    """Template for the location a ``resolve_*`` task found published for ``table``."""
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + table + "'] or '' }}"
-
-
-def batch_index_job(profile: Profile) -> SparkJob:
+def batch_index_job(profile: Profile, *, dt: Any = "", version: Any = "") -> SparkJob:
     lake = profile.lake
     return SparkJob(
         name="batch-index",
         entrypoint="batch_index.py",
         role="ingest",  # reads the raw drops (card data) and the PAN token key
         arguments=[
-            "--date", DT,
-            "--version", VERSION,
+            "--date", dt,
+            "--version", version,
             "--raw-uri", lake.raw_uri,
             "--index-uri", lake.index_uri,
             "--quarantine-uri", lake.quarantine_uri,
@@ -58,18 +52,25 @@ def batch_index_job(profile: Profile) -> SparkJob:
     )  # fmt: skip
 
 
-def aggregate_index_job(profile: Profile) -> SparkJob:
+def aggregate_index_job(
+    profile: Profile,
+    *,
+    dt: Any = "",
+    version: Any = "",
+    batch_index_location: Any = "",
+    previous_aggregate_location: Any = "",
+) -> SparkJob:
     lake = profile.lake
     return SparkJob(
         name="aggregate-index",
         entrypoint="aggregate_index.py",
         arguments=[
-            "--date", DT,
-            "--version", VERSION,
+            "--date", dt,
+            "--version", version,
             "--index-uri", lake.index_uri,
             "--raw-uri", lake.raw_uri,
-            "--batch-index-location", published("resolve_aggregate_inputs", "batch_index"),
-            "--previous-aggregate-location", published("resolve_aggregate_inputs", "previous_aggregate_index"),
+            "--batch-index-location", batch_index_location,
+            "--previous-aggregate-location", previous_aggregate_location,
         ],
     )  # fmt: skip
 
@@ -92,9 +93,9 @@ def business_index_arguments(profile: Profile, index: str, dt: str, version: str
     ]  # fmt: skip
 
 
-def compact_stream_job(profile: Profile) -> SparkJob:
+def compact_stream_job(profile: Profile, *, dt: Any = "") -> SparkJob:
     return SparkJob(
         name="compact-stream-index",
         entrypoint="compact_stream_index.py",
-        arguments=["--date", DT, "--index-uri", profile.lake.index_uri],
+        arguments=["--date", dt, "--index-uri", profile.lake.index_uri],
     )
