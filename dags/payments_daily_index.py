@@ -50,30 +50,62 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, task
-from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk import DAG, CronDataIntervalTimetable, DeadlineAlert, DeadlineReference, Param, TaskGroup, TriggerRule, chain
+from airflow.sdk.definitions.deadline import VariableInterval
 
 from payments_platform import pipeline
-from payments_platform.notifications import OnCallNotifier
+from payments_platform.notifications import deadline_callback, on_call_notifier
 from payments_platform.profiles import get_profile
+from payments_platform.quality_gate import QualityGateEmrOperator
 from payments_platform.sensors import raw_drop_sensor
 from payments_platform.spark_jobs import spark_job_operator, spark_job_task
 from payments_platform.stages import (
-    plan_daily_run,
+    BUSINESS_INDEXES_ALIAS,
+    plan_business_indexes,
+    plan_run,
     prune_superseded_versions,
+    publish_business_index,
     publish_stage,
-    publish_version,
+    record_verdict,
     resolve_published,
-    skip_unless_stage,
+    should_run,
+    stage_assets,
     summarize_daily_run,
-    verify_version,
+    verify_in_process,
 )
 
 DAG_ID = "payments_daily_index"
-DEADLINE_HOURS = 30
+# Seconds after the start of the run's day (Airflow's VariableInterval reads whole seconds).
+DEADLINE_VARIABLE = "payments_daily_deadline_seconds"
 
 profile = get_profile()
 spark_operator, spark_operator_kwargs = spark_job_operator(profile)
+GATE_ON_EMR = profile.quality.engine == "spark"
+
+
+def gate(build, table, plan):
+    """``build`` -> ``verify_<table>`` -> ``check_<table>``: the contract on the staged version (an EMR
+    job on AWS, deferred; DuckDB in process locally), then its verdict written as _quality.json (a
+    failed gate pages and fails the run)."""
+    if GATE_ON_EMR:
+        verify = QualityGateEmrOperator(task_id=f"verify_{table}", table=table, plan=plan, profile=profile, pool="quality_gate")
+        verdict = verify.output
+    else:
+        verdict = verify_in_process.override(task_id=f"verify_{table}", pool="quality_gate")(table=table, plan=plan)
+    build >> verdict
+    return record_verdict.override(task_id=f"check_{table}")(verdict)
+
+
+def mapped_gate(build, tables, plan):
+    """``build`` -> ``verify`` -> ``check``, mapped over the selected business indexes."""
+    if GATE_ON_EMR:
+        verify = QualityGateEmrOperator.partial(task_id="verify", plan=plan, profile=profile, pool="quality_gate")
+        verdicts = verify.expand(table=tables).output
+    else:
+        verdicts = verify_in_process.override(task_id="verify", pool="quality_gate").partial(plan=plan).expand(table=tables)
+    build >> verdicts
+    return record_verdict.override(task_id="check").expand(gate=verdicts)
+
 
 with DAG(
     dag_id=DAG_ID,
@@ -103,97 +135,71 @@ with DAG(
             description="Business indexes to rebuild",
         ),
     },
-    on_failure_callback=OnCallNotifier(),
+    on_failure_callback=on_call_notifier(profile),
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=timedelta(hours=DEADLINE_HOURS),
-        callback=AsyncCallback(
-            "payments_platform.notifications.deadline_missed",
-            kwargs={"dag_id": DAG_ID, "deadline": f"{DEADLINE_HOURS}h after the start of the day"},
-        ),
+        interval=VariableInterval(DEADLINE_VARIABLE),
+        callback=deadline_callback(profile, f"{DEADLINE_VARIABLE} after the start of the day"),
         name="daily_index_finished",
     ),
 ) as dag:
-    plan_run = plan_daily_run()
+    plan = plan_run()
 
-    wait_for_raw_drops = raw_drop_sensor(profile, task_id="wait_for_raw_drops")
+    with TaskGroup("batch", tooltip="batch index + quarantine: wait, build, verify, publish together"):
+        wait_for_raw_drops = raw_drop_sensor(profile, plan["ready_marker"], task_id="wait_for_raw_drops")
+        build = spark_job_task(
+            pipeline.batch_index_job(profile, dt=plan["dt"], version=plan["version"]), task_id="build", pool="spark_jobs"
+        )
+        verdicts = [gate(build, table, plan) for table in pipeline.STAGE_TABLES["batch"]]
+        # The stage's tables publish together or not at all (one task; a failure restores the others).
+        batch_published = publish_stage.override(task_id="publish", outlets=stage_assets("batch"))("batch", plan, verdicts)
+        chain(should_run.override(task_id="should_run")(plan, "batch"), wait_for_raw_drops, build)
 
-    build_batch_index = spark_job_task(
-        pipeline.batch_index_job(profile), task_id="build_batch_index", pre_execute=skip_unless_stage("batch"), pool="spark_jobs"
-    )
-    verify_batch_index = verify_version.override(task_id="verify_batch_index", pool="quality_gate")(table="batch_index")
-    verify_quarantine = verify_version.override(task_id="verify_quarantine", pool="quality_gate")(table="quarantine")
-    # A stage publishes its tables together or not at all (one task; a failure restores the others).
-    publish_batch_stage = publish_stage.override(task_id="publish_batch_stage")(
-        stage="batch", verifications=[verify_batch_index, verify_quarantine]
-    )
+    with TaskGroup("aggregate", tooltip="aggregate index + audit trail: build, verify, publish together"):
+        aggregate_inputs = resolve_published.override(task_id="resolve_inputs", trigger_rule=TriggerRule.NONE_FAILED)(
+            plan, ["batch_index"], previous_day_tables=["aggregate_index"]
+        )
+        build = spark_job_task(
+            pipeline.aggregate_index_job(
+                profile,
+                dt=plan["dt"],
+                version=plan["version"],
+                batch_index_location=aggregate_inputs["batch_index"],
+                previous_aggregate_location=aggregate_inputs["previous_aggregate_index"],
+            ),
+            task_id="build",
+            pool="spark_jobs",
+        )
+        verdicts = [gate(build, table, plan) for table in pipeline.STAGE_TABLES["aggregate"]]
+        aggregate_published = publish_stage.override(task_id="publish", outlets=stage_assets("aggregate"))(
+            "aggregate", plan, verdicts
+        )
+        should_run.override(task_id="should_run")(plan, "aggregate") >> build
 
-    resolve_aggregate_inputs = resolve_published.override(
-        task_id="resolve_aggregate_inputs", trigger_rule=TriggerRule.NONE_FAILED
-    )(tables=["batch_index"], previous_day_tables=["aggregate_index"])
-    build_aggregate_index = spark_job_task(
-        pipeline.aggregate_index_job(profile),
-        task_id="build_aggregate_index",
-        pre_execute=skip_unless_stage("aggregate"),
-        pool="spark_jobs",
-    )
-    verify_aggregate_index = verify_version.override(task_id="verify_aggregate_index", pool="quality_gate")(
-        table="aggregate_index"
-    )
-    verify_audit_trail = verify_version.override(task_id="verify_audit_trail", pool="quality_gate")(table="audit_trail")
-    publish_aggregate_stage = publish_stage.override(task_id="publish_aggregate_stage")(
-        stage="aggregate", verifications=[verify_aggregate_index, verify_audit_trail]
-    )
+    with TaskGroup("business", tooltip="per selected business index (mapped): build, verify, publish"):
+        business_inputs = resolve_published.override(task_id="resolve_inputs", trigger_rule=TriggerRule.NONE_FAILED)(
+            plan, ["aggregate_index"]
+        )
+        entries = plan_business_indexes(plan, business_inputs)
+        build = spark_operator.partial(
+            task_id="build", job=pipeline.business_index_job(profile), pool="spark_jobs", **spark_operator_kwargs
+        ).expand(arguments=entries.map(lambda entry: entry["arguments"]))
+        verdicts = mapped_gate(build, entries.map(lambda entry: entry["table"]), plan)
+        # Each mapped instance publishes one index and adds that index's Asset event through the alias.
+        business_published = (
+            publish_business_index.override(task_id="publish", outlets=[BUSINESS_INDEXES_ALIAS])
+            .partial(plan=plan)
+            .expand(verdict=verdicts)
+        )
 
-    resolve_business_inputs = resolve_published.override(task_id="resolve_business_inputs", trigger_rule=TriggerRule.NONE_FAILED)(
-        tables=["aggregate_index"]
+    compact_stream_index = spark_job_task(
+        pipeline.compact_stream_job(profile, dt=plan["dt"]), task_id="compact_stream_index", pool="spark_jobs"
     )
-
-    @task
-    def plan_business_indexes(plan: dict, inputs: dict) -> list[dict]:
-        """One entry per selected business index: its table and the job's arguments."""
-        return [
-            {
-                "table": index,
-                "arguments": pipeline.business_index_arguments(
-                    profile, index, plan["dt"], plan["version"], inputs["aggregate_index"] or ""
-                ),
-            }
-            for index in plan["indexes"]
-        ]
-
-    business_plan = plan_business_indexes(plan_run, resolve_business_inputs)
-    build_business_index = spark_operator.partial(
-        task_id="build_business_index", job=pipeline.business_index_job(profile), pool="spark_jobs", **spark_operator_kwargs
-    ).expand(arguments=business_plan.map(lambda entry: entry["arguments"]))
-    verify_business_index = verify_version.override(task_id="verify_business_index", pool="quality_gate").expand(
-        table=business_plan.map(lambda entry: entry["table"])
-    )
-    publish_business_index = publish_version.override(task_id="publish_business_index").expand(
-        table=business_plan.map(lambda entry: entry["table"])
-    )
-
-    compact_stream_index = spark_job_task(pipeline.compact_stream_job(profile), task_id="compact_stream_index", pool="spark_jobs")
     # Teardowns: they run whatever happened upstream, and the run's state is that of the
     # real work (a plain ALL_DONE leaf would turn a run whose gate failed into a success).
-    summarize_run = summarize_daily_run().as_teardown()
+    summarize_run = summarize_daily_run(plan).as_teardown()
     prune_versions = prune_superseded_versions().as_teardown()
 
-    chain(plan_run, wait_for_raw_drops, build_batch_index, [verify_batch_index, verify_quarantine], publish_batch_stage)
-    chain(
-        publish_batch_stage,
-        resolve_aggregate_inputs,
-        build_aggregate_index,
-        [verify_aggregate_index, verify_audit_trail],
-        publish_aggregate_stage,
-        resolve_business_inputs,
-    )
-    chain(
-        business_plan,
-        build_business_index,
-        verify_business_index,
-        publish_business_index,
-        compact_stream_index,
-        summarize_run,
-        prune_versions,
-    )
+    chain(batch_published, aggregate_inputs)
+    chain(aggregate_published, business_inputs)
+    chain(business_published, compact_stream_index, summarize_run, prune_versions)

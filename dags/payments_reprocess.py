@@ -30,7 +30,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, chain, task
 
 from payments_platform import pipeline
-from payments_platform.notifications import OnCallNotifier
+from payments_platform.notifications import on_call_notifier
 from payments_platform.reprocessing import plan_reprocess_runs
 
 DAG_ID = "payments_reprocess"
@@ -57,7 +57,7 @@ with DAG(
         ),
         "from_stage": Param("batch", enum=list(pipeline.STAGES)),
     },
-    on_failure_callback=OnCallNotifier(severity="warning"),
+    on_failure_callback=on_call_notifier(severity="warning"),
 ) as dag:
 
     @task(retries=0)

@@ -45,7 +45,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, chain
 
-from payments_platform.notifications import OnCallNotifier
+from payments_platform.notifications import on_call_notifier
 from payments_platform.supervision import inspect_stream, reconcile_stream
 
 DAG_ID = "payments_stream_supervisor"
@@ -83,7 +83,7 @@ with DAG(
             120, type="integer", minimum=0, description="Wait after the first restart; doubles per restart in the hour"
         ),
     },
-    on_failure_callback=OnCallNotifier(),
+    on_failure_callback=on_call_notifier(),
 ) as dag:
     inspection = inspect_stream()
     reconciliation = reconcile_stream(inspection, restart_budget="{{ var.value.get('payments_stream_restart_budget', '3') }}")

@@ -8,10 +8,15 @@ Only the orchestrator writes the control file ``_quality.json`` next to the data
 publisher refuses any version without a passing one. On EMR on EKS the gate job may not
 write it (every job role is denied ``*/_quality.json`` in Terraform: a job never vouches for
 its own output): the job writes its result to ``<version>/_quality_result/<token>.json``
-(:func:`gate_result_uri`, one file per try: the token is the try's EMR client token), and
-this task checks that result against the job run it submitted (same table and location, a
-pass only from a job run that ``COMPLETED``) before it writes ``_quality.json``. Locally the
-gate runs in this process and the task writes ``_quality.json`` directly.
+(:func:`gate_result_uri`, one file per try: the token is the try's EMR client token).
+
+A gate is two tasks in the daily DAG. ``verify_<table>`` produces the verdict: on EMR the
+:class:`QualityGateEmrOperator` (the project's EMR operator, deferrable, pool
+``quality_gate``: no worker slot waits for the job), locally the contract on DuckDB in the
+task's process (:func:`verify_locally`). ``check_<table>`` (:func:`record_gate_verdict`, a
+light task) reads the EMR job's result file, checks it against the job run that was
+submitted (same table and location, a pass only from a job run that ``COMPLETED``) and
+writes ``_quality.json``.
 
 A failed gate leaves the version quarantined (staged, never visible), pages on-call naming
 the failed checks and fails the task without retry.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -32,14 +38,7 @@ from payments_platform import lake_io
 from payments_platform.notifications import page_on_call
 from payments_platform.profiles import Profile, get_profile
 from payments_platform.publishing import PAN_SCAN_FAILED_TAG, QUALITY_RESULT_FILE, SUPERSEDED_TAG, get_publisher
-from payments_platform.spark_jobs import (
-    EMR_TERMINAL_STATES,
-    SparkJob,
-    client_request_token,
-    emr_configuration_overrides,
-    emr_job_driver,
-    emr_job_name,
-)
+from payments_platform.spark_jobs import PaymentsEmrContainerOperator, SparkJob, client_request_token
 
 log = logging.getLogger(__name__)
 # The contracts' PAN scan: a failed check whose name says it found a card number (e.g. the
@@ -48,7 +47,7 @@ PAN_SCAN_CHECK = "no card number"
 
 # Where the EMR gate job writes its result, under the version (a name no job role is denied).
 GATE_RESULTS_DIR = "_quality_result"
-GATE_POLL_SECONDS = 15
+GATE_POLL_SECONDS = 30
 
 
 class GateResultError(RuntimeError):
@@ -90,7 +89,8 @@ def failed_check_names(result: dict[str, Any]) -> list[str]:
     return [check.get("name", "?") for check in result.get("checks_failed", [])]
 
 
-def _verify_locally(table: str, location: str, variables: dict[str, str], references: dict[str, str]) -> dict[str, Any]:
+def verify_locally(table: str, location: str, variables: dict[str, str], references: dict[str, str]) -> dict[str, Any]:
+    """The local gate: the contract on DuckDB over the version's Parquet files, in this process."""
     from spark_apps.quality import verify_staged_version
 
     return json.loads(
@@ -98,89 +98,111 @@ def _verify_locally(table: str, location: str, variables: dict[str, str], refere
     )
 
 
-def _verify_on_emr(
-    table: str, location: str, references: dict[str, str], profile: Profile, token_parts: tuple[str, str, str, int, int]
-) -> dict[str, Any]:
-    """Run the gate job of this try on EMR on EKS and return its checked result (see the module doc)."""
-    from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
+def gate_job(table: str) -> SparkJob:
+    return SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py", role=gate_job_role(table))
 
-    token = client_request_token(*token_parts)
-    result_uri = gate_result_uri(location, token)
-    job = SparkJob(name=f"quality-gate-{table}", entrypoint="quality_gate.py", role=gate_job_role(table))
-    arguments = ["--table", table, "--location", location, "--result-uri", result_uri]
-    arguments += ["--contracts-dir", profile.quality.contracts_dir]
-    for name, reference in sorted(references.items()):
+
+def gate_job_arguments(gate: dict[str, Any], result_uri: str, contracts_dir: str) -> list[str]:
+    """The gate job's command line: the table, its staged version, where to write the result."""
+    arguments = ["--table", gate["table"], "--location", gate["location"], "--result-uri", result_uri]
+    arguments += ["--contracts-dir", contracts_dir]
+    for name, reference in sorted((gate.get("references") or {}).items()):
         arguments += ["--reference", f"{name}={reference}"]
-    hook = EmrContainerHook(
-        aws_conn_id=profile.aws_conn_id, region_name=profile.region, virtual_cluster_id=profile.spark.virtual_cluster_id
-    )
-    # A new try submits a new job under its own token and reads only its own result file: a retried
-    # gate never re-attaches to (or reads the verdict of) an earlier try's failed job.
-    job_id = hook.submit_job(
-        emr_job_name(job.name, *token_parts[:4]),
-        profile.spark.role_arn(job.role),
-        profile.spark.release_label,
-        emr_job_driver(profile.spark, job, arguments),
-        emr_configuration_overrides(profile.spark, job),
-        token,
-        {"project": "payments-index", "job": job.name},
-    )
-    state = hook.poll_query_status(job_id, poll_interval=GATE_POLL_SECONDS)
-    if state not in EMR_TERMINAL_STATES:
-        raise GateResultError(f"quality gate job {job_id} is still {state}")
-    result = lake_io.read_json(result_uri, profile.aws_conn_id)
-    return checked_gate_result(result, table, location, state, result_uri) | {
-        "job_run_id": job_id,
-        "job_run_state": state,
-        "result_uri": result_uri,
-    }
+    return arguments
 
 
-def run_quality_gate(
-    table: str,
-    location: str,
-    dt: str,
-    *,
-    references: dict[str, str] | None = None,
-    profile: Profile | None = None,
-    context: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Verify one staged version; returns the gate result or raises (no retry) when it failed.
+class QualityGateEmrOperator(PaymentsEmrContainerOperator):
+    """The quality gate of one staged version as an EMR on EKS job run (deferrable).
 
-    ``references`` are the versions of other tables a contract's balance checks compare
-    with (for example the aggregate index the reconciliation index was built from).
+    ``plan`` (templated; the DAG passes ``plan_run``'s XCom reference) gives the day and the
+    version; the staged location and the balance checks' references are looked up when the
+    task runs. Each try submits its own job (the client token of the try) that writes its
+    verdict to :func:`gate_result_uri` for that token. The job exits non-zero when the
+    contract failed, after writing its verdict: a job run that ended with a verdict is
+    returned for ``check_<table>`` to judge (a failed contract is not retried); one that
+    ended without a verdict fails this task, and its retry submits a new job.
+    Returns the gate (table, dt, location) plus ``job_run_id``, ``job_run_state``, ``result_uri``.
     """
+
+    template_fields: Sequence[str] = (*PaymentsEmrContainerOperator.template_fields, "plan")
+
+    def __init__(self, *, table: str, plan: Any, profile: Profile, **kwargs: Any) -> None:
+        kwargs.setdefault("aws_conn_id", profile.aws_conn_id)
+        kwargs.setdefault("region_name", profile.region)
+        kwargs.setdefault("poll_interval", GATE_POLL_SECONDS)
+        kwargs.setdefault("tags", {"project": "payments-index"})
+        super().__init__(job=gate_job(table), spark=profile.spark, **kwargs)
+        self.table = table
+        self.plan = plan
+        self.contracts_dir = profile.quality.contracts_dir
+
+    def gate(self) -> dict[str, Any]:
+        from payments_platform.stages import staged_location
+
+        return {"table": self.table, "dt": self.plan["dt"], "location": staged_location(self.table, self.plan)}
+
+    def result_uri(self, context: Any) -> str:
+        ti = context["ti"]
+        token = client_request_token(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), ti.try_number)
+        return gate_result_uri(self.gate()["location"], token)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from payments_platform.stages import gate_references
+
+        gate = self.gate() | {"references": gate_references(self.plan)}
+        self.arguments = gate_job_arguments(gate, self.result_uri(context), self.contracts_dir)
+        job_run_id = super().execute(context)  # deferred until the job run ends: execute_complete
+        return self.outcome(context, job_run_id)
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.outcome(context, (event or {}).get("job_id") or self.job_id)
+
+    def outcome(self, context: Any, job_run_id: str | None) -> dict[str, Any]:
+        state = self.hook.check_query_status(job_run_id) if job_run_id else None
+        result_uri = self.result_uri(context)
+        if state != "COMPLETED" and lake_io.read_json(result_uri, self.aws_conn_id) is None:
+            raise GateResultError(f"quality gate job {job_run_id} ended {state} without writing {result_uri}")
+        return self.gate() | {"job_run_id": job_run_id, "job_run_state": state, "result_uri": result_uri}
+
+
+def gate_verdict(gate: dict[str, Any], aws_conn_id: str | None = None) -> dict[str, Any]:
+    """The verdict of a gate: the in-process ``result``, or the EMR job's result file, checked."""
+    if "result" in gate:
+        return gate["result"]
+    result = lake_io.read_json(gate["result_uri"], aws_conn_id)
+    checked = checked_gate_result(result, gate["table"], gate["location"], gate["job_run_state"], gate["result_uri"])
+    return checked | {key: gate[key] for key in ("job_run_id", "job_run_state", "result_uri")}
+
+
+def record_gate_verdict(gate: dict[str, Any], profile: Profile | None = None) -> dict[str, Any]:
+    """Write the gate's verdict as ``_quality.json`` (the orchestrator, and only it, does); a failed
+    gate tags the version for expiry, pages on-call and fails without retry."""
     profile = profile or get_profile()
-    if profile.quality.engine == "spark":
-        ti = (context or {}).get("ti")
-        token_parts = (
-            (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), ti.try_number)
-            if ti
-            else ("manual", dt, table, -1, 1)
-        )
-        result = _verify_on_emr(table, location, references or {}, profile, token_parts)
-    else:
-        result = _verify_locally(table, location, {"dt": dt}, references or {})
-    # The orchestrator, and only it, publishes the verdict next to the data (the publisher reads it).
+    table, location, dt = gate["table"], gate["location"], gate["dt"]
+    result = gate_verdict(gate, profile.aws_conn_id)
     lake_io.write_json(lake_io.join(location, QUALITY_RESULT_FILE), result, profile.aws_conn_id)
-    if not result.get("passed"):
-        names = failed_check_names(result)
-        try:
-            # aws: tag it for the lifecycle rule so a rejected version expires like a superseded one;
-            # one that failed the PAN scan (a card number in clear) expires within days instead.
-            pan_leak = any(PAN_SCAN_CHECK in name for name in names)
-            get_publisher(profile).mark_superseded(location, PAN_SCAN_FAILED_TAG if pan_leak else SUPERSEDED_TAG)
-        except Exception:  # the page below matters more than the tag
-            log.exception("could not mark the rejected version %s for expiry", location)
-        page_on_call(
-            f"quality gate failed: {table} dt={dt}",
-            "The staged version was NOT published and stays quarantined at\n"
-            f"  {location}\n(kept {profile.lake.retention_days} days after it was written, for investigation)\n"
-            "Failed checks:\n" + "\n".join(f"  - {name}" for name in names) + "\nRunbook: docs/runbook.md#quality-gate-failed",
-            details={"table": table, "dt": dt, "location": location, "failed_checks": names},
-            profile=profile,
-        )
-        raise AirflowFailException(
-            f"quality gate failed for {table} dt={dt} ({', '.join(names) or 'unknown checks'}); {location} stays quarantined"
-        )
-    return result
+    if result.get("passed"):
+        return result
+    names = failed_check_names(result)
+    _mark_rejected(location, names, profile)
+    page_on_call(
+        f"quality gate failed: {table} dt={dt}",
+        "The staged version was NOT published and stays quarantined at\n"
+        f"  {location}\n(kept {profile.lake.retention_days} days after it was written, for investigation)\n"
+        "Failed checks:\n" + "\n".join(f"  - {name}" for name in names) + "\nRunbook: docs/runbook.md#quality-gate-failed",
+        details={"table": table, "dt": dt, "location": location, "failed_checks": names},
+        profile=profile,
+    )
+    raise AirflowFailException(
+        f"quality gate failed for {table} dt={dt} ({', '.join(names) or 'unknown checks'}); {location} stays quarantined"
+    )
+
+
+def _mark_rejected(location: str, names: list[str], profile: Profile) -> None:
+    """aws: tag a rejected version for the lifecycle rule so it expires like a superseded one; one
+    that failed the PAN scan (a card number in clear) expires within days instead."""
+    try:
+        pan_leak = any(PAN_SCAN_CHECK in name for name in names)
+        get_publisher(profile).mark_superseded(location, PAN_SCAN_FAILED_TAG if pan_leak else SUPERSEDED_TAG)
+    except Exception:  # the page matters more than the tag
+        log.exception("could not mark the rejected version %s for expiry", location)

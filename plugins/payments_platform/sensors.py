@@ -3,10 +3,11 @@
 The generator and the upstream drop jobs write ``<raw_uri>/_ready/dt=<D>.json``
 last, after every source of the day has landed, so its presence means "complete".
 
-The day is the run's plan's (``plan_run``'s ``dt``: the ``date`` param of a manual or
-reprocessing run, else the data interval's day), not ``{{ ds }}``: a reprocessing run of an
-older day waits for that day's drops. A run that starts at a later stage
-(``from_stage`` aggregate or business) reads no raw drops of its own and skips the wait.
+The marker is the run's plan's (``plan_run``'s ``ready_marker``, for its ``dt``: the ``date``
+param of a manual or reprocessing run, else the data interval's day), not ``{{ ds }}``: a
+reprocessing run of an older day waits for that day's drops. The DAG passes it as an XCom
+reference (``plan["ready_marker"]``). A run that starts at a later stage (``from_stage``
+aggregate or business) skips the wait with the rest of the batch stage (``batch.should_run``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from payments_platform import lake_io
-from payments_platform.pipeline import DT as PLAN_DT
 from payments_platform.profiles import Profile
-from payments_platform.stages import skip_unless_stage
 
 READY_MARKER = "_ready/dt={dt}.json"
 WAIT_TIMEOUT = timedelta(hours=12)
@@ -30,15 +29,13 @@ def ready_marker_uri(raw_uri: str, dt: str) -> str:
     return lake_io.join(raw_uri, READY_MARKER.format(dt=dt))
 
 
-def _local_marker_exists(raw_uri: str, dt: str) -> bool:
-    return Path(ready_marker_uri(raw_uri, dt)).is_file()
+def _local_marker_exists(marker: str) -> bool:
+    return Path(marker).is_file()
 
 
-def raw_drop_sensor(profile: Profile, *, task_id: str, **kwargs: Any) -> BaseOperator:
-    """The sensor of the plan's day's ready marker, skipped unless the run rebuilds the batch stage."""
-    kwargs.setdefault("pre_execute", skip_unless_stage("batch"))
-    marker = ready_marker_uri(profile.lake.raw_uri, PLAN_DT)
-    if lake_io.is_s3(marker):
+def raw_drop_sensor(profile: Profile, marker: Any, *, task_id: str, **kwargs: Any) -> BaseOperator:
+    """The sensor of a ready marker (``marker``: a URI or an XCom reference to one)."""
+    if lake_io.is_s3(profile.lake.raw_uri):
         from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
         return S3KeySensor(
@@ -55,7 +52,7 @@ def raw_drop_sensor(profile: Profile, *, task_id: str, **kwargs: Any) -> BaseOpe
     return PythonSensor(
         task_id=task_id,
         python_callable=_local_marker_exists,
-        op_kwargs={"raw_uri": profile.lake.raw_uri, "dt": PLAN_DT},
+        op_kwargs={"marker": marker},
         mode="reschedule",
         poke_interval=profile.orchestration.sensor_poke_seconds,
         timeout=WAIT_TIMEOUT.total_seconds(),

@@ -1,8 +1,10 @@
-"""The Airflow tasks of the daily pipeline: plan, verify, publish, resolve, summarize, prune.
+"""The Airflow tasks of the daily pipeline: plan, stage skipping, verify, publish, summarize, prune.
 
-Each is a thin TaskFlow task over the plugin package, keyed by the run's plan (the
-``plan_run`` XCom: the day ``dt``, this run's ``version`` id, the first stage to
-rebuild and the business indexes selected).
+Each is a thin TaskFlow task over the plugin package. The run's plan (``plan_run``: the day
+``dt``, this run's ``version`` id, the first stage to rebuild, the business indexes selected)
+reaches every task as an argument (an XCom reference the DAG passes), never looked up by
+task id. Published tables are Airflow Assets (:func:`table_asset`), outlets of the publish
+tasks, so downstream DAGs can be scheduled on them.
 """
 
 from __future__ import annotations
@@ -10,20 +12,30 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import get_current_context, task
+from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from payments_platform import lake_io
 from payments_platform.pipeline import BUSINESS_INDEXES, STAGE_TABLES, STAGES
 from payments_platform.profiles import get_profile
 from payments_platform.publishing import Publication, get_publisher, publish_together
-from payments_platform.quality_gate import run_quality_gate
+from payments_platform.sensors import ready_marker_uri
 
-PLAN_TASK_ID = "plan_run"
 UPSTREAM_TABLES = ("batch_index", "aggregate_index")
+ASSET_URI_PREFIX = "x-payments://catalog/payments"
+# The mapped business publish adds an event for the one index each instance published.
+BUSINESS_INDEXES_ALIAS = AssetAlias("payments_business_indexes_published")
+
+
+def table_asset(table: str) -> Asset:
+    """The Airflow Asset of a published table: ``payments.<table>`` (the catalog's database.table)."""
+    return Asset(name=f"payments.{table}", uri=f"{ASSET_URI_PREFIX}/{table}", group="payments_index")
+
+
+def stage_assets(stage: str) -> list[Asset]:
+    return [table_asset(table) for table in STAGE_TABLES[stage]]
 
 
 def version_id(airflow_run_id: str, unique: str | None = None) -> str:
@@ -43,30 +55,31 @@ def validate_plan_params(params: dict[str, Any]) -> tuple[str, list[str]]:
     return from_stage, [index for index in BUSINESS_INDEXES if index in indexes]
 
 
-@task(task_id=PLAN_TASK_ID)
-def plan_daily_run() -> dict[str, Any]:
-    """Fix the day, this run's version id and what to rebuild; fail fast on bad params."""
+@task(multiple_outputs=True)
+def plan_run() -> dict[str, Any]:
+    """Fix the day, this run's version id and what to rebuild; fail fast on bad params.
+
+    Each key is also its own XCom (``plan["dt"]``), for operator arguments."""
     context = get_current_context()
     from_stage, indexes = validate_plan_params(dict(context["params"]))
-    dt = context["params"].get("date") or context["data_interval_start"].strftime("%Y-%m-%d")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", dt):
-        raise AirflowFailException(f"param date={dt!r}: expected YYYY-MM-DD")
-    return {"dt": dt, "version": version_id(context["run_id"]), "from_stage": from_stage, "indexes": indexes}
+    day = context["params"].get("date") or context["data_interval_start"].strftime("%Y-%m-%d")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise AirflowFailException(f"param date={day!r}: expected YYYY-MM-DD")
+    return {
+        "dt": day,
+        "version": version_id(context["run_id"]),
+        "from_stage": from_stage,
+        "indexes": indexes,
+        "ready_marker": ready_marker_uri(get_profile().lake.raw_uri, day),
+    }
 
 
-def _plan(context: dict[str, Any]) -> dict[str, Any]:
-    return context["ti"].xcom_pull(task_ids=PLAN_TASK_ID)
-
-
-def skip_unless_stage(stage: str) -> Callable[[dict[str, Any]], None]:
-    """``pre_execute`` hook: skip a stage's build when the run starts at a later stage."""
-
-    def check(context: dict[str, Any]) -> None:
-        plan = _plan(context)
-        if STAGES.index(stage) < STAGES.index(plan["from_stage"]):
-            raise AirflowSkipException(f"stage {stage!r} skipped: this run rebuilds from {plan['from_stage']!r}")
-
-    return check
+@task
+def should_run(plan: dict[str, Any], stage: str) -> str:
+    """Skip the stage (and so its build, gates and publish) when the run starts at a later stage."""
+    if STAGES.index(stage) < STAGES.index(plan["from_stage"]):
+        raise AirflowSkipException(f"stage {stage!r} skipped: this run rebuilds from {plan['from_stage']!r}")
+    return stage
 
 
 def staged_location(table: str, plan: dict[str, Any]) -> str:
@@ -75,28 +88,30 @@ def staged_location(table: str, plan: dict[str, Any]) -> str:
     return lake_io.version_location(root, table, plan["dt"], plan["version"])
 
 
+def gate_references(plan: dict[str, Any]) -> dict[str, str]:
+    """The upstream versions a contract's balance checks compare with: those published for the day."""
+    publisher = get_publisher()
+    return {upstream: current["location"] for upstream in UPSTREAM_TABLES if (current := publisher.current(upstream, plan["dt"]))}
+
+
 @task
-def verify_version(table: str) -> dict[str, Any]:
-    """Run the table's Soda contract on the version this run wrote."""
-    context = get_current_context()
-    plan = _plan(context)
+def verify_in_process(table: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """The local gate: the table's Soda contract on DuckDB, in this process. Its verdict goes to
+    ``record_verdict`` (which writes ``_quality.json``), as the EMR gate job's does."""
+    from payments_platform.quality_gate import verify_locally
+
     location = staged_location(table, plan)
-    # Balance checks compare with the upstream versions this run built from: those published for the day.
-    publisher = get_publisher()
-    references = {
-        upstream: current["location"] for upstream in UPSTREAM_TABLES if (current := publisher.current(upstream, plan["dt"]))
-    }
-    result = run_quality_gate(table, location, plan["dt"], references=references, context=context)
-    return {"table": table, "location": location, "passed": result["passed"], "checks_total": result.get("checks_total")}
+    result = verify_locally(table, location, {"dt": plan["dt"]}, gate_references(plan))
+    return {"table": table, "dt": plan["dt"], "location": location, "result": result}
 
 
 @task
-def publish_version(table: str, verification: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Create or repoint the ``dt`` partition to this run's verified version."""
-    plan = _plan(get_current_context())
-    location = verification["location"] if verification else staged_location(table, plan)
-    publisher = get_publisher()
-    return _publication(publisher.publish(table, plan["dt"], location))
+def record_verdict(gate: dict[str, Any]) -> dict[str, Any]:
+    """Check the gate's verdict, write ``_quality.json``; a failed gate pages and fails (no retry)."""
+    from payments_platform.quality_gate import record_gate_verdict
+
+    result = record_gate_verdict(gate)
+    return {"table": gate["table"], "location": gate["location"], "passed": result["passed"]}
 
 
 def _publication(publication: Publication) -> dict[str, Any]:
@@ -104,47 +119,80 @@ def _publication(publication: Publication) -> dict[str, Any]:
         "table": publication.table,
         "dt": publication.dt,
         "location": publication.location,
+        "version": publication.version,
         "previous_location": publication.previous_location,
         "changed": publication.changed,
     }
 
 
+def _asset_extra(publication: Publication) -> dict[str, Any]:
+    """What an Asset event tells a consumer: the partition and the version it now points to."""
+    return {"dt": publication.dt, "version": publication.version, "location": publication.location}
+
+
 @task
-def publish_stage(stage: str, verifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def publish_stage(stage: str, plan: dict[str, Any], verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Publish the stage's tables (``STAGE_TABLES[stage]``) together or not at all.
 
-    ``verifications`` are the stage's ``verify_version`` results (every gate passed, or this
-    task would not run). When one table's publish fails, the tables published before it are
+    ``verdicts`` are the stage's ``record_verdict`` results (every gate passed, or this task
+    would not run). When one table's publish fails, the tables published before it are
     restored to their previous partitions and the task fails (its retry publishes the stage
-    again: publishing is idempotent)."""
-    plan = _plan(get_current_context())
-    found = {verification["table"]: verification["location"] for verification in verifications}
+    again: publishing is idempotent). Each table's Asset (an outlet) gets an event."""
+    found = {verdict["table"]: verdict["location"] for verdict in verdicts}
     versions = [(table, found.get(table) or staged_location(table, plan)) for table in STAGE_TABLES[stage]]
-    return [_publication(publication) for publication in publish_together(get_publisher(), plan["dt"], versions)]
+    publications = publish_together(get_publisher(), plan["dt"], versions)
+    outlet_events = get_current_context()["outlet_events"]
+    for publication in publications:
+        outlet_events[table_asset(publication.table)].extra = _asset_extra(publication)
+    return [_publication(publication) for publication in publications]
 
 
 @task
-def resolve_published(tables: list[str], previous_day_tables: list[str] | None = None) -> dict[str, str | None]:
-    """Locations currently published for the run's day (None when never published).
+def publish_business_index(verdict: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """Create or repoint the ``dt`` partition of one business index to this run's verified version,
+    and add an event for that index's Asset (through the alias: each mapped instance publishes one)."""
+    publication = get_publisher().publish(verdict["table"], plan["dt"], verdict["location"])
+    outlet_events = get_current_context()["outlet_events"]
+    outlet_events[BUSINESS_INDEXES_ALIAS].add(table_asset(publication.table), extra=_asset_extra(publication))
+    return _publication(publication)
+
+
+@task
+def resolve_published(plan: dict[str, Any], tables: list[str], previous_day_tables: list[str] | None = None) -> dict[str, str]:
+    """Locations currently published for the run's day (``""`` when never published).
 
     ``previous_day_tables`` are looked up for the day before, under ``previous_<table>``:
     the aggregate index builds on the previous day's published state.
     """
-    plan = _plan(get_current_context())
     publisher = get_publisher()
     previous_dt = (dt.date.fromisoformat(plan["dt"]) - dt.timedelta(days=1)).isoformat()
-    found = {table: (publisher.current(table, plan["dt"]) or {}).get("location") for table in tables}
+    found = {table: (publisher.current(table, plan["dt"]) or {}).get("location") or "" for table in tables}
     for table in previous_day_tables or ():
-        found[f"previous_{table}"] = (publisher.current(table, previous_dt) or {}).get("location")
+        found[f"previous_{table}"] = (publisher.current(table, previous_dt) or {}).get("location") or ""
     return found
 
 
 @task
-def summarize_daily_run() -> dict[str, Any]:
+def plan_business_indexes(plan: dict[str, Any], inputs: dict[str, str]) -> list[dict[str, Any]]:
+    """One entry per selected business index: its table and the job's arguments."""
+    from payments_platform import pipeline
+
+    profile = get_profile()
+    return [
+        {
+            "table": index,
+            "arguments": pipeline.business_index_arguments(
+                profile, index, plan["dt"], plan["version"], inputs["aggregate_index"]
+            ),
+        }
+        for index in plan["indexes"]
+    ]
+
+
+@task
+def summarize_daily_run(plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collect every version's manifest, gate result and publication into one summary."""
-    context = get_current_context()
-    plan = _plan(context)
-    if plan is None:
+    if not plan:
         return {"status": "not planned"}
     publisher = get_publisher()
     tables: dict[str, Any] = {}
