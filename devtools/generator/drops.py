@@ -51,52 +51,50 @@ def write_drops(workload: Workload, raw_uri: str, formats: dict[str, str] | None
     gateway switched to Parquet gets its unparseable lines as a ``.jsonl`` side file.
     """
     formats = {**{s.name: s.default_format for s in RAW_SOURCES}, **(formats or {})}
-    date = workload.config.date
-    written: dict[str, dict] = {}
-    for source in RAW_SOURCES:
-        file_format = formats[source.name]
-        if file_format not in FORMATS:
-            raise ValueError(f"{source.name}: unknown format {file_format!r} (use one of {FORMATS})")
-        folder = Path(source_location(raw_uri, source.name, date))
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.iterdir():
-            if old.is_file():
-                old.unlink()
-        table = workload.source_table(source.name)
-        files = []
-        if source.kind == "transactions":
-            broken = pc.is_valid(table.column("raw_text"))
-            clean = table.filter(pc.invert(broken)).drop_columns(["source_name", "produce_ms", "raw_text"])
-            broken_table = table.filter(broken)
-            target = folder / f"part-00000.{EXTENSION[file_format]}"
-            _write_table(clean, target, file_format)
-            files.append(target.name)
-            if broken_table.num_rows:
-                # Verbatim broken lines go into a text file of the same format (or JSON lines for Parquet).
-                text_format = file_format if file_format != "parquet" else "jsonl"
-                side = target if text_format == file_format else folder / "part-00001.jsonl"
-                with open(side, "a", encoding="utf-8") as handle:
-                    for line in broken_table.column("raw_text").to_pylist():
-                        handle.write(line + "\n")
-                if side != target:
-                    files.append(side.name)
-        else:
-            target = folder / f"part-00000.{EXTENSION[file_format]}"
-            _write_table(table, target, file_format)
-            files.append(target.name)
-            broken_lines = workload.side_raw_lines.get(source.name, [])
-            if broken_lines:
-                # Into the text file of the source's format, or a JSON lines side file for Parquet.
-                side = target if file_format != "parquet" else folder / "part-00001.jsonl"
-                with open(side, "a", encoding="utf-8") as handle:
-                    for line in broken_lines:
-                        handle.write(line + "\n")
-                if side != target:
-                    files.append(side.name)
-        written[source.name] = {"format": file_format, "records": int(table.num_rows), "location": str(folder), "files": files}
-        if source.kind != "transactions" and workload.side_raw_lines.get(source.name):
-            written[source.name]["unparseable_lines"] = len(workload.side_raw_lines[source.name])
-    return written
+    return {source.name: _write_source(workload, raw_uri, source, formats[source.name]) for source in RAW_SOURCES}
+
+
+def _write_source(workload: Workload, raw_uri: str, source, file_format: str) -> dict:
+    """One source's drop of the day: its records, then its verbatim broken lines."""
+    if file_format not in FORMATS:
+        raise ValueError(f"{source.name}: unknown format {file_format!r} (use one of {FORMATS})")
+    folder = _emptied_folder(source_location(raw_uri, source.name, workload.config.date))
+    table = workload.source_table(source.name)
+    if source.kind == "transactions":
+        broken = pc.is_valid(table.column("raw_text"))
+        records = table.filter(pc.invert(broken)).drop_columns(["source_name", "produce_ms", "raw_text"])
+        broken_lines = table.filter(broken).column("raw_text").to_pylist()
+    else:
+        records, broken_lines = table, workload.side_raw_lines.get(source.name, [])
+    target = folder / f"part-00000.{EXTENSION[file_format]}"
+    _write_table(records, target, file_format)
+    files = [target.name, *_append_lines(target, file_format, broken_lines)]
+    info = {"format": file_format, "records": int(table.num_rows), "location": str(folder), "files": files}
+    if source.kind != "transactions" and broken_lines:
+        info["unparseable_lines"] = len(broken_lines)
+    return info
+
+
+def _emptied_folder(location: str) -> Path:
+    """The folder, made or emptied of its files (a rerun replaces the day's drop)."""
+    folder = Path(location)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_file():
+            old.unlink()
+    return folder
+
+
+def _append_lines(target: Path, file_format: str, lines: list[str]) -> list[str]:
+    """Append verbatim lines to the drop's text file, or for Parquet to a JSON lines side file;
+    return the side file's name if one was written."""
+    if not lines:
+        return []
+    side = target if file_format != "parquet" else target.with_name("part-00001.jsonl")
+    with open(side, "a", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+    return [] if side == target else [side.name]
 
 
 def ground_truth_location(raw_uri: str, date: str) -> str:

@@ -189,72 +189,107 @@ def stream_to_kafka(
     list of either. Returns a summary with the counts, the
     achieved rate and the first/last produce times (epoch ms).
     """
-    from confluent_kafka import Producer
-
-    from spark_apps.kafka.security import client_config
-
-    if bootstrap_servers is None or topic is None or security is None:
-        from payments_platform.profiles import get_profile
-
-        profile = get_profile()
-        kafka = profile.kafka
-        bootstrap_servers = bootstrap_servers or kafka.bootstrap_servers
-        topic = topic or kafka.transactions_topic
-        security = security or kafka.security
-        region = region or profile.region
+    bootstrap_servers, topic, security, region = _kafka_settings(bootstrap_servers, topic, security, region)
     if rate_per_second <= 0:
         raise ValueError("rate_per_second must be positive")
     if isinstance(events, PreparedMessages) and not retime:
         raise ValueError("prepared messages are for retimed streams")
     source = iter(events) if isinstance(events, PreparedMessages) else _source(events, topic, fraud_topic)
-    # Batches of ~20 ms, as a gateway's producer would send them.
-    producer = producer or Producer(
+    topics = [topic, fraud_topic] if fraud_topic else [topic]
+    sender = _Sender(producer or _producer(bootstrap_servers, security, region), topics, retime)
+    for message, now in _paced(source, rate_per_second, sender.started, limit, duration_s):
+        sender.send(*message, now)
+    return sender.summary()
+
+
+def _kafka_settings(bootstrap_servers, topic, security, region) -> tuple:
+    """The settings given, the unset ones from the selected profile's kafka section (and region)."""
+    if bootstrap_servers is not None and topic is not None and security is not None:
+        return bootstrap_servers, topic, security, region
+    from payments_platform.profiles import get_profile
+
+    profile = get_profile()
+    kafka = profile.kafka
+    return (
+        bootstrap_servers or kafka.bootstrap_servers,
+        topic or kafka.transactions_topic,
+        security or kafka.security,
+        region or profile.region,
+    )
+
+
+def _producer(bootstrap_servers: str, security: str, region: str | None):
+    """An idempotent producer sending batches of ~20 ms, as a gateway's producer would."""
+    from confluent_kafka import Producer
+
+    from spark_apps.kafka.security import client_config
+
+    return Producer(
         {**client_config(bootstrap_servers, security, region), "enable.idempotence": True, "acks": "all", "linger.ms": 20}
     )
-    errors: list[str] = []
 
-    def on_delivery(error, _message) -> None:
-        if error is not None:
-            errors.append(str(error))
 
-    sent = {topic: 0} | ({fraud_topic: 0} if fraud_topic else {})
-    started = time.time()
-    first_ms = last_ms = None
-    for n, (name, key, value, ts) in enumerate(source):
+def _paced(source, rate_per_second: float, started: float, limit: int | None, duration_s: float | None):
+    """(message, wall-clock time to produce it): the n-th at ``started + n / rate_per_second`` at the
+    earliest, until ``limit`` messages or ``duration_s`` have passed."""
+    for n, message in enumerate(source):
         if limit is not None and n >= limit:
-            break
+            return
         due = started + n / rate_per_second
         now = time.time()
         if duration_s is not None and now - started >= duration_s:
-            break
+            return
         if due > now:
             time.sleep(due - now)
             now = time.time()
+        yield message, now
+
+
+class _Sender:
+    """Produces messages stamped with their produce time (retimed to it), counting them per topic."""
+
+    def __init__(self, producer, topics: list[str], retime: bool) -> None:
+        self.producer, self.retime = producer, retime
+        self.sent = dict.fromkeys(topics, 0)
+        self.errors: list[str] = []
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
+        self.started = time.time()
+
+    def on_delivery(self, error, _message) -> None:
+        if error is not None:
+            self.errors.append(str(error))
+
+    def send(self, name: str, key: bytes, value, ts: int, now: float) -> None:
         now_ms = int(now * 1000)
         if isinstance(value, TimedValue):
             value = value.at(now_ms - ts)
-        elif retime:
+        elif self.retime:
             value = retime_value(value, now_ms - ts)
         while True:
             try:
-                producer.produce(name, key=key, value=value, timestamp=now_ms if retime else ts, on_delivery=on_delivery)
+                timestamp = now_ms if self.retime else ts
+                self.producer.produce(name, key=key, value=value, timestamp=timestamp, on_delivery=self.on_delivery)
                 break
             except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-        sent[name] = sent.get(name, 0) + 1
-        first_ms = first_ms or now_ms
-        last_ms = now_ms
-    remaining = producer.flush(60)
-    elapsed = max(time.time() - started, 1e-9)
-    if remaining or errors:
-        raise RuntimeError(f"stream_to_kafka: {remaining} undelivered, errors: {errors[:3]}")
-    total = sum(sent.values())
-    return {
-        "sent": sent,
-        "total": total,
-        "seconds": round(elapsed, 3),
-        "rate_per_second": round(total / elapsed, 1),
-        "first_produce_ms": first_ms,
-        "last_produce_ms": last_ms,
-    }
+                self.producer.poll(0.01)  # the local queue is full: let deliveries drain it
+        self.producer.poll(0)
+        self.sent[name] = self.sent.get(name, 0) + 1
+        self.first_ms = self.first_ms or now_ms
+        self.last_ms = now_ms
+
+    def summary(self) -> dict:
+        """Wait for every delivery (raising on any failure); the counts and the achieved rate."""
+        remaining = self.producer.flush(60)
+        elapsed = max(time.time() - self.started, 1e-9)
+        if remaining or self.errors:
+            raise RuntimeError(f"stream_to_kafka: {remaining} undelivered, errors: {self.errors[:3]}")
+        total = sum(self.sent.values())
+        return {
+            "sent": self.sent,
+            "total": total,
+            "seconds": round(elapsed, 3),
+            "rate_per_second": round(total / elapsed, 1),
+            "first_produce_ms": self.first_ms,
+            "last_produce_ms": self.last_ms,
+        }
