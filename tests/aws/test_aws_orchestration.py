@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -265,7 +266,7 @@ def test_quarantine_versions_are_not_tagged(aws, s3_requests):
     assert s3_requests == []
 
 
-def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(aws, s3_requests, monkeypatch):
+def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(aws, s3_requests):
     from airflow.sdk.exceptions import AirflowFailException
 
     from payments_platform import quality_gate
@@ -273,9 +274,10 @@ def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(a
     sqs, queue_url = _sns_subscribed_queue()
     rejected = _stage_version("v9", passed=False)
     result = {"passed": False, "checks_total": 40, "checks_failed": [{"name": "merchant_risk_level is a known risk level"}]}
-    monkeypatch.setattr(quality_gate, "_verify_on_emr", lambda *args: result)
     with pytest.raises(AirflowFailException, match="merchant_risk_level is a known risk level"):
-        quality_gate.run_quality_gate("batch_index", rejected, "2026-11-21", profile=aws)
+        quality_gate.record_gate_verdict(
+            {"table": "batch_index", "dt": "2026-11-21", "location": rejected, "result": result}, aws
+        )
     assert s3_requests == [
         _tag_request(rejected, "_quality.json", [SUPERSEDED]),
         _tag_request(rejected, "part-0.parquet", [SUPERSEDED]),
@@ -286,7 +288,7 @@ def test_a_rejected_version_is_tagged_and_on_call_paged_with_its_failed_checks(a
     assert message["details"]["location"] == rejected
 
 
-def test_a_version_failing_the_pan_scan_is_tagged_to_expire_within_days(aws, s3_requests, monkeypatch):
+def test_a_version_failing_the_pan_scan_is_tagged_to_expire_within_days(aws, s3_requests):
     """A version whose gate found a card number in clear is not kept for investigation like other
     rejected versions: it gets the lifecycle tag that expires in days (Terraform's pan_scan_failed_tag)."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -297,9 +299,8 @@ def test_a_version_failing_the_pan_scan_is_tagged_to_expire_within_days(aws, s3_
     pan_failed = {"Key": "payments-lifecycle", "Value": "pan-scan-failed"}
     leaked = _stage_version("v8", passed=False)
     result = {"passed": False, "checks_total": 40, "checks_failed": [{"name": "payload_masked holds no card number"}]}
-    monkeypatch.setattr(quality_gate, "_verify_on_emr", lambda *args: result)
     with pytest.raises(AirflowFailException, match="payload_masked holds no card number"):
-        quality_gate.run_quality_gate("batch_index", leaked, "2026-11-21", profile=aws)
+        quality_gate.record_gate_verdict({"table": "batch_index", "dt": "2026-11-21", "location": leaked, "result": result}, aws)
     assert s3_requests == [
         _tag_request(leaked, "_quality.json", [pan_failed]),
         _tag_request(leaked, "part-0.parquet", [pan_failed]),
@@ -333,49 +334,6 @@ def _sns_subscribed_queue() -> tuple[object, str]:
 def _received(sqs, queue_url) -> list[dict]:
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
-
-
-def test_failure_callback_pages_through_sns(aws):
-    from payments_platform.notifications import OnCallNotifier
-
-    sqs, queue_url = _sns_subscribed_queue()
-    ti = SimpleNamespace(
-        dag_id="payments_daily_index", run_id="r1", task_id="build_batch_index", try_number=3, log_url="http://mwaa/log"
-    )
-    OnCallNotifier().notify({"ti": ti, "exception": RuntimeError("spark-submit exited with 1")})
-    [envelope] = _received(sqs, queue_url)
-    assert envelope["Subject"] == "[CRITICAL] payments_daily_index.build_batch_index failed (r1)"
-    message = json.loads(envelope["Message"])
-    assert "Error: spark-submit exited with 1" in message["body"]
-    assert message["details"]["task_id"] == "build_batch_index"
-    assert envelope["MessageAttributes"]["severity"]["Value"] == "critical"
-
-
-def test_missed_deadline_pages_through_sns(aws):
-    from payments_platform.notifications import deadline_missed
-
-    sqs, queue_url = _sns_subscribed_queue()
-    asyncio.run(
-        deadline_missed(
-            {"dag_run": {"dag_id": "payments_daily_index", "run_id": "scheduled__2026-11-21"}},
-            deadline="30h after the start of the day",
-        )
-    )
-    [envelope] = _received(sqs, queue_url)
-    assert envelope["Subject"] == "[CRITICAL] payments_daily_index missed its deadline (scheduled__2026-11-21)"
-    assert "has not finished by 30h after the start of the day" in json.loads(envelope["Message"])["body"]
-
-
-def test_daily_dag_declares_the_deadline(aws_profile_env):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.dags.test_dag_policy import DAGS_DIR
-
-    dag = DagBag(dag_folder=str(DAGS_DIR / "payments_daily_index.py")).dags["payments_daily_index"]
-    [alert] = dag.deadline
-    assert alert.interval.total_seconds() == 30 * 3600
-    assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
-    assert alert.callback.path == "payments_platform.notifications.deadline_missed"
 
 
 def test_a_stage_whose_second_glue_publish_fails_leaves_both_partitions_unchanged(aws, s3_requests):
@@ -432,3 +390,155 @@ def test_a_stage_whose_second_glue_publish_fails_leaves_both_partitions_unchange
     v1, v2 = first[0][1], rerun[0][1]
     assert _tags(v1) == {"_quality.json": [], "part-0.parquet": []}, "what Athena reads again is not tagged"
     assert _tags(v2) == {"_quality.json": [SUPERSEDED], "part-0.parquet": [SUPERSEDED]}, "the rerun's version expires"
+
+
+# --- paging: the Amazon provider's SnsNotifier (task failures, missed deadlines) ------------------
+
+DEADLINE_SECONDS = 30 * 3600
+
+
+def _deadline_alert():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.test_dag_policy import DAGS_DIR
+
+    [alert] = DagBag(dag_folder=str(DAGS_DIR / "payments_daily_index.py")).dags["payments_daily_index"].deadline
+    return alert
+
+
+def _run_deadline_callback(alert, dag_run: dict, deadline_time) -> list[dict]:
+    """What the triggerer does with a missed deadline: the scheduler's context (the DagRun as the
+    API returns it, the deadline) in the alert's callback kwargs, through Airflow's CallbackTrigger."""
+    from airflow.triggers.callback import CallbackTrigger
+
+    context = {"dag_run": dag_run, "deadline": {"id": "d1", "deadline_time": deadline_time}}
+    trigger = CallbackTrigger(alert.callback.path, {**alert.callback.kwargs, "context": context})
+
+    async def events():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(events())
+
+
+def _daily_run(run_id: str, logical_date: str, queued_at: str) -> dict:
+    return {
+        "dag_id": "payments_daily_index",
+        "run_id": run_id,
+        "logical_date": logical_date,
+        "queued_at": queued_at,
+        "start_date": queued_at,
+        "run_type": "scheduled",
+        "conf": {},
+    }
+
+
+def test_a_task_failure_pages_through_the_providers_sns_notifier(aws):
+    from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+
+    from payments_platform.notifications import on_call_notifier
+
+    sqs, queue_url = _sns_subscribed_queue()
+    notifier = on_call_notifier(aws)
+    assert isinstance(notifier, SnsNotifier)
+    assert (notifier.target_arn, notifier.aws_conn_id, notifier.region_name) == (
+        "arn:aws:sns:eu-west-1:123456789012:payments-oncall",
+        "aws_default",
+        REGION,
+    )
+    ti = SimpleNamespace(
+        dag_id="payments_daily_index", run_id="r1", task_id="batch.build", try_number=3, log_url="http://mwaa/log"
+    )
+    notifier({"ti": ti, "exception": RuntimeError("spark-submit exited with 1")})  # as Airflow calls a callback
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"] == "[CRITICAL] payments_daily_index.batch.build failed (r1)"
+    message = json.loads(envelope["Message"])
+    assert message["body"] == "\n".join(
+        [
+            "DAG: payments_daily_index",
+            "Run: r1",
+            "Task: batch.build",
+            "Try: 3",
+            "Error: spark-submit exited with 1",
+            "Log: http://mwaa/log",
+            "Runbook: docs/runbook.md",
+        ]
+    )
+    assert message["details"] == {
+        "dag_id": "payments_daily_index",
+        "run_id": "r1",
+        "task_id": "batch.build",
+        "error": "spark-submit exited with 1",
+    }
+    assert (message["severity"], message["profile"]) == ("critical", "aws")
+    assert envelope["MessageAttributes"]["severity"] == {"Type": "String", "Value": "critical"}
+
+
+def test_the_daily_deadline_reads_its_interval_from_a_variable(aws):
+    from airflow.sdk.definitions.deadline import VariableInterval
+
+    alert = _deadline_alert()
+    assert alert.interval == VariableInterval("payments_daily_deadline_seconds")
+    assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
+    assert alert.callback.path == "payments_platform.notifications.OnCallSnsNotifier"
+    assert alert.callback.kwargs["target_arn"] == "arn:aws:sns:eu-west-1:123456789012:payments-oncall"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_VAR_PAYMENTS_DAILY_DEADLINE_SECONDS", str(DEADLINE_SECONDS))
+        assert alert.interval.resolve() == timedelta(hours=30)
+    import yaml
+
+    from payments_platform.profiles import PROJECT_ROOT
+
+    settings = yaml.safe_load((PROJECT_ROOT / "airflow_settings.yaml").read_text())["airflow"]["variables"]
+    assert {v["variable_name"]: v["variable_value"] for v in settings}["payments_daily_deadline_seconds"] == str(DEADLINE_SECONDS)
+
+
+def test_a_missed_deadline_pages_through_sns_from_the_triggerer(aws):
+    sqs, queue_url = _sns_subscribed_queue()
+    alert = _deadline_alert()
+    run = _daily_run("scheduled__2026-11-21T00:00:00+00:00", "2026-11-21T00:00:00Z", "2026-11-22T00:00:04Z")
+    events = _run_deadline_callback(alert, run, datetime(2026, 11, 22, 6, tzinfo=UTC))
+    assert [event["state"] for event in events] == ["running", "success"]
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"] == "[CRITICAL] payments_daily_index missed its deadline (scheduled__2026-11-21T00:00:00+00:00)"
+    message = json.loads(envelope["Message"])
+    assert message["body"].startswith(
+        "DAG run payments_daily_index / scheduled__2026-11-21T00:00:00+00:00 has not finished by "
+        "payments_daily_deadline_seconds after the start of the day (2026-11-22T06:00+00:00)."
+    )
+    assert message["details"]["deadline_time"] == "2026-11-22T06:00:00+00:00"
+
+
+def test_a_backdated_reprocessing_run_does_not_page_for_a_deadline_past_before_it_started(aws):
+    """payments_reprocess triggers a run of an old day: its deadline (day + 30 h) was past when the run
+    was queued; the scheduler reports it missed at once, and the notifier sends nothing."""
+    sqs, queue_url = _sns_subscribed_queue()
+    alert = _deadline_alert()
+    run = _daily_run("reprocess__2026-11-10__manual", "2026-11-10T00:00:00Z", "2026-11-21T09:15:00Z")
+    events = _run_deadline_callback(alert, run, datetime(2026, 11, 11, 6, tzinfo=UTC))
+    assert [event["state"] for event in events] == ["running", "success"]
+    assert _received(sqs, queue_url) == []
+    # The same run still pages for a deadline it really misses (one not yet past when it was queued).
+    _run_deadline_callback(alert, run, datetime(2026, 11, 21, 15, tzinfo=UTC))
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"] == "[CRITICAL] payments_daily_index missed its deadline (reprocess__2026-11-10__manual)"
+
+
+def test_the_local_profile_pages_into_its_log_file(tmp_path):
+    from payments_platform.notifications import LogFileNotifier, on_call_notifier, page_on_call
+    from payments_platform.profiles import load_profile
+
+    profile = load_profile("local")
+    notifier = on_call_notifier(profile)
+    assert isinstance(notifier, LogFileNotifier) and notifier.log_path == profile.notifier.log_path
+    log_path = tmp_path / "oncall.log"
+    LogFileNotifier(log_path=str(log_path))({"dag": None, "run_id": "manual__1", "reason": "task_failure"})
+    page_on_call(
+        "stream down",
+        "restart it",
+        profile=profile.model_copy(update={"notifier": profile.notifier.model_copy(update={"log_path": str(log_path)})}),
+    )
+    pages = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [(page["subject"], page["profile"]) for page in pages] == [
+        ("? failed (manual__1)", "local"),
+        ("stream down", "local"),
+    ]
