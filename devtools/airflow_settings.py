@@ -1,16 +1,27 @@
-"""Load ``airflow_settings.yaml`` (the Astro CLI schema) into the local Airflow DB.
+"""Convert ``airflow_settings.yaml`` (the Astro CLI schema, the one file a user edits) into the
+files Airflow's own CLI imports; Airflow writes them into its database.
 
-    python -m devtools.airflow_settings apply airflow_settings.yaml
     python -m devtools.airflow_settings check airflow_settings.yaml
+    python -m devtools.airflow_settings convert airflow_settings.yaml OUT_DIR
 
-``check`` validates the file only; ``apply`` validates, then upserts connections,
-variables and pools, and records a digest so that an unchanged file is a no-op.
+``check`` validates the file only. ``convert`` validates, then writes into OUT_DIR
+
+* ``connections.json`` for ``airflow connections import --overwrite``: ``{conn_id: {"conn_type",
+  "host", "schema", "login", "password", "port", "extra", "description"}}`` (the keys are
+  ``Connection``'s constructor arguments, which ``airflow.secrets.local_filesystem`` accepts; a
+  connection given only as ``conn_uri`` is its URI string);
+* ``variables.json`` for ``airflow variables import --action-on-existing-key overwrite``:
+  ``{name: {"value", "description"}}``;
+* ``pools.json`` for ``airflow pools import``: ``{name: {"slots", "description",
+  "include_deferred"}}`` (``description`` is required by the command).
+
+scripts/setup.sh runs the three imports when these files changed. Nothing here writes to the
+Airflow database.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -68,27 +79,29 @@ def parse_settings(text: str, source: str = "airflow_settings.yaml") -> AirflowS
             f"{source}: airflow.{sorted(unknown)[0]}: unknown section (allowed: {', '.join(sorted(SECTIONS))})"
         )
 
-    parsed: dict[str, list[dict[str, Any]]] = {}
-    for section, (key_field, allowed) in SECTIONS.items():
-        items = body.get(section) or []
-        if not isinstance(items, list):
-            raise AirflowSettingsError(f"{source}: airflow.{section} must be a list")
-        seen: set[str] = set()
-        for index, item in enumerate(items):
-            where = f"{source}: airflow.{section}[{index}]"
-            if not isinstance(item, dict):
-                raise AirflowSettingsError(f"{where} must be a mapping")
-            extra = set(item) - allowed
-            if extra:
-                raise AirflowSettingsError(f"{where}.{sorted(extra)[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
-            if not item.get(key_field):
-                raise AirflowSettingsError(f"{where}: missing required key '{key_field}'")
-            if item[key_field] in seen:
-                raise AirflowSettingsError(f"{where}: duplicate {key_field} '{item[key_field]}'")
-            seen.add(item[key_field])
-            _check_item(section, item, where)
-        parsed[section] = items
-    return AirflowSettings(**parsed)
+    return AirflowSettings(**{section: _parse_section(body, section, source) for section in SECTIONS})
+
+
+def _parse_section(body: dict[str, Any], section: str, source: str) -> list[dict[str, Any]]:
+    key_field, allowed = SECTIONS[section]
+    items = body.get(section) or []
+    if not isinstance(items, list):
+        raise AirflowSettingsError(f"{source}: airflow.{section} must be a list")
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"{source}: airflow.{section}[{index}]"
+        if not isinstance(item, dict):
+            raise AirflowSettingsError(f"{where} must be a mapping")
+        extra = set(item) - allowed
+        if extra:
+            raise AirflowSettingsError(f"{where}.{sorted(extra)[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        if not item.get(key_field):
+            raise AirflowSettingsError(f"{where}: missing required key '{key_field}'")
+        if item[key_field] in seen:
+            raise AirflowSettingsError(f"{where}: duplicate {key_field} '{item[key_field]}'")
+        seen.add(item[key_field])
+        _check_item(section, item, where)
+    return items
 
 
 def _check_item(section: str, item: dict[str, Any], where: str) -> None:
@@ -118,51 +131,69 @@ def load_settings(path: str | os.PathLike[str]) -> AirflowSettings:
     return parse_settings(text, source=str(path))
 
 
-def apply_settings(settings: AirflowSettings) -> dict[str, int]:
-    """Upsert everything into the Airflow metadata DB; returns counts per kind."""
-    from airflow.models import Connection, Pool, Variable
-    from airflow.utils.session import create_session
+CONNECTION_FIELDS = {
+    "conn_type": "conn_type",
+    "conn_host": "host",
+    "conn_schema": "schema",
+    "conn_login": "login",
+    "conn_password": "password",
+    "conn_port": "port",
+    "conn_description": "description",
+}
+IMPORT_FILES = ("connections.json", "variables.json", "pools.json")
 
-    with create_session() as session:
-        for item in settings.connections:
-            extra = item.get("conn_extra")
-            connection = Connection(
-                conn_id=item["conn_id"],
-                conn_type=item.get("conn_type"),
-                host=item.get("conn_host"),
-                schema=item.get("conn_schema"),
-                login=item.get("conn_login"),
-                password=item.get("conn_password"),
-                port=item.get("conn_port"),
-                extra=json.dumps(extra) if isinstance(extra, dict) else extra,
-                description=item.get("conn_description"),
-                uri=item.get("conn_uri"),
-            )
-            session.query(Connection).filter(Connection.conn_id == connection.conn_id).delete()
-            session.add(connection)
-        for item in settings.pools:
-            existing = session.query(Pool).filter(Pool.pool == item["pool_name"]).one_or_none()
-            if existing is None:
-                session.add(
-                    Pool(
-                        pool=item["pool_name"],
-                        slots=item["pool_slot"],
-                        description=item.get("pool_description"),
-                        include_deferred=False,
-                    )
-                )
-            else:
-                existing.slots = item["pool_slot"]
-                existing.description = item.get("pool_description")
-    for item in settings.variables:
-        Variable.set(item["variable_name"], item["variable_value"], description=item.get("variable_description"))
-    return {"connections": len(settings.connections), "pools": len(settings.pools), "variables": len(settings.variables)}
+
+def connection_entry(item: dict[str, Any]) -> str | dict[str, Any]:
+    """One connection as ``airflow connections import`` reads it from JSON."""
+    fields = {target: item[source] for source, target in CONNECTION_FIELDS.items() if item.get(source) is not None}
+    if item.get("conn_uri"):
+        if not fields and item.get("conn_extra") is None:
+            return item["conn_uri"]
+        fields["uri"] = item["conn_uri"]
+    extra = item.get("conn_extra")
+    if extra is not None:
+        fields["extra"] = json.dumps(extra, sort_keys=True) if isinstance(extra, dict) else extra
+    return fields
+
+
+def import_documents(settings: AirflowSettings) -> dict[str, dict[str, Any]]:
+    """File name -> JSON document for the three ``airflow ... import`` commands."""
+    return {
+        "connections.json": {item["conn_id"]: connection_entry(item) for item in settings.connections},
+        "variables.json": {
+            item["variable_name"]: {"value": item["variable_value"], "description": item.get("variable_description")}
+            for item in settings.variables
+        },
+        "pools.json": {
+            item["pool_name"]: {
+                "slots": item["pool_slot"],
+                "description": item.get("pool_description") or "",
+                "include_deferred": False,
+            }
+            for item in settings.pools
+        },
+    }
+
+
+def write_import_files(settings: AirflowSettings, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write the import files (only when their content changed, so their times say when)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, document in import_documents(settings).items():
+        path = out / name
+        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        written[name] = path
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["apply", "check"])
+    parser.add_argument("command", choices=["check", "convert"])
     parser.add_argument("path")
+    parser.add_argument("out_dir", nargs="?", help="convert: folder of the JSON files to import")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.path)
@@ -172,14 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print(f"{args.path}: ok")
         return 0
-    digest = hashlib.sha256(Path(args.path).read_bytes()).hexdigest()
-    stamp = Path(os.environ.get("AIRFLOW_HOME", ".")) / ".airflow_settings.sha256"
-    if stamp.exists() and stamp.read_text() == digest:
-        print("[setup] airflow_settings.yaml already loaded")
-        return 0
-    counts = apply_settings(settings)
-    stamp.write_text(digest)
-    print("[setup] loaded airflow_settings.yaml: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if not args.out_dir:
+        parser.error("convert needs OUT_DIR")
+    for path in write_import_files(settings, args.out_dir).values():
+        print(path)
     return 0
 
 

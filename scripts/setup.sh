@@ -4,8 +4,9 @@
 #   2. create .venv and install the pinned dependencies (skipped when unchanged);
 #   3. create .venv-tools for checkov (its pins conflict with Airflow's);
 #   4. resolve the JVM manifest (jvm/pom.xml) into .local/jvm (skipped when unchanged);
-#   5. prepare a local Airflow home in .local/airflow (SQLite) and load
-#      airflow_settings.yaml into it (skipped when unchanged).
+#   5. prepare a local Airflow home in .local/airflow (SQLite) and import the connections,
+#      variables and pools of airflow_settings.yaml with Airflow's own `airflow connections|
+#      variables|pools import` (skipped when unchanged).
 # A second run is fast and changes nothing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,9 +91,12 @@ fi
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 mkdir -p "$AIRFLOW_HOME"
+SETTINGS_DIR="$AIRFLOW_HOME/settings"
 if [ ! -f "$AIRFLOW_HOME/airflow.db" ]; then
   say "creating the local Airflow metadata DB in .local/airflow"
   airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed, see $AIRFLOW_HOME/db-migrate.log"
+  rm -f "$SETTINGS_DIR/.imported"  # a new database has none of the settings yet
 fi
-python -m devtools.airflow_settings apply "$ROOT/airflow_settings.yaml"
+
+bash "$ROOT/scripts/import_settings.sh" "$ROOT/airflow_settings.yaml"
 say "ready: source scripts/env.sh to use the airflow CLI against this project"
