@@ -87,13 +87,26 @@ def conf_flags(conf: Mapping[str, str]) -> list[str]:
     return flags
 
 
+def without_empty_options(arguments: Sequence[str]) -> list[str]:
+    """The arguments without ``--option ''`` pairs: StartJobRun rejects empty arguments, and the jobs
+    read a missing option as its default ``''`` ("none", e.g. no previous day's aggregate yet)."""
+    kept: list[str] = []
+    for index, argument in enumerate(arguments):
+        value_of_option = index > 0 and str(arguments[index - 1]).startswith("--")
+        if argument == "" and value_of_option:
+            kept.pop()
+            continue
+        kept.append(argument)
+    return kept
+
+
 def emr_job_driver(spark: SparkConfig, job: SparkJob, arguments: Sequence[str]) -> dict[str, Any]:
     conf = {key: value for key, value in spark_conf(spark, job).items() if key != "spark.kubernetes.container.image"}
     parameters = ["--py-files", spark.py_files_uri or "", *conf_flags(conf)]
     return {
         "sparkSubmitJobDriver": {
             "entryPoint": f"{spark.entrypoint_uri}/{job.entrypoint}",
-            "entryPointArguments": list(arguments),
+            "entryPointArguments": without_empty_options(arguments),
             "sparkSubmitParameters": " ".join(parameters),
         }
     }

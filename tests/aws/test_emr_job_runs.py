@@ -113,6 +113,22 @@ def test_batch_and_stream_jobs_run_as_ingest_every_other_job_as_transform(cluste
     ]
 
 
+def test_an_option_with_no_value_is_left_out_of_the_job_run(cluster, emr_client):
+    """The first day has no previous aggregate (and a first run no batch index): EMR rejects an empty
+    argument, so the option is left out and the job reads its default ('' = none)."""
+    from payments_platform import pipeline
+
+    requests = capture(emr_client, "StartJobRun")
+    job = pipeline.aggregate_index_job(
+        cluster, dt=DAY, version="v1", batch_index_location="s3://b/batch_index/v1", previous_aggregate_location=""
+    )
+    run_operator(job, "aggregate.build", cluster)
+    arguments = requests[0]["jobDriver"]["sparkSubmitJobDriver"]["entryPointArguments"]
+    assert arguments[:4] == ["--date", DAY, "--version", "v1"]
+    assert argument(arguments, "--batch-index-location") == "s3://b/batch_index/v1"
+    assert "--previous-aggregate-location" not in arguments and "" not in arguments
+
+
 def test_the_profile_carries_both_roles_from_the_startup_environment(aws):
     assert (aws.spark.ingest_role_arn, aws.spark.transform_role_arn) == (INGEST, TRANSFORM)
     assert aws.spark.role_arn("ingest") == INGEST and aws.spark.role_arn("transform") == TRANSFORM
@@ -165,6 +181,8 @@ def test_another_task_instances_running_job_is_not_cancelled(cluster, emr_client
 
 # --- item 1: the gate job's result, and _quality.json written by the orchestrator ----------------
 
+PLAN = {"dt": DAY, "version": "v1", "from_stage": "batch", "indexes": []}
+
 
 def staged_version(s3, table: str = "batch_index") -> str:
     root = "s3://payments-quarantine-test/quarantine" if table == "quarantine" else "s3://payments-processed-test/indexes"
@@ -179,8 +197,6 @@ def gate_job(passed: bool | None, state: str):
     s3 = boto3.client("s3", region_name=REGION)
 
     def play(job_run, arguments):
-        if not job_run.name.startswith("quality-gate-"):
-            return
         if passed is not None:
             result = {
                 "table": argument(arguments, "--table"),
@@ -197,31 +213,109 @@ def gate_job(passed: bool | None, state: str):
     return play
 
 
-def run_gate(profile, location: str, table: str = "batch_index", try_number: int = 1):
-    from payments_platform.quality_gate import run_quality_gate
+@pytest.fixture
+def started(emr_runs):
+    """The gate job runs submitted, as (moto job run, arguments): the test ends them."""
+    runs = []
+    emr_runs(lambda job_run, arguments: runs.append((job_run, arguments)))
+    return runs
 
-    return run_quality_gate(table, location, DAY, profile=profile, context={"ti": task_instance(f"verify_{table}", try_number)})
+
+def run_gate(profile, started, outcome, table: str = "batch_index", try_number: int = 1):
+    """One try of ``verify_<table>`` (submitted, deferred; the job run ends as ``outcome`` plays it;
+    the trigger's event resumes the task) and then ``check_<table>``."""
+    from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from payments_platform.quality_gate import QualityGateEmrOperator, record_gate_verdict
+
+    operator = QualityGateEmrOperator(task_id=f"verify_{table}", table=table, plan=PLAN, profile=profile)
+    context = {"ti": task_instance(f"verify_{table}", try_number)}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, EmrContainerTrigger) and deferred.value.method_name == "execute_complete"
+    job_run, arguments = started[-1]
+    assert trigger.job_id == job_run.id
+    outcome(job_run, arguments)
+    event = {"status": "success" if job_run.state == "COMPLETED" else "error", "job_id": job_run.id}
+    verdict = QualityGateEmrOperator(task_id=f"verify_{table}", table=table, plan=PLAN, profile=profile).execute_complete(
+        context, event
+    )
+    return record_gate_verdict(verdict, profile)
 
 
-def test_the_gate_job_writes_its_own_result_and_the_orchestrator_writes_quality_json(
-    cluster, emr_client, s3_client, emr_runs, monkeypatch
-):
-    from payments_platform import quality_gate
+def test_the_gate_is_a_deferred_emr_job_submission_with_the_exact_request(cluster, emr_client, s3_client, started):
+    """The task submits the gate job and defers (no worker slot polls); the StartJobRun request, exactly."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from payments_platform.quality_gate import QualityGateEmrOperator
+    from payments_platform.spark_jobs import client_request_token, emr_job_name
+
+    location = staged_version(s3_client)
+    requests = capture(emr_client, "StartJobRun")
+    operator = QualityGateEmrOperator(
+        task_id="verify_batch_index", table="batch_index", plan=PLAN, profile=cluster, pool="quality_gate"
+    )
+    assert operator.deferrable and operator.pool == "quality_gate"
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"ti": task_instance("batch.verify_batch_index", 1)})
+    assert deferred.value.trigger.waiter_delay == 30
+
+    token = client_request_token("payments_daily_index", RUN_ID, "batch.verify_batch_index", -1, 1)
+    [request] = requests
+    parameters = request["jobDriver"]["sparkSubmitJobDriver"].pop("sparkSubmitParameters")
+    assert parameters.startswith("--py-files s3://payments-artifacts-test/spark_apps/spark_apps.zip --conf ")
+    assert request == {
+        "name": emr_job_name("quality-gate-batch_index", "payments_daily_index", RUN_ID, "batch.verify_batch_index", -1),
+        "virtualClusterId": cluster.spark.virtual_cluster_id,
+        "executionRoleArn": TRANSFORM,
+        "releaseLabel": "emr-spark-8.0.0-20260421",
+        "jobDriver": {
+            "sparkSubmitJobDriver": {
+                "entryPoint": "s3://payments-artifacts-test/spark_apps/jobs/quality_gate.py",
+                "entryPointArguments": [
+                    "--table", "batch_index",
+                    "--location", location,
+                    "--result-uri", f"{location}/_quality_result/{token}.json",
+                    "--contracts-dir", "s3://payments-artifacts-test/include/contracts",
+                ],
+            }
+        },
+        "configurationOverrides": {
+            "monitoringConfiguration": {
+                "persistentAppUI": "ENABLED",
+                "cloudWatchMonitoringConfiguration": {
+                    "logGroupName": "/payments/emr-on-eks",
+                    "logStreamNamePrefix": "quality-gate-batch_index",
+                },
+                "s3MonitoringConfiguration": {"logUri": "s3://payments-logs-test/emr-on-eks"},
+            },
+            "applicationConfiguration": [
+                {
+                    "classification": "spark-defaults",
+                    "properties": {
+                        "spark.kubernetes.container.image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/payments-spark:1.0.0"
+                    },
+                }
+            ],
+        },
+        "clientToken": token,
+        "tags": {"project": "payments-index"},
+    }  # fmt: skip
+
+
+def test_the_gate_job_writes_its_own_result_and_the_orchestrator_writes_quality_json(cluster, emr_client, s3_client, started):
     from payments_platform.spark_jobs import client_request_token
 
-    monkeypatch.setattr(quality_gate, "GATE_POLL_SECONDS", 0)
-    emr_runs(gate_job(passed=True, state="COMPLETED"))
     location = staged_version(s3_client)
-    starts, orchestrator_puts = capture(emr_client, "StartJobRun"), capture(s3_client, "PutObject")
+    orchestrator_puts = capture(s3_client, "PutObject")
 
-    result = run_gate(cluster, location)
+    result = run_gate(cluster, started, gate_job(passed=True, state="COMPLETED"))
 
-    [request] = starts
     token = client_request_token("payments_daily_index", RUN_ID, "verify_batch_index", -1, 1)
-    arguments = request["jobDriver"]["sparkSubmitJobDriver"]["entryPointArguments"]
-    assert request["clientToken"] == token and request["executionRoleArn"] == TRANSFORM
+    [(_, arguments)] = started
     assert argument(arguments, "--result-uri") == f"{location}/_quality_result/{token}.json"
-    assert argument(arguments, "--contracts-dir") == "s3://payments-artifacts-test/include/contracts"
     assert not any(arg.endswith("_quality.json") for arg in arguments), "the job is never told to write the control file"
     # The orchestrator (this task, through S3Hook) writes _quality.json and nothing else.
     prefix = location.removeprefix("s3://payments-processed-test/")
@@ -231,35 +325,48 @@ def test_the_gate_job_writes_its_own_result_and_the_orchestrator_writes_quality_
     assert written["result_uri"] == f"{location}/_quality_result/{token}.json" and result == written
 
 
-def test_the_quarantine_gate_runs_as_ingest_the_only_role_reading_the_quarantine_bucket(
-    cluster, emr_client, s3_client, emr_runs, monkeypatch
-):
+def test_a_failed_contract_is_judged_once_not_retried(cluster, emr_client, s3_client, started, monkeypatch):
+    """The gate job exits non-zero after writing a failing verdict: the EMR task returns it (no retry,
+    no new job), and check_<table> writes _quality.json, pages and fails without retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from payments_platform import quality_gate
 
-    monkeypatch.setattr(quality_gate, "GATE_POLL_SECONDS", 0)
-    emr_runs(gate_job(passed=True, state="COMPLETED"))
+    pages = []
+    monkeypatch.setattr(quality_gate, "page_on_call", lambda subject, body, **kw: pages.append((subject, kw["details"])))
+    location = staged_version(s3_client)
+    with pytest.raises(AirflowFailException, match=r"quality gate failed for batch_index dt=2026-11-21 \(row_count > 0\)"):
+        run_gate(cluster, started, gate_job(passed=False, state="FAILED"))
+    assert len(started) == 1
+    assert lake_io.read_json(f"{location}/_quality.json")["passed"] is False
+    assert pages == [
+        (
+            "quality gate failed: batch_index dt=2026-11-21",
+            {"table": "batch_index", "dt": DAY, "location": location, "failed_checks": ["row_count > 0"]},
+        )
+    ]
+
+
+def test_the_quarantine_gate_runs_as_ingest_the_only_role_reading_the_quarantine_bucket(cluster, emr_client, s3_client, started):
     starts = capture(emr_client, "StartJobRun")
-    run_gate(cluster, staged_version(s3_client, "quarantine"), table="quarantine")
+    staged_version(s3_client, "quarantine")
+    run_gate(cluster, started, gate_job(passed=True, state="COMPLETED"), table="quarantine")
     assert [request["executionRoleArn"] for request in starts] == [INGEST]
 
 
-def test_a_retried_gate_submits_a_new_job_and_reads_only_its_own_result(cluster, emr_client, s3_client, emr_runs, monkeypatch):
+def test_a_retried_gate_submits_a_new_job_and_reads_only_its_own_result(cluster, emr_client, s3_client, started):
     """Try 1's gate job died without a verdict (lost driver): the task fails and retries. Try 2 must
     not re-attach to try 1's failed job: a new token, a new job, its own result file."""
-    from payments_platform import quality_gate
     from payments_platform.quality_gate import GateResultError
     from payments_platform.spark_jobs import client_request_token
 
-    monkeypatch.setattr(quality_gate, "GATE_POLL_SECONDS", 0)
-    outcomes = iter([gate_job(passed=None, state="FAILED"), gate_job(passed=True, state="COMPLETED")])
-    emr_runs(lambda job_run, arguments: next(outcomes)(job_run, arguments))
     starts = capture(emr_client, "StartJobRun")
     location = staged_version(s3_client)
 
     with pytest.raises(GateResultError, match="ended FAILED without writing"):
-        run_gate(cluster, location, try_number=1)
+        run_gate(cluster, started, gate_job(passed=None, state="FAILED"), try_number=1)
     assert lake_io.read_json(f"{location}/_quality.json") is None, "no verdict, no control file"
-    result = run_gate(cluster, location, try_number=2)
+    result = run_gate(cluster, started, gate_job(passed=True, state="COMPLETED"), try_number=2)
 
     tokens = [client_request_token("payments_daily_index", RUN_ID, "verify_batch_index", -1, n) for n in (1, 2)]
     assert [request["clientToken"] for request in starts] == tokens
