@@ -1,6 +1,7 @@
-"""The raw-drop sensor waits on the run's planned day (not ``{{ ds }}``) and is skipped when the
-run starts at a later stage: task level (local file poke, S3 HeadObject on moto) and one
-``dag.test()`` of the plan + sensor in a private Airflow home."""
+"""The raw-drop sensor waits on the run's planned day (not ``{{ ds }}``: the plan's ``ready_marker``,
+passed as an XCom reference) and is skipped with the batch stage when the run starts at a later
+stage: task level (local file poke, S3 HeadObject on moto) and one ``dag.test()`` of the plan +
+stage check + sensor in a private Airflow home."""
 
 from __future__ import annotations
 
@@ -24,16 +25,8 @@ PLAN_DAY = "2026-11-03"  # the day a reprocessing run rebuilds
 INTERVAL_DAY = "2026-11-21"  # the run's {{ ds }}
 
 
-class PlannedTaskInstance(SimpleNamespace):
-    """The task instance a sensor renders its templates with: ``plan_run``'s XCom is the plan."""
-
-    def xcom_pull(self, task_ids=None, **_):
-        assert task_ids == "plan_run"
-        return self.plan
-
-
 def context_for(plan: dict) -> dict:
-    ti = PlannedTaskInstance(plan=plan, dag_id="payments_daily_index", task_id="wait_for_raw_drops", try_number=1)
+    ti = SimpleNamespace(plan=plan, dag_id="payments_daily_index", task_id="wait_for_raw_drops", try_number=1)
     return {"ti": ti, "task_instance": ti, "ds": INTERVAL_DAY, "params": {}}
 
 
@@ -58,10 +51,11 @@ def mark_ready(raw_uri: str, day: str) -> None:
 def test_local_sensor_pokes_the_plans_day_not_the_interval_day(local_profile):
     from payments_platform.sensors import raw_drop_sensor
 
-    sensor = raw_drop_sensor(local_profile, task_id="wait_for_raw_drops")
+    marker = ready_marker_uri(local_profile.lake.raw_uri, PLAN_DAY)  # the plan's ready_marker
+    sensor = raw_drop_sensor(local_profile, marker, task_id="wait_for_raw_drops")
     context = context_for(plan())
     sensor.render_template_fields(context)
-    assert sensor.op_kwargs == {"raw_uri": local_profile.lake.raw_uri, "dt": PLAN_DAY}
+    assert sensor.op_kwargs == {"marker": marker}
 
     mark_ready(local_profile.lake.raw_uri, INTERVAL_DAY)
     assert not sensor.poke(context), "the interval's day being ready says nothing about the planned day"
@@ -69,16 +63,16 @@ def test_local_sensor_pokes_the_plans_day_not_the_interval_day(local_profile):
     assert sensor.poke(context)
 
 
-def test_the_sensor_is_skipped_unless_the_run_rebuilds_the_batch_stage(local_profile):
+def test_the_batch_stage_is_skipped_unless_the_run_rebuilds_it(local_profile):
+    """``batch.should_run`` (upstream of the sensor) skips, and the sensor is skipped with it."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from payments_platform.sensors import raw_drop_sensor
+    from payments_platform.stages import should_run
 
-    sensor = raw_drop_sensor(local_profile, task_id="wait_for_raw_drops")
-    sensor._pre_execute_hook(context_for(plan("batch")))  # the batch stage reads the drops: it waits
+    assert should_run.function(plan("batch"), "batch") == "batch"  # the batch stage reads the drops: it waits
     for later in ("aggregate", "business"):
         with pytest.raises(AirflowSkipException, match=f"rebuilds from '{later}'"):
-            sensor._pre_execute_hook(context_for(plan(later)))
+            should_run.function(plan(later), "batch")
 
 
 def test_s3_sensor_heads_the_plans_days_marker(aws_profile_env, monkeypatch):
@@ -93,7 +87,7 @@ def test_s3_sensor_heads_the_plans_days_marker(aws_profile_env, monkeypatch):
         with mock_aws():
             s3 = boto3.client("s3", region_name="eu-west-1")
             s3.create_bucket(Bucket="payments-raw-test", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-            sensor = raw_drop_sensor(profile, task_id="wait_for_raw_drops")
+            sensor = raw_drop_sensor(profile, ready_marker_uri(profile.lake.raw_uri, PLAN_DAY), task_id="wait_for_raw_drops")
             context = context_for(plan())
             sensor.render_template_fields(context)
             assert sensor.bucket_key == f"s3://payments-raw-test/raw/_ready/dt={PLAN_DAY}.json"
@@ -116,7 +110,7 @@ PROBE_DAG = textwrap.dedent(
     from payments_platform import pipeline
     from payments_platform.profiles import get_profile
     from payments_platform.sensors import raw_drop_sensor
-    from payments_platform.stages import plan_daily_run
+    from payments_platform.stages import plan_run, should_run
 
     with DAG(
         dag_id="raw_drop_probe",
@@ -127,7 +121,11 @@ PROBE_DAG = textwrap.dedent(
             "indexes": Param(list(pipeline.BUSINESS_INDEXES), type="array"),
         },
     ) as dag:
-        chain(plan_daily_run(), raw_drop_sensor(get_profile(), task_id="wait_for_raw_drops"))
+        plan = plan_run()
+        chain(
+            should_run.override(task_id="should_run")(plan, "batch"),
+            raw_drop_sensor(get_profile(), plan["ready_marker"], task_id="wait_for_raw_drops"),
+        )
     """
 )
 
@@ -187,8 +185,8 @@ def test_dag_run_of_a_past_day_waits_on_that_days_drops_and_a_later_stage_skips_
     raw_uri = str(tmp_path / "local" / "lake" / "raw")
     mark_ready(raw_uri, PLAN_DAY)  # only the planned day is ready, not the run's interval day
     states = run_probe(tmp_path, INTERVAL_DAY, {"date": PLAN_DAY})
-    assert states == {"plan_run": "success", "wait_for_raw_drops": "success"}
+    assert states == {"plan_run": "success", "should_run": "success", "wait_for_raw_drops": "success"}
 
     # No drop at all for the day: a run from the aggregate stage does not wait for one.
     states = run_probe(tmp_path, "2026-11-22", {"date": "2026-11-01", "from_stage": "aggregate"})
-    assert states == {"plan_run": "success", "wait_for_raw_drops": "skipped"}
+    assert states == {"plan_run": "success", "should_run": "skipped", "wait_for_raw_drops": "skipped"}
