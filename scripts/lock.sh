@@ -3,6 +3,10 @@
 # resolve of the top-level pins. Run after changing any requirements*.txt, then commit the result.
 #   bash scripts/lock.sh          # all three
 #   bash scripts/lock.sh mwaa     # constraints-mwaa.txt only
+#   bash scripts/lock.sh airflow  # refresh constraints-airflow.txt, then constraints-mwaa.txt
+# constraints-mwaa.txt = constraints-airflow.txt (Airflow's constraints for the pinned Airflow and
+# MWAA's Python) with only the pins of requirements.txt overriding it (scripts/mwaa_constraints.py;
+# docs/infrastructure.md "MWAA packaging").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -13,7 +17,9 @@ grep -v -- '--constraint' "$ROOT/requirements.txt" > "$work/requirements-mwaa.tx
 
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --upgrade "pip==25.3"
-if [ "${1:-all}" != "mwaa" ]; then
+MODE="${1:-all}"
+case "$MODE" in all|mwaa|airflow) ;; *) echo "usage: bash scripts/lock.sh [all|mwaa|airflow]" >&2; exit 2 ;; esac
+if [ "$MODE" = all ]; then
 "$work/venv/bin/pip" install -q -r "$work/requirements-mwaa.txt" \
   -r "$ROOT/requirements-local.txt" -r "$ROOT/requirements-test.txt"
 {
@@ -30,27 +36,64 @@ if [ "${1:-all}" != "mwaa" ]; then
   "$work/tools/bin/pip" freeze | LC_ALL=C sort -f
 } > "$ROOT/constraints-tools.txt"
 fi
-# What MWAA installs, for MWAA's own interpreter: requirements.txt + the image's Airflow, resolved
-# for CPython $MWAA_PYTHON on manylinux x86_64 from wheels (pip's cross-target resolve; nothing is
-# installed here) at the versions of constraints.txt, the ones the tests run. Only what MWAA
-# needs: no local-only package (pyspark, moto, pytest, ...).
+# What MWAA installs, for MWAA's own interpreter (CPython $MWAA_PYTHON, manylinux x86_64 wheels).
 MWAA_PYTHON="${MWAA_PYTHON:-3.12}"
-airflow_pin="$(grep -E '^apache-airflow==' "$ROOT/requirements-local.txt")"
-{ cat "$work/requirements-mwaa.txt"; echo "$airflow_pin"; } > "$work/mwaa-input.txt"
-"$work/venv/bin/pip" install -q --dry-run --ignore-installed --report "$work/mwaa-report.json" \
-  --python-version "$MWAA_PYTHON" --implementation cp --abi "cp${MWAA_PYTHON/./}" \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  --only-binary=:all: -r "$work/mwaa-input.txt" -c "$ROOT/constraints.txt"
-{
-  echo "# Lock of what Amazon MWAA installs: requirements.txt + $airflow_pin (the MWAA image's)."
-  echo "# Resolved by scripts/lock.sh for CPython $MWAA_PYTHON, manylinux x86_64, wheels only, at the"
-  echo "# versions of constraints.txt (what the tests run); do not edit."
-  echo "# scripts/deploy.py uploads it as dags/constraints.txt (the --constraint of requirements.txt)."
+AIRFLOW_VERSION="$(sed -n 's/^apache-airflow==\([^ ]*\).*/\1/p' "$ROOT/requirements-local.txt")"
+AIRFLOW_FILE="$ROOT/constraints-airflow.txt"
+OFFICIAL_URL="https://raw.githubusercontent.com/apache/airflow/constraints-$AIRFLOW_VERSION/constraints-$MWAA_PYTHON.txt"
+cross_resolve() {  # cross_resolve REPORT ARGS...: pip's resolve for MWAA's Python; nothing is installed
+  local report="$1"; shift
+  "$work/venv/bin/pip" install -q --dry-run --ignore-installed --report "$report" \
+    --python-version "$MWAA_PYTHON" --implementation cp --abi "cp${MWAA_PYTHON/./}" \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --only-binary=:all: "$@"
+}
+report_pins() {
   "$work/venv/bin/python" -c '
 import json, sys
 report = json.load(open(sys.argv[1]))
 pins = sorted((i["metadata"]["name"], i["metadata"]["version"]) for i in report["install"])
 print("\n".join(f"{name}=={version}" for name, version in sorted(pins, key=lambda p: p[0].lower())))
-' "$work/mwaa-report.json"
+' "$1"
+}
+
+if [ "$MODE" = airflow ] || [ ! -f "$AIRFLOW_FILE" ]; then
+  if curl -fsSL --max-time 30 "$OFFICIAL_URL" -o "$work/official.txt"; then
+    { echo "# Source: $OFFICIAL_URL"
+      echo "# (Airflow's official constraints, fetched $(date -u +%Y-%m-%d) by scripts/lock.sh airflow; unchanged below)"
+      cat "$work/official.txt"; } > "$AIRFLOW_FILE"
+  else
+    # GitHub unreachable: a stand-in with the same role (docs/infrastructure.md says why and how
+    # to replace it): apache-airflow==$AIRFLOW_VERSION and its whole dependency tree as pip resolves
+    # it for CPython $MWAA_PYTHON, each package at the version of constraints.txt where that has it.
+    cross_resolve "$work/airflow-report.json" "apache-airflow==$AIRFLOW_VERSION" -c "$ROOT/constraints.txt"
+    { echo "# Stand-in for $OFFICIAL_URL"
+      echo "# (Airflow's official constraints for apache-airflow==$AIRFLOW_VERSION, CPython $MWAA_PYTHON), which could"
+      echo "# not be fetched: GitHub is unreachable from the machine that wrote this file and no stored copy of"
+      echo "# it was found (docs/infrastructure.md, MWAA packaging). Content: apache-airflow==$AIRFLOW_VERSION and its"
+      echo "# dependency tree as pip resolves it for CPython $MWAA_PYTHON manylinux x86_64 wheels, at the versions of"
+      echo "# constraints.txt where it pins them. Written by scripts/lock.sh airflow on $(date -u +%Y-%m-%d); running it"
+      echo "# where GitHub is reachable replaces this file with the official one."
+      report_pins "$work/airflow-report.json"; } > "$AIRFLOW_FILE"
+  fi
+fi
+grep -q "constraints-$AIRFLOW_VERSION/constraints-$MWAA_PYTHON.txt" "$AIRFLOW_FILE" \
+  || { echo "constraints-airflow.txt is not for Airflow $AIRFLOW_VERSION / Python $MWAA_PYTHON: run bash scripts/lock.sh airflow" >&2; exit 1; }
+
+# Resolve requirements.txt + the image's Airflow against the Airflow file (minus what the project
+# pins itself and the local-only packages) plus the project's pins; what that resolve adds (at the
+# versions of constraints.txt, the ones the tests run, where that pins them) is the third section.
+"$work/venv/bin/python" "$ROOT/scripts/mwaa_constraints.py" derive --airflow-constraints "$AIRFLOW_FILE" \
+  --requirements "$ROOT/requirements.txt" --pip-report /dev/null --no-additions --hold "$ROOT/constraints.txt" \
+  > "$work/resolve-constraints.txt"
+cross_resolve "$work/mwaa-report.json" -r "$work/requirements-mwaa.txt" "apache-airflow==$AIRFLOW_VERSION" \
+  -c "$work/resolve-constraints.txt"
+{
+  echo "# Lock of what Amazon MWAA installs (uploaded by scripts/deploy.py as dags/constraints.txt, the"
+  echo "# --constraint of requirements.txt) for CPython $MWAA_PYTHON: constraints-airflow.txt (Airflow's constraints for"
+  echo "# apache-airflow==$AIRFLOW_VERSION; its header states its source) with only requirements.txt's pins overriding it."
+  echo "# Generated by scripts/lock.sh (scripts/mwaa_constraints.py derive); do not edit."
+  "$work/venv/bin/python" "$ROOT/scripts/mwaa_constraints.py" derive --airflow-constraints "$AIRFLOW_FILE" \
+    --requirements "$ROOT/requirements.txt" --pip-report "$work/mwaa-report.json"
 } > "$ROOT/constraints-mwaa.txt"
-echo "wrote constraints-mwaa.txt ($(grep -vc '^#' "$ROOT/constraints-mwaa.txt") pins, Python $MWAA_PYTHON)$([ "${1:-all}" = mwaa ] || echo ", constraints.txt and constraints-tools.txt")"
+echo "wrote constraints-mwaa.txt ($(grep -c '==' "$ROOT/constraints-mwaa.txt") pins, Python $MWAA_PYTHON)$([ "$MODE" = all ] && echo ", constraints.txt and constraints-tools.txt")"

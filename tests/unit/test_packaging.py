@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,7 +16,7 @@ def pins(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;#]+)", line.strip())
         if match:
-            found[match.group(1).lower().replace("_", "-")] = match.group(3)
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(3)
     return found
 
 
@@ -61,32 +62,91 @@ def test_dockerfile_installs_the_spark_requirements_and_the_package():
 
 
 MWAA_LOCK_PATH = ROOT / "constraints-mwaa.txt"
+AIRFLOW_CONSTRAINTS = ROOT / "constraints-airflow.txt"
 MWAA_PYTHON = "3.12"
-LOCAL_ONLY = {"pyspark", "moto", "pytest", "duckdb", "ruff", "checkov", "soda-duckdb", "soda-sparkdf"}
+# Never on MWAA (EMR provides Spark; the rest is test, lint or the local profile's engines).
+LOCAL_ONLY = {"pyspark", "py4j", "moto", "ruff", "checkov", "duckdb", "sqlglot", "python-hcl2", "freezegun"}
+LOCAL_ONLY_PREFIXES = ("pytest", "soda-")
 
 
-def test_the_mwaa_lock_is_what_mwaa_installs_for_its_python_and_nothing_local():
-    """constraints-mwaa.txt (uploaded as dags/constraints.txt): MWAA's Airflow, every requirement of
-    requirements.txt at its pin, at the versions the tests run, for MWAA's Python; no package only
-    the local setup, the tests or the Spark image need."""
-    mwaa = pins(MWAA_LOCK_PATH)
-    assert f"CPython {MWAA_PYTHON}" in MWAA_LOCK_PATH.read_text().splitlines()[1]
-    assert mwaa["apache-airflow"] == pins(ROOT / "requirements-local.txt")["apache-airflow"]
-    assert pins(ROOT / "requirements.txt").items() <= mwaa.items()
-    local_only = (LOCAL_ONLY | set(pins(ROOT / "requirements-test.txt"))) - set(pins(ROOT / "requirements.txt"))
-    assert not local_only & set(mwaa), local_only & set(mwaa)
-    assert {name: version for name, version in mwaa.items() if name in LOCK and LOCK[name] != version} == {}
+def test_the_airflow_constraints_are_for_the_pinned_airflow_and_mwaas_python_with_their_source_stated():
+    header = [line for line in AIRFLOW_CONSTRAINTS.read_text().splitlines()[:12] if line.startswith("#")]
+    airflow = pins(ROOT / "requirements-local.txt")["apache-airflow"]
+    official = f"https://raw.githubusercontent.com/apache/airflow/constraints-{airflow}/constraints-{MWAA_PYTHON}.txt"
+    assert header[0] in (f"# Source: {official}", f"# Stand-in for {official}")
+    if header[0].startswith("# Stand-in"):  # says why and what it holds instead
+        text = "\n".join(header)
+        assert "could" in text and "not be fetched" in text and f"apache-airflow=={airflow}" in text
+        assert pins(AIRFLOW_CONSTRAINTS)["apache-airflow"] == airflow
+    assert f"apache-airflow=={airflow}" in MWAA_LOCK_PATH.read_text()
+
+
+def test_every_pin_of_the_airflow_constraints_is_kept_unless_the_project_pins_it_or_it_is_local_only():
+    mwaa, project = pins(MWAA_LOCK_PATH), pins(ROOT / "requirements.txt")
+    for name, version in pins(AIRFLOW_CONSTRAINTS).items():
+        if name in project:
+            assert mwaa[name] == project[name], name
+        elif name in LOCAL_ONLY or name.startswith(LOCAL_ONLY_PREFIXES):
+            assert name not in mwaa, name
+        else:
+            assert mwaa.get(name) == version, f"{name}=={version} of the Airflow constraints, {mwaa.get(name)} in the MWAA lock"
+    assert project.items() <= mwaa.items()
+
+
+def test_no_local_only_package_reaches_mwaa():
+    names = set(pins(MWAA_LOCK_PATH))
+    assert {n for n in names if n in LOCAL_ONLY or n.startswith(LOCAL_ONLY_PREFIXES)} == set()
+
+
+def test_the_mwaa_lock_is_what_lock_sh_derives_from_its_inputs():
+    """constraints-mwaa.txt = the header + scripts/mwaa_constraints.py derive of the stored Airflow
+    constraints, requirements.txt and the packages the resolve added (its third section)."""
+    from scripts import mwaa_constraints as mc
+
+    text = MWAA_LOCK_PATH.read_text()
+    body = text[text.index("# --- ") :]
+    added = {name: version for name, version in mc.sections(text)["added"].values()}
+    expected = mc.derive(AIRFLOW_CONSTRAINTS.read_text(), (ROOT / "requirements.txt").read_text(), added, mc.local_only())
+    assert body == expected
+    assert "CPython 3.12" in "".join(text.splitlines()[:4])
+    # The added packages are neither in the Airflow file nor pinned by the project.
+    assert not set(map(mc.canonical, added)) & (set(pins(AIRFLOW_CONSTRAINTS)) | set(pins(ROOT / "requirements.txt")))
+
+
+def test_derive_keeps_the_airflow_pins_overrides_the_projects_and_drops_local_only_ones():
+    from scripts import mwaa_constraints as mc
+
+    official = "\n".join([
+        "# official header", "APScheduler==3.11.2", "apache-airflow-providers-amazon==9.8.0", "boto3==1.37.3",
+        "duckdb==1.3.0", "Flask==2.2.5", "moto==5.1.5", "pyspark==4.1.0", "pytest-xdist==3.6.1",
+        "soda-core==3.5.0", "rich==13.9.4", "ruff==0.11.0", "",
+    ])  # fmt: skip
+    requirements = '--constraint "/x"\napache-airflow-providers-amazon==9.39.0\nboto3==1.44.5\n'
+    result = mc.derive(official, requirements, {"watchtower": "3.4.0"}, mc.local_only(), "official.txt")
+    assert result.splitlines() == [
+        "# --- official.txt: every pin but the overridden and local-only ones, unchanged",
+        "APScheduler==3.11.2", "Flask==2.2.5", "rich==13.9.4",
+        "# --- requirements.txt: the project's pins, overriding the file above",
+        "apache-airflow-providers-amazon==9.39.0", "boto3==1.44.5",
+        "# --- what those pins need that the file above lacks (pip's resolve for MWAA's Python)",
+        "watchtower==3.4.0",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="boto3"):
+        mc.derive(official, requirements, {"boto3": "1.0"}, mc.local_only())
+    with pytest.raises(ValueError, match="pytest-cov"):
+        mc.derive(official, requirements, {"pytest-cov": "6.0"}, mc.local_only())
 
 
 def test_the_mwaa_lock_resolves_for_mwaas_python(tmp_path):
     """pip resolves requirements.txt + MWAA's Airflow for CPython 3.12 (manylinux wheels, as MWAA
-    installs) to exactly the lock: nothing missing, nothing extra (PyPI; no install)."""
+    installs) against the lock: everything it installs is pinned there, at that version (PyPI; no install)."""
     import json
     import subprocess
     import sys
 
     requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if not line.startswith("--")]
-    (tmp_path / "requirements.txt").write_text("\n".join([*requirements, f"apache-airflow=={LOCK['apache-airflow']}", ""]))
+    airflow = pins(ROOT / "requirements-local.txt")["apache-airflow"]
+    (tmp_path / "requirements.txt").write_text("\n".join([*requirements, f"apache-airflow=={airflow}", ""]))
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report", str(tmp_path / "report.json"),
          "--python-version", MWAA_PYTHON, "--implementation", "cp", "--abi", "cp" + MWAA_PYTHON.replace(".", ""),
@@ -96,5 +156,9 @@ def test_the_mwaa_lock_resolves_for_mwaas_python(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
-    resolved = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"] for i in report["install"]}
-    assert resolved == pins(MWAA_LOCK_PATH)
+    resolved = {
+        i["metadata"]["name"].lower().replace("_", "-").replace(".", "-"): i["metadata"]["version"] for i in report["install"]
+    }
+    lock = {name.replace(".", "-"): version for name, version in pins(MWAA_LOCK_PATH).items()}
+    assert {name: version for name, version in resolved.items() if lock.get(name) != version} == {}
+    assert pins(ROOT / "requirements.txt").items() <= resolved.items()
