@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -32,10 +33,23 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # devtools/ when run without scripts/env.sh's PYTHONPATH
+    sys.path.insert(0, str(ROOT))
+
+from devtools.progress import Activity, DagProgress, StreamFigures, StreamProgress, make_console  # noqa: E402
+from devtools.progress import say as progress_say  # noqa: E402
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+DAILY_DAG = "payments_daily_index"
+SUPERVISOR_DAG = "payments_stream_supervisor"
+POLL_S = 1.0  # how often the live displays read the stream metrics, the broker and the metadata DB
+CONSOLE = make_console()
 
 
 class StageFailed(RuntimeError):
@@ -54,18 +68,78 @@ def log_tail(log: Path, lines: int = 40) -> str:
 
 
 def say(text: str) -> None:
-    print(f"[run] {text}", flush=True)
+    progress_say(CONSOLE, text)
 
 
-def stage(name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-    """Run one stage as a child process, its output in ``log``; raise StageFailed on a non-zero exit."""
-    say(f"{name} ...")
+def run_logged(command: list[str], log: Path, env: dict[str, str] | None = None, poll=None) -> int:
+    """Run ``command`` with its output in ``log``, calling ``poll()`` every POLL_S seconds while it
+    runs; the exit code. The child is killed when this process is interrupted or fails."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        child = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        try:
+            while child.poll() is None:
+                if poll is not None:
+                    poll()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=POLL_S)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+    return child.returncode
+
+
+def check_exit(name: str, log: Path, code: int) -> None:
     if code != 0:
         raise StageFailed(name, log, f"exit {code}; last lines:\n{log_tail(log, 25)}")
     say(f"{name}: ok (log: {log})")
+
+
+def stage(name: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    """Run one stage as a child process, its output in ``log`` (a spinner with the elapsed time on a
+    terminal); raise StageFailed on a non-zero exit."""
+    say(f"{name} ...")
+    with Activity(CONSOLE, name):
+        code = run_logged(command, log, env)
+    check_exit(name, log, code)
+
+
+def dag_task_ids(dag_id: str) -> list[str]:
+    """The DAG's task ids in run order, from the DAG object (parsed here; Airflow's log lines while
+    it loads are kept out of the job's output)."""
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from devtools.local_runner import load_dag, task_order
+
+        return task_order(load_dag(dag_id))
+
+
+def dag_follower(view: DagProgress, dag_id: str, day: str, since: dt.datetime):
+    """A poll function showing the states of the run's tasks, read from the metadata DB."""
+    from sqlalchemy.exc import OperationalError
+
+    from devtools.local_runner import run_task_states
+
+    def follow() -> None:
+        with contextlib.suppress(OperationalError):  # SQLite busy with the run's own writes: next time
+            view.update(*run_task_states(dag_id, day, since))
+
+    return follow
+
+
+def dag_stage(name: str, dag_id: str, day: str, log: Path, conf: dict | None = None) -> None:
+    """Run ``dag_id`` for ``day`` with ``dag.test`` (``python -m devtools.local_runner``, its output in
+    ``log``) while showing its tasks' states; raise StageFailed unless the run succeeded."""
+    say(f"{name} ...")
+    command = [sys.executable, "-m", "devtools.local_runner", dag_id, "--date", day, "--conf", json.dumps(conf or {})]
+    view = DagProgress(CONSOLE, dag_id, dag_task_ids(dag_id))
+    follow = dag_follower(view, dag_id, day, dt.datetime.now(dt.UTC))
+    with view:
+        code = run_logged(command, log, poll=follow)
+        follow()
+    check_exit(name, log, code)
 
 
 # --------------------------------------------------------------------------- preflight
@@ -251,124 +325,194 @@ def committed_batches(metrics_uri: str, after_batch: int = -1) -> int:
     return sum(1 for path in batches if int(path.stem.removeprefix("batch-")) > after_batch)
 
 
-def stream_traffic(profile, args, bootstrap: str, controller) -> dict:
-    """Send the day's generated traffic for ``args.stream_seconds`` while printing progress;
-    then wait until the stream app (run by ``controller``) has consumed all of it. Returns the
-    stream figures; an app that exits meanwhile fails the stage at once."""
+def input_offsets(bootstrap: str, topics) -> dict[tuple[str, int], int]:
+    """End offset per (topic, partition) of ``topics``, now."""
+    from devtools.broker import end_offsets
+
+    return {(topic, p): end for topic in topics for p, end in end_offsets(bootstrap, topic).items()}
+
+
+@dataclass
+class StreamRun:
+    """One run's traffic: what to send and how fast, the producer and sender thread, and where this
+    run's figures start (the broker and the stream checkpoint carry on from earlier runs)."""
+
+    profile: Any
+    args: argparse.Namespace
+    bootstrap: str
+    controller: Any
+    workload: Any
+    rate: float
+    duration: float | None
+    to_send: int
+    producer: CountingProducer
+    last_batch: int
+    alerts_start: dict[int, int]
+    dead_start: int
+    input_start: dict[tuple[str, int], int]
+    sender: threading.Thread | None = None
+    result: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    latency_at: float = 0.0
+
+    @property
+    def metrics_uri(self) -> str:
+        return self.profile.lake.metrics_uri
+
+    @property
+    def stream_root(self) -> Path:
+        return Path(self.profile.lake.index_uri) / "stream_index"
+
+    @property
+    def log(self) -> Path:
+        return self.controller.log_file
+
+
+def prepare_stream_run(profile, args, bootstrap: str, controller) -> StreamRun:
+    """The day's workload and the rate: by default the whole day's traffic spread over
+    --stream-seconds, so every fraud pattern, duplicate, late and malformed event of the day
+    reaches the app; --stream-rate instead streams at that rate for --stream-seconds."""
     from confluent_kafka import Producer
 
     from devtools.broker import end_offsets
     from devtools.generator import WorkloadConfig, generate_day
-    from devtools.generator.kafka_stream import stream_to_kafka
 
-    kafka, log = profile.kafka, controller.log_file
-    # The broker and the stream checkpoint carry on from earlier runs: this run's figures start here.
-    last_batch = read_latest_metrics(profile.lake.metrics_uri).get("batch_id", -1)
-    alerts_start = end_offsets(bootstrap, kafka.fraud_alerts_topic)
-    dead_start = sum(end_offsets(bootstrap, kafka.dead_letter_topic).values())
+    kafka = profile.kafka
     workload = generate_day(WorkloadConfig(date=args.date, transactions=args.transactions, seed=args.seed))
-    # Default: the whole day's traffic, spread over --stream-seconds, so every fraud pattern,
-    # duplicate, late and malformed event of the day reaches the app; --stream-rate instead
-    # streams at that rate for --stream-seconds (the part of the day that fits).
     day_messages = workload.transactions.num_rows + workload.fraud_scores.num_rows
     rate = args.stream_rate or day_messages / args.stream_seconds
     duration = args.stream_seconds if args.stream_rate else None
-    producer = CountingProducer(
-        Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2}),
-        kafka.transactions_topic,
-    )
-    result: dict = {}
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 2})
+    return StreamRun(
+        profile=profile, args=args, bootstrap=bootstrap, controller=controller, workload=workload, rate=rate,
+        duration=duration, to_send=day_messages if duration is None else min(day_messages, int(rate * duration)),
+        producer=CountingProducer(producer, kafka.transactions_topic),
+        last_batch=read_latest_metrics(profile.lake.metrics_uri).get("batch_id", -1),
+        alerts_start=end_offsets(bootstrap, kafka.fraud_alerts_topic),
+        dead_start=sum(end_offsets(bootstrap, kafka.dead_letter_topic).values()),
+        input_start=input_offsets(bootstrap, kafka.input_topics),
+    )  # fmt: skip
 
-    def send() -> None:
-        try:
-            result["sent"] = stream_to_kafka(
-                workload,
-                bootstrap_servers=bootstrap,
-                topic=kafka.transactions_topic,
-                fraud_topic=kafka.fraud_signals_topic,
-                rate_per_second=rate,
-                duration_s=duration,
-                # Keep the generated event and produce times: retiming a day's traffic to
-                # a few minutes would put each user's transactions seconds apart, so the
-                # velocity rules would flag normal users and the ground truth would no
-                # longer hold for the streamed transactions.
-                retime=False,
-                producer=producer,
-            )
-        except BaseException as exc:  # reported by the main thread
-            result["error"] = exc
 
-    what = f"the day's {day_messages:,} events" if duration is None else "the day's events"
-    say(f"streaming {what} for {args.stream_seconds:.0f} s at {rate:.0f} events/s (log of the stream app: {log})")
-    sender = threading.Thread(target=send, name="stream-traffic", daemon=True)
-    sender.start()
-    stream_root = Path(profile.lake.index_uri) / "stream_index"
+def send_traffic(run: StreamRun) -> None:
+    """The sender thread: the day's traffic into Kafka; an error is kept for the main thread."""
+    from devtools.generator.kafka_stream import stream_to_kafka
 
-    def progress() -> None:
-        latest = read_latest_metrics(profile.lake.metrics_uri)
-        latency = stream_latency_ms(stream_root, producer.sent_ms, last_batch)
-        alerts_now = topic_end_total(bootstrap, kafka.fraud_alerts_topic) - sum(alerts_start.values())
-        say(
-            f"  sent {producer.produced:>7,} | micro-batches {committed_batches(profile.lake.metrics_uri, last_batch):>4} "
-            f"| lag {latest.get('lag_total', '-')!s:>6} | alerts {alerts_now:>5,} "
-            f"| stream rows {latency['rows']:>7,} | latency p50 {latency['p50_ms']} ms p99 {latency['p99_ms']} ms "
-            f"(after the first batch: {latency['steady_p50_ms']} / {latency['steady_p99_ms']} ms)"
+    kafka = run.profile.kafka
+    try:
+        run.result["sent"] = stream_to_kafka(
+            run.workload,
+            bootstrap_servers=run.bootstrap,
+            topic=kafka.transactions_topic,
+            fraud_topic=kafka.fraud_signals_topic,
+            rate_per_second=run.rate,
+            duration_s=run.duration,
+            # Keep the generated event and produce times: retiming a day's traffic to
+            # a few minutes would put each user's transactions seconds apart, so the
+            # velocity rules would flag normal users and the ground truth would no
+            # longer hold for the streamed transactions.
+            retime=False,
+            producer=run.producer,
         )
+    except BaseException as exc:  # reported by the main thread
+        run.result["error"] = exc
 
-    def require_running(latest: dict) -> None:
-        if not controller.status().running:
-            raise StageFailed(
-                "stream drain" if not sender.is_alive() else "stream traffic",
-                log,
-                f"the stream app exited before consuming all traffic (latest metrics: {latest}); its log ends:\n" + log_tail(log),
-            )
 
-    while sender.is_alive():
-        sender.join(timeout=args.progress_seconds)
-        progress()
-        require_running(read_latest_metrics(profile.lake.metrics_uri))
-    if "error" in result:
-        raise StageFailed("stream traffic", log, f"sending to Kafka failed: {result['error']!r}")
-
-    # Drain: the app has consumed everything once a committed batch's offsets reach the input
-    # topics' end offsets as they are now that sending is over.
+def stream_figures(run: StreamRun, latest: dict) -> StreamFigures:
+    """Now: events sent, events the app consumed (its newest committed micro-batch's offsets),
+    micro-batches, lag, alerts; the latency (a DuckDB pass over this run's stream index files)
+    at most every --progress-seconds."""
     from payments_platform.kafka_topics import consumed_offsets
 
-    sent_at = time.time()
-    ends = {(topic, p): end for topic in kafka.input_topics for p, end in end_offsets(bootstrap, topic).items()}
-    deadline = sent_at + args.drain_timeout
-    say("traffic sent; waiting for the stream app to consume all of it")
-    next_progress = sent_at + args.progress_seconds
+    if not run.latency or time.monotonic() - run.latency_at >= run.args.progress_seconds:
+        run.latency = stream_latency_ms(run.stream_root, run.producer.sent_ms, run.last_batch)
+        run.latency_at = time.monotonic()
+    consumed = consumed_offsets(latest)
+    return StreamFigures(
+        sent=run.producer.produced,
+        to_send=run.to_send if run.sender is not None and run.sender.is_alive() else run.producer.produced,
+        consumed=sum(max(0, consumed.get(tp, 0) - start) for tp, start in run.input_start.items()),
+        micro_batches=committed_batches(run.metrics_uri, run.last_batch),
+        lag=latest.get("lag_total", "-"),
+        alerts=topic_end_total(run.bootstrap, run.profile.kafka.fraud_alerts_topic) - sum(run.alerts_start.values()),
+        latency=run.latency,
+    )
+
+
+def require_running(run: StreamRun, latest: dict) -> None:
+    """Fail the stage at once when the stream app has exited."""
+    if not run.controller.status().running:
+        raise StageFailed(
+            "stream traffic" if run.sender is not None and run.sender.is_alive() else "stream drain",
+            run.log,
+            f"the stream app exited before consuming all traffic (latest metrics: {latest}); its log ends:\n" + log_tail(run.log),
+        )
+
+
+def send_with_progress(run: StreamRun, view: StreamProgress) -> None:
+    run.sender = threading.Thread(target=send_traffic, args=(run,), name="stream-traffic", daemon=True)
+    run.sender.start()
+    while run.sender.is_alive():
+        run.sender.join(timeout=POLL_S)
+        latest = read_latest_metrics(run.metrics_uri)
+        view.update(stream_figures(run, latest))
+        require_running(run, latest)
+    if "error" in run.result:
+        raise StageFailed("stream traffic", run.log, f"sending to Kafka failed: {run.result['error']!r}")
+
+
+def drain_with_progress(run: StreamRun, view: StreamProgress) -> None:
+    """Wait until the app has consumed everything: a committed batch's offsets reach the input
+    topics' end offsets as they are now that sending is over."""
+    from payments_platform.kafka_topics import consumed_offsets
+
+    ends = input_offsets(run.bootstrap, run.profile.kafka.input_topics)
+    deadline = time.monotonic() + run.args.drain_timeout
     while True:
-        latest = read_latest_metrics(profile.lake.metrics_uri)
+        latest = read_latest_metrics(run.metrics_uri)
+        view.update(stream_figures(run, latest))
         consumed = consumed_offsets(latest)
         if all(consumed.get(tp, 0) >= end for tp, end in ends.items()):
-            break
-        require_running(latest)
-        if time.time() > deadline:
+            return
+        require_running(run, latest)
+        if time.monotonic() > deadline:
             raise StageFailed(
                 "stream drain",
-                log,
-                f"the stream app did not consume all traffic within {args.drain_timeout:.0f} s (latest metrics: {latest}); "
-                "its log ends:\n" + log_tail(log),
+                run.log,
+                f"the stream app did not consume all traffic within {run.args.drain_timeout:.0f} s "
+                f"(latest metrics: {latest}); its log ends:\n" + log_tail(run.log),
             )
-        if time.time() >= next_progress:
-            progress()
-            next_progress += args.progress_seconds
-        time.sleep(2)
-    progress()
-    alerts, alerted_ids = topic_keys(bootstrap, kafka.fraud_alerts_topic, start=alerts_start)
-    dead_letters = topic_end_total(bootstrap, kafka.dead_letter_topic) - dead_start
+        time.sleep(POLL_S)
+
+
+def final_stream_figures(run: StreamRun) -> dict:
+    kafka = run.profile.kafka
+    alerts, alerted_ids = topic_keys(run.bootstrap, kafka.fraud_alerts_topic, start=run.alerts_start)
     return {
-        **result["sent"],
-        "micro_batches": committed_batches(profile.lake.metrics_uri, last_batch),
+        **run.result["sent"],
+        "micro_batches": committed_batches(run.metrics_uri, run.last_batch),
         "alerts": alerts,
         "alerted_transactions": len(alerted_ids),
         "alerted_ids": sorted(alerted_ids),
-        "indexed_transactions": stream_index_transactions(stream_root, last_batch),
-        "dead_letters": dead_letters,
-        "latency": stream_latency_ms(stream_root, producer.sent_ms, last_batch),
+        "indexed_transactions": stream_index_transactions(run.stream_root, run.last_batch),
+        "dead_letters": topic_end_total(run.bootstrap, kafka.dead_letter_topic) - run.dead_start,
+        "latency": stream_latency_ms(run.stream_root, run.producer.sent_ms, run.last_batch),
     }
+
+
+def stream_traffic(profile, args, bootstrap: str, controller) -> dict:
+    """Send the day's generated traffic for ``args.stream_seconds`` with live progress, then wait
+    until the stream app (run by ``controller``) has consumed all of it. Returns the stream
+    figures; an app that exits meanwhile fails the stage at once."""
+    run = prepare_stream_run(profile, args, bootstrap, controller)
+    what = f"the day's {run.to_send:,} events" if run.duration is None else f"{run.to_send:,} of the day's events"
+    say(f"streaming {what} for {args.stream_seconds:.0f} s at {run.rate:.0f} events/s (log of the stream app: {run.log})")
+    with StreamProgress(CONSOLE, run.to_send, args.progress_seconds) as view:
+        send_with_progress(run, view)
+        say("traffic sent; waiting for the stream app to consume all of it")
+        drain_with_progress(run, view)
+        view.update(stream_figures(run, read_latest_metrics(run.metrics_uri)), force_line=True)
+    return final_stream_figures(run)
 
 
 # --------------------------------------------------------------------------- summary
@@ -564,62 +708,73 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = os.environ["PAYMENTS_KAFKA_BOOTSTRAP"]
     # The supervisor reaches the broker through the Kafka provider's connection: this broker.
     os.environ["AIRFLOW_CONN_KAFKA_PAYMENTS"] = json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": bootstrap}})
-    logs = local_dir / "run-logs"
     signal.signal(signal.SIGTERM, _raise_interrupt)
-
-    cleanup = contextlib.ExitStack()
     try:
-        with cleanup:
-            require_java()
-            if not args.no_stream:
-                require_free_port(bootstrap)
-            from payments_platform.profiles import get_profile
-            from payments_platform.sensors import ready_marker_uri
-
-            profile = get_profile()
-            stage(
-                "generate the day's raw drops",
-                [sys.executable, "-m", "devtools.generator", "generate", "--date", args.date,
-                 "--transactions", str(args.transactions), "--seed", str(args.seed), "--raw-uri", profile.lake.raw_uri],
-                logs / "generate.log",
-            )  # fmt: skip
-            stream: dict | None = None
-            if not args.no_stream:
-                stream = run_stream_stages(profile, args, bootstrap, logs, cleanup)
-            marker = Path(ready_marker_uri(profile.lake.raw_uri, args.date))
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"dt": args.date, "complete": True}))
-            stage(
-                "payments_daily_index (dag.test through Airflow)",
-                [sys.executable, "-m", "devtools.local_runner", "payments_daily_index", "--date", args.date],
-                logs / "payments_daily_index.log",
-            )
-            try:
-                summary = run_summary(profile, args.date, stream)
-            except Exception as exc:
-                raise StageFailed("summary", logs / "payments_daily_index.log", repr(exc)) from exc
-            summary_path = local_dir / "run-summary.json"
-            summary_path.write_text(json.dumps(summary, indent=1, default=str))
-            print_summary(summary)
-            from devtools.dashboard import build_dashboard
-
-            try:
-                page = build_dashboard(
-                    profile.catalog.embedded_path,
-                    args.dashboard or local_dir / "dashboard.html",
-                    subtitle=f"dt={args.date} · catalog {profile.catalog.embedded_path}",
-                )
-            except Exception as exc:
-                raise StageFailed("dashboard", None, repr(exc)) from exc
-            print(f"\n[run] summary JSON: {summary_path}")
-            print(f"[run] dashboard: open file://{page.resolve()}")
-            return 0 if summary["published"] else 1
+        with contextlib.ExitStack() as cleanup:
+            return run_main_job(args, local_dir, bootstrap, cleanup)
     except StageFailed as failure:
         say(str(failure))
         return 1
     except KeyboardInterrupt:
         say("interrupted: stopped what this run started")
         return 130
+
+
+def run_main_job(args: argparse.Namespace, local_dir: Path, bootstrap: str, cleanup: contextlib.ExitStack) -> int:
+    """The stages in order; ``cleanup`` stops what they started (broker, stream app) at the end."""
+    require_java()
+    if not args.no_stream:
+        require_free_port(bootstrap)
+    from payments_platform.profiles import get_profile
+
+    profile = get_profile()
+    logs = local_dir / "run-logs"
+    stage(
+        "generate the day's raw drops",
+        [sys.executable, "-m", "devtools.generator", "generate", "--date", args.date,
+         "--transactions", str(args.transactions), "--seed", str(args.seed), "--raw-uri", profile.lake.raw_uri],
+        logs / "generate.log",
+    )  # fmt: skip
+    stream = None if args.no_stream else run_stream_stages(profile, args, bootstrap, logs, cleanup)
+    mark_drops_complete(profile, args.date)
+    dag_stage(f"{DAILY_DAG} (dag.test through Airflow)", DAILY_DAG, args.date, logs / f"{DAILY_DAG}.log")
+    summary = write_summary(profile, args.date, stream, local_dir, logs / f"{DAILY_DAG}.log")
+    page = write_dashboard(profile, args, local_dir)
+    print(f"\n[run] summary JSON: {local_dir / 'run-summary.json'}")
+    print(f"[run] dashboard: open file://{page.resolve()}")
+    return 0 if summary["published"] else 1
+
+
+def mark_drops_complete(profile, day: str) -> None:
+    from payments_platform.sensors import ready_marker_uri
+
+    marker = Path(ready_marker_uri(profile.lake.raw_uri, day))
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"dt": day, "complete": True}))
+
+
+def write_summary(profile, day: str, stream: dict | None, local_dir: Path, dag_log: Path) -> dict:
+    try:
+        summary = run_summary(profile, day, stream)
+    except Exception as exc:
+        raise StageFailed("summary", dag_log, repr(exc)) from exc
+    (local_dir / "run-summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print_summary(summary)
+    return summary
+
+
+def write_dashboard(profile, args: argparse.Namespace, local_dir: Path) -> Path:
+    from devtools.dashboard import build_dashboard
+
+    try:
+        with Activity(CONSOLE, "dashboard"):
+            return build_dashboard(
+                profile.catalog.embedded_path,
+                args.dashboard or local_dir / "dashboard.html",
+                subtitle=f"dt={args.date} · catalog {profile.catalog.embedded_path}",
+            )
+    except Exception as exc:
+        raise StageFailed("dashboard", None, repr(exc)) from exc
 
 
 def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contextlib.ExitStack) -> dict:
@@ -632,7 +787,8 @@ def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contex
     )
     logs.mkdir(parents=True, exist_ok=True)
     try:
-        broker.start()
+        with Activity(CONSOLE, "starting the Kafka broker"):
+            broker.start()
     except BrokerError as exc:
         raise StageFailed("start the Kafka broker", logs / "broker.log", str(exc)) from exc
     cleanup.callback(lambda: (say("stopping the Kafka broker"), broker.stop()))
@@ -640,18 +796,15 @@ def run_stream_stages(profile, args, bootstrap: str, logs: Path, cleanup: contex
     controller = LocalStreamController(profile)
     # Registered before the start so a failed or interrupted start still stops the job.
     cleanup.callback(lambda: controller.status().running and (say("stopping the stream app"), controller.stop()))
-    supervisor = [sys.executable, "-m", "devtools.local_runner", "payments_stream_supervisor", "--date", args.date]
-    stage(
-        "provision the topics and start the streaming app (payments_stream_supervisor, action=deploy)",
-        [*supervisor, "--conf", json.dumps({"action": "deploy"})],
-        logs / "stream_supervisor_start.log",
-    )
+    dag_stage(
+        f"provision the topics and start the streaming app ({SUPERVISOR_DAG}, action=deploy)",
+        SUPERVISOR_DAG, args.date, logs / "stream_supervisor_start.log", {"action": "deploy"},
+    )  # fmt: skip
     figures = stream_traffic(profile, args, bootstrap, controller)
-    stage(
-        "stop the streaming app (payments_stream_supervisor, action=stop)",
-        [*supervisor, "--conf", json.dumps({"action": "stop"})],
-        logs / "stream_supervisor_stop.log",
-    )
+    dag_stage(
+        f"stop the streaming app ({SUPERVISOR_DAG}, action=stop)",
+        SUPERVISOR_DAG, args.date, logs / "stream_supervisor_stop.log", {"action": "stop"},
+    )  # fmt: skip
     return figures
 
 
