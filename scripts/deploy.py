@@ -454,9 +454,14 @@ def create_views(athena: Any, target: AthenaTarget, statements: Sequence[tuple[s
             workgroup=target.workgroup,
         )
         state = athena.poll_query_status(query_id, max_polling_attempts=ATHENA_MAX_POLLS, sleep_time=ATHENA_POLL_SECONDS)
+        where = f"Athena view {target.database}.{name}: query {query_id}"
+        if state in ("QUEUED", "RUNNING", None):
+            raise DeployError(
+                f"{where} still {state or 'unknown'} after {ATHENA_MAX_POLLS} polls; see it in the workgroup's history"
+            )
         if state != "SUCCEEDED":
             reason = athena.get_state_change_reason(query_id) or "Athena gave no reason"
-            raise DeployError(f"Athena view {target.database}.{name}: query {query_id} ended {state}: {reason}")
+            raise DeployError(f"{where} ended {state}: {reason}")
         done[name] = query_id
     return done
 

@@ -179,3 +179,21 @@ def test_the_views_read_only_tables_terraform_creates():
         ctes = {cte.alias for cte in statement.find_all(exp.CTE)}
         read = {t.name for t in statement.expression.find_all(exp.Table) if t.name not in ctes}
         assert read <= tables, f"{path.name} reads {read - tables}"
+
+
+def test_a_view_query_that_does_not_finish_stops_the_deploy(project_with_views, aws, athena, tmp_path, monkeypatch):
+    from moto.moto_api import state_manager
+
+    s3, key_arn = aws
+    monkeypatch.setattr(deploy, "ATHENA_MAX_POLLS", 2)
+    state_manager.set_transition(model_name="athena::execution", transition={"progression": "manual", "times": 1000})
+    try:
+        with pytest.raises(deploy.DeployError, match=r"query \S+ still (QUEUED|RUNNING) after 2 polls"):
+            deploy.main(
+                ["--terraform-outputs", str(outputs(tmp_path, key_arn)), "--project-root", str(project_with_views)],
+                s3=s3,
+                athena=athena,
+            )
+    finally:
+        state_manager.unset_transition("athena::execution")
+    assert len(athena.sent) == 1
