@@ -134,7 +134,11 @@ def dag_stage(name: str, dag_id: str, day: str, log: Path, conf: dict | None = N
     ``log``) while showing its tasks' states; raise StageFailed unless the run succeeded."""
     say(f"{name} ...")
     command = [sys.executable, "-m", "devtools.local_runner", dag_id, "--date", day, "--conf", json.dumps(conf or {})]
-    view = DagProgress(CONSOLE, dag_id, dag_task_ids(dag_id))
+    try:
+        task_ids = dag_task_ids(dag_id)
+    except Exception as exc:
+        raise StageFailed(name, None, f"{dag_id} did not load: {exc}") from exc
+    view = DagProgress(CONSOLE, dag_id, task_ids)
     follow = dag_follower(view, dag_id, day, dt.datetime.now(dt.UTC))
     with view:
         code = run_logged(command, log, poll=follow)

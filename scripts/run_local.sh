@@ -2,7 +2,9 @@
 # The main job on the embedded local default (docs/main_job.md): set up, start the
 # embedded Kafka broker and the streaming app (through payments_stream_supervisor),
 # stream generated traffic, run payments_daily_index for the day through Airflow,
-# print the summary against the ground truth and write the HTML dashboard.
+# print the summary against the ground truth and write the HTML dashboard. On a terminal the
+# progress is live (bars while streaming, a task table while each DAG runs); without one, or
+# with PAYMENTS_PROGRESS=plain, plain lines.
 #   bash scripts/run_local.sh [--date YYYY-MM-DD] [--transactions N] [--stream-seconds S] [--stream-rate R] [--no-stream]
 # The Airflow UI with the project's DAGs, connections, variables and pools:
 #   bash scripts/run_local.sh ui        # http://localhost:8080 (AIRFLOW_PORT to change)
