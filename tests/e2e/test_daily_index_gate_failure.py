@@ -57,11 +57,13 @@ def test_the_batch_gate_fails_and_the_run_stops_there(broken_run):
     _, dag_run = broken_run
     states = daily_run.task_states(dag_run)
     assert dag_run.state == "failed", "a run whose gate failed is not a success"
-    assert states["build_batch_index"] == "success", "the job itself wrote its version"
-    assert states["verify_batch_index"] == "failed"
-    assert states["verify_quarantine"] == "success"
-    assert states["publish_batch_stage"] == "upstream_failed", "one task publishes both tables, after both gates"
-    assert "build_aggregate_index" not in states or states["build_aggregate_index"] == "upstream_failed"
+    assert states["batch.build"] == "success", "the job itself wrote its version"
+    assert states["batch.verify_batch_index"] == "success", "the contract ran and gave its verdict"
+    assert states["batch.check_batch_index"] == "failed", "the verdict: failed"
+    assert states["batch.check_quarantine"] == "success"
+    assert states["batch.publish"] == "upstream_failed", "one task publishes both tables, after both gates"
+    assert states["aggregate.resolve_inputs"] == states["aggregate.build"] == "upstream_failed"
+    assert "business.build" not in states or states["business.build"] == "upstream_failed"
     assert states["summarize_daily_run"] == "success", "the summary still runs"
 
 
@@ -102,3 +104,14 @@ def test_on_call_is_paged_with_the_failed_checks(broken_run):
     assert gate_page["details"]["location"] == str(staged(profile, "batch_index"))
     assert f"  - {FAILED_CHECK}" in gate_page["body"]
     assert "was NOT published" in gate_page["body"]
+
+
+def test_the_failed_run_pages_through_the_dags_failure_callback(broken_run):
+    """The DAG's on_failure_callback (the local profile's log-file notifier) runs under dag.test()
+    too, where Airflow hands it the serialized DAG, and names the task that failed the run."""
+    profile, dag_run = broken_run
+    pages = [json.loads(line) for line in Path(profile.notifier.log_path).read_text().splitlines()]
+    [run_page] = [page for page in pages if page["subject"].endswith(f"failed ({dag_run.run_id})")]
+    assert run_page["subject"] == f"payments_daily_index.batch.check_batch_index failed ({dag_run.run_id})"
+    assert run_page["details"]["task_id"] == "batch.check_batch_index"
+    assert run_page["details"]["error"] == "task_failure", "the reason Airflow gives a DAG failure callback"

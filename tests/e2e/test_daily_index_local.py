@@ -34,9 +34,28 @@ def catalog(profile) -> dict[str, str]:
     return daily_run.catalog(profile, DAY)
 
 
+def asset_events(dag_run) -> dict[str, list[str]]:
+    """Asset name -> the ``dt`` of each event the run's publish tasks added."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+        ).all()
+    events: dict[str, list[str]] = {}
+    for name, extra in rows:
+        events.setdefault(name, []).append(extra["dt"])
+    return events
+
+
 def test_daily_run_publishes_every_index_then_a_rerun_repoints_each_once(local_lake_day):
     first = run_daily()
     assert first.state == "success"
+    assert asset_events(first) == {f"payments.{table}": [DAY] for table in EVERY_TABLE}, "one event per published table"
     published = catalog(local_lake_day)
     assert set(published) == EVERY_TABLE
     for table, location in published.items():
@@ -47,7 +66,8 @@ def test_daily_run_publishes_every_index_then_a_rerun_repoints_each_once(local_l
     second = run_daily({"from_stage": "aggregate"})
     assert second.state == "success"
     states = daily_run.task_states(second)
-    assert states["wait_for_raw_drops"] == states["build_batch_index"] == states["publish_batch_stage"] == "skipped"
+    assert states["batch.should_run"] == states["batch.wait_for_raw_drops"] == "skipped"
+    assert states["batch.build"] == states["batch.publish"] == "skipped"
     republished = catalog(local_lake_day)
     assert set(republished) == EVERY_TABLE, "still one partition per index"
     for table in EVERY_TABLE:
