@@ -1,5 +1,6 @@
 # The EMR on EKS custom Spark image: the EMR release's own image plus the spark_apps
-# package, its Python dependencies and the JVM manifest's Spark jars. Built, tagged and pushed
+# package and the shared contract (payments_contract, standard library only), their Python
+# dependencies and the JVM manifest's Spark jars. Built, tagged and pushed
 # to the env's ECR repository <prefix>/spark (the PAYMENTS_SPARK_IMAGE_URI the jobs run) by
 #   python scripts/release_image.py --image <PAYMENTS_SPARK_IMAGE_URI>
 # (docs/infrastructure.md, release path). The base is the public EMR on EKS image (ECR Public
@@ -24,15 +25,14 @@ RUN python3 -m pip install --no-cache-dir -r /tmp/requirements-spark.txt \
     && rm /tmp/requirements-spark.txt
 # On the driver's and executors' classpath through the aws profile's spark.jars_dir.
 COPY --from=jvm /opt/payments/jars/spark /opt/payments/jars/spark
+# The jobs are command-line programs: the Airflow side passes every location and setting as an
+# argument, so neither the Airflow-side package nor the runtime profiles are in the image.
+COPY payments_contract /opt/payments/payments_contract
 COPY spark_apps /opt/payments/spark_apps
 COPY include/contracts /opt/payments/include/contracts
 COPY include/config /opt/payments/include/config
-# Jobs fall back to the runtime profile for options not passed explicitly.
-COPY include/profiles /opt/payments/include/profiles
-COPY plugins/payments_platform/__init__.py plugins/payments_platform/profiles.py /opt/payments/payments_platform/
 ENV PYTHONPATH=/opt/payments \
-    PAYMENTS_PROJECT_ROOT=/opt/payments \
-    PAYMENTS_PROFILES_DIR=/opt/payments/include/profiles
+    PAYMENTS_PROJECT_ROOT=/opt/payments
 
 # EMR on EKS runs Spark as the hadoop user.
 USER hadoop:hadoop

@@ -101,7 +101,7 @@ def bench(size: int, root: Path) -> dict:
             ["--date", date, "--version", "b1", "--raw-uri", raw, "--index-uri", index, "--quarantine-uri", quarantine],
             label=f"batch_index {date}",
         )
-    batch = {date: lake.versioned_location(index, "batch_index", date, "b1") for date in (DAY1, DAY2)}
+    batch = {date: lake.version_location(index, "batch_index", date, "b1") for date in (DAY1, DAY2)}
     common = ["--index-uri", index, "--raw-uri", raw]
     seconds_day1, (agg1,) = run_job(
         "spark_apps.jobs.aggregate_index",

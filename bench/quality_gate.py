@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spark_apps.lake import versioned_location, write_manifest
+from spark_apps.lake import version_location, write_manifest
 from spark_apps.quality import verify_staged_version
 from tests.quality.conftest import NOW, VERSION, arrow_schema, clean_row
 
@@ -29,7 +29,7 @@ FILE_ROWS = 250_000
 
 
 def stage_batch_index(base: Path, rows: int) -> str:
-    location = versioned_location(str(base), "batch_index", "2026-11-22", VERSION)
+    location = version_location(str(base), "batch_index", "2026-11-22", VERSION)
     Path(location).mkdir(parents=True)
     one = pa.Table.from_pylist([clean_row("batch_index")], schema=arrow_schema("batch_index"))
     for part, start in enumerate(range(0, rows, FILE_ROWS)):

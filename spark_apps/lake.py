@@ -1,13 +1,13 @@
-"""The versioned lake layout (DESIGN decision 4): locations, versions, manifests, writers.
+"""Spark-side lake access: manifests, version listings and schema-exact versioned writes.
 
-Every batch step writes one table for one date to a NEW location per run::
+The layout itself (DESIGN decision 4) is the shared contract's (``payments_contract``)::
 
     <base_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/part-*.parquet
     <base_uri>/<table>/dt=<YYYY-MM-DD>/version=<version>/_manifest.json
 
 where ``base_uri`` is ``lake.index_uri`` for indexes and ``lake.quarantine_uri``
 for quarantine tables. A Soda contract then audits the location and only then is
-the catalog partition ``dt=D`` pointed at it; older runs stay for time travel.
+the catalog partition ``dt=D`` pointed at it; older versions stay for time travel.
 
 ``base_uri`` may be a local path, ``file://...`` or ``s3://`` / ``s3a://``. The
 manifest is written with ``pyarrow.fs`` so the same code works on S3 (EMR on EKS)
@@ -20,8 +20,6 @@ import datetime as dt
 import functools
 import json
 import os
-import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,64 +27,15 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-MANIFEST_FILE = "_manifest.json"
-_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from payments_contract import MANIFEST_FILE, VERSION_SEGMENT, ContractError, date_location, version_location
+from payments_contract import check_date as check_date
+from payments_contract import check_version as check_version
+from payments_contract import new_version as new_version
+from payments_contract import table_location as table_location
+from payments_contract import version_from_airflow_run_id as version_from_airflow_run_id
 
-
-class LakeError(ValueError):
-    """A bad location, version, date or schema at a lake boundary."""
-
-
-# --- versions and locations ------------------------------------------------------
-
-
-def new_version(now: dt.datetime | None = None) -> str:
-    """A fresh, sortable version id: ``<UTC yyyymmddThhmmssZ>-<8 hex>``."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-def check_version(version: str) -> str:
-    """Return ``version`` if it is safe as one path segment (letters, digits, ``_ . -``), else raise.
-
-    Airflow run ids such as ``scheduled__2026-11-21T00:00:00+00:00`` are not: callers
-    pass a sanitized id (see :func:`version_from_airflow_run_id`).
-    """
-    if not isinstance(version, str) or not _VERSION_ID.match(version):
-        raise LakeError(f"version {version!r}: use 1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit")
-    return version
-
-
-def version_from_airflow_run_id(airflow_run_id: str) -> str:
-    """Map any Airflow run id to a deterministic path-safe version id (same input, same output)."""
-    safe = re.sub(r"[^A-Za-z0-9_.\-]+", "_", airflow_run_id).strip("_.-") or "run"
-    return check_version(safe[:128])
-
-
-def check_date(date: str | dt.date) -> str:
-    """The partition date as ``YYYY-MM-DD`` text; raises on anything else."""
-    text = date.isoformat() if isinstance(date, dt.date) else str(date)
-    if not _DATE.match(text):
-        raise LakeError(f"date {date!r}: expected YYYY-MM-DD")
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise LakeError(f"date {date!r}: {exc}") from None
-    return text
-
-
-def table_location(base_uri: str, table: str) -> str:
-    return f"{base_uri.rstrip('/')}/{table}"
-
-
-def date_location(base_uri: str, table: str, date: str | dt.date) -> str:
-    return f"{table_location(base_uri, table)}/dt={check_date(date)}"
-
-
-def versioned_location(base_uri: str, table: str, date: str | dt.date, version: str) -> str:
-    """``<base_uri>/<table>/dt=<date>/version=<version>`` (no trailing slash)."""
-    return f"{date_location(base_uri, table, date)}/version={check_version(version)}"
+# A bad location, version, date or schema at a lake boundary (the contract's error: one type to catch).
+LakeError = ContractError
 
 
 # --- file system access (manifests, listings) ---------------------------------------
@@ -147,14 +96,14 @@ def list_versions(base_uri: str, table: str, date: str | dt.date) -> list[str]:
         infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     except FileNotFoundError:
         return []
-    runs = []
+    versions = []
     for info in infos:
         name = info.path.rstrip("/").rsplit("/", 1)[-1]
-        if info.type == pafs.FileType.Directory and name.startswith("version="):
+        if info.type == pafs.FileType.Directory and name.startswith(VERSION_SEGMENT):
             manifest = filesystem.get_file_info(f"{info.path.rstrip('/')}/{MANIFEST_FILE}")
             if manifest.type == pafs.FileType.File:
-                runs.append(name.removeprefix("version="))
-    return sorted(runs)
+                versions.append(name.removeprefix(VERSION_SEGMENT))
+    return sorted(versions)
 
 
 # --- schema-exact DataFrame writes -----------------------------------------------------
@@ -225,7 +174,7 @@ def write_versioned(
     a new version never touches an earlier one. The manifest, if given, is written
     last, so a location with a manifest is a complete run.
     """
-    location = versioned_location(base_uri, table, date, version)
+    location = version_location(base_uri, table, date, version)
     conform_to_schema(df, schema).write.mode("overwrite").parquet(location)
     if manifest is not None:
         write_manifest(location, manifest)

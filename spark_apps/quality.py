@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from payments_contract import MANIFEST_FILE, ContractError, parse_version_location
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS_DIR = PROJECT_ROOT / "include" / "contracts"
 CONTRACTS_DIR_ENV_VAR = "PAYMENTS_CONTRACTS_DIR"
@@ -50,7 +52,6 @@ ENGINES = ("duckdb", "spark")
 # The Soda data source name and the schema every dataset is visible under, in both engines.
 DATA_SOURCE_NAME = "quality_gate"
 VIEW_SCHEMA = "global_temp"
-MANIFEST_FILE = "_manifest.json"  # the same name as spark_apps.lake.MANIFEST_FILE
 MANIFEST_ROWS_KEY = "rows"  # the manifest field holding the number of rows the job wrote
 MANIFEST_INPUTS_KEY = "inputs"  # optional manifest field: {table: location} of the versions the job read
 
@@ -69,8 +70,6 @@ GATE_VARIABLES = ("TIMESTAMP_TYPE", "STRING_ARRAY_TYPE", "DT", "VERSION", "MANIF
 # Tables whose version column is not the staged location's version (the stream writes stream-b<batch>).
 VERSION_CHECK_EXEMPT = frozenset({"stream_index"})
 
-# .../dt=<date>[/hour=<h>]/version=<version>: the stream index is partitioned by hour as well.
-_VERSIONED_LOCATION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})(?:/hour=\d{1,2})?/version=([A-Za-z0-9][A-Za-z0-9_.\-]{0,127})/?$")
 _REFERENCED_VIEW = re.compile(rf"\b{VIEW_SCHEMA}\.([A-Za-z_][A-Za-z0-9_]*)\b")
 
 
@@ -396,10 +395,13 @@ def write_contracts(contracts_dir: str | Path | None = None) -> list[Path]:
 
 def parse_versioned_location(location: str) -> tuple[str, str]:
     """(dt, version) of ``.../dt=<YYYY-MM-DD>[/hour=<h>]/version=<version>``; raises GateError for any other location."""
-    match = _VERSIONED_LOCATION.search(location)
-    if not match:
-        raise GateError(f"location {location!r} is not a staged version (.../<table>/dt=<YYYY-MM-DD>/version=<version>)")
-    return match.group(1), match.group(2)
+    try:
+        parsed = parse_version_location(location)
+    except ContractError:
+        raise GateError(
+            f"location {location!r} is not a staged version (.../<table>/dt=<YYYY-MM-DD>/version=<version>)"
+        ) from None
+    return parsed.dt, parsed.version
 
 
 def default_contracts_dir() -> Path:
@@ -543,7 +545,7 @@ def _run_on_duckdb(table, datasets, contract_text, variables, now, spark) -> Gat
                 )
             glob = f"{location.rstrip('/')}/*.parquet".replace("'", "''")
             try:
-                # hive_partitioning off: dt=/run= folder names are not columns of the data.
+                # hive_partitioning off: dt=/version= folder names are not columns of the data.
                 connection.execute(
                     f"CREATE VIEW {VIEW_SCHEMA}.{name} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = false)"
                 )

@@ -1,7 +1,9 @@
 """Small file operations on the lake, for local folders and ``s3://`` URIs alike.
 
 The Airflow side only reads and writes small control files (run manifests, quality
-results, publication markers) and lists version folders; data stays in Spark.
+results, publication markers) and lists version folders; data stays in Spark. Where those
+live (versioned locations, control-file names, the ready marker) is the shared contract's,
+re-exported here: ``payments_contract``.
 """
 
 from __future__ import annotations
@@ -12,18 +14,44 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from payments_contract import (
+    MANIFEST_FILE,
+    QUALITY_RESULT_FILE,
+    READY_MARKER,
+    join,
+    manifest_location,
+    parse_version_location,
+    quality_result_location,
+    ready_marker_location,
+    version_location,
+    version_of,
+)
+
+__all__ = [
+    "MANIFEST_FILE",
+    "QUALITY_RESULT_FILE",
+    "READY_MARKER",
+    "delete_file",
+    "has_data_files",
+    "is_s3",
+    "join",
+    "list_children",
+    "manifest_location",
+    "parse_version_location",
+    "quality_result_location",
+    "read_json",
+    "read_text",
+    "ready_marker_location",
+    "remove_tree",
+    "version_location",
+    "version_of",
+    "write_json",
+    "write_text",
+]
+
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
-
-
-def join(uri: str, *parts: str) -> str:
-    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def version_location(index_uri: str, table: str, dt: str, version: str) -> str:
-    """Where one run's version of one table's partition lives (DESIGN decision 4)."""
-    return join(index_uri, table, f"dt={dt}", f"version={version}")
 
 
 def _split(uri: str) -> tuple[str, str]:

@@ -11,26 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from payments_contract import BUSINESS_INDEXES as BUSINESS_INDEXES
+from payments_contract import STAGE_TABLES as STAGE_TABLES
+from payments_contract import STAGES as STAGES
 from payments_platform.profiles import Profile
 from payments_platform.spark_jobs import SparkJob
 
-STAGES = ("batch", "aggregate", "business")
-BUSINESS_INDEXES = (
-    "fraud_index",
-    "reconciliation_index",
-    "merchant_performance_index",
-    "user_spend_index",
-    "compliance_index",
-    "settlement_schedule_index",
-    "ops_index",
-    "ml_feedback",
-)
-# Tables each stage writes, gated and published in that order.
-STAGE_TABLES = {
-    "batch": ("batch_index", "quarantine"),
-    "aggregate": ("aggregate_index", "audit_trail"),
-    "business": BUSINESS_INDEXES,
-}
+# STAGES, STAGE_TABLES (the tables each stage writes, gated and published in that order) and
+# BUSINESS_INDEXES are the shared contract's, re-exported: the Spark jobs name the same tables.
 
 
 def batch_index_job(profile: Profile, *, dt: Any = "", version: Any = "") -> SparkJob:

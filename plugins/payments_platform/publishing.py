@@ -46,12 +46,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from payments_contract import DATE_SEGMENT, QUARANTINE, VERSION_SEGMENT, ContractError, parse_version_location
+from payments_contract import QUALITY_RESULT_FILE as QUALITY_RESULT_FILE
 from payments_platform import lake_io
 from payments_platform.profiles import Profile, get_profile
 
 log = logging.getLogger(__name__)
 
-QUALITY_RESULT_FILE = "_quality.json"
 # The object tag the lake's lifecycle rule expires (infra/terraform/modules/lake, variable superseded_tag).
 SUPERSEDED_TAG = {"Key": "payments-lifecycle", "Value": "superseded"}
 # A version whose gate found a card number in clear: expires within days (variable pan_scan_failed_tag).
@@ -75,10 +76,10 @@ class Publication:
 
 
 def version_of(location: str) -> str:
-    tail = location.rstrip("/").rsplit("/", 1)[-1]
-    if not tail.startswith("version="):
-        raise PublishError(f"{location} is not a versioned location (…/dt=<D>/version=<version>)")
-    return tail.removeprefix("version=")
+    try:
+        return parse_version_location(location).version
+    except ContractError as exc:
+        raise PublishError(str(exc)) from None
 
 
 def require_verified(location: str, aws_conn_id: str | None = None) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class _BasePublisher:
 
     def root_of(self, table: str) -> str:
         """Where ``table``'s versions live: the quarantine table has its own bucket/folder."""
-        return self.quarantine_uri if table == "quarantine" and self.quarantine_uri else self.index_uri
+        return self.quarantine_uri if table == QUARANTINE and self.quarantine_uri else self.index_uri
 
     def _target_for_rollback(self, table: str, dt: str, version: str | None) -> str:
         current = self.current(table, dt)
@@ -301,9 +302,9 @@ class EmbeddedPublisher(_BasePublisher):
         removed = []
         for table in tables:
             table_dir = Path(self.root_of(table)) / table
-            for version in sorted(table_dir.glob("dt=*/version=*")):
-                dt = version.parent.name.removeprefix("dt=")
-                location = lake_io.version_location(self.root_of(table), table, dt, version.name.removeprefix("version="))
+            for version in sorted(table_dir.glob(f"{DATE_SEGMENT}*/{VERSION_SEGMENT}*")):
+                dt = version.parent.name.removeprefix(DATE_SEGMENT)
+                location = lake_io.version_location(self.root_of(table), table, dt, version.name.removeprefix(VERSION_SEGMENT))
                 if not version.is_dir() or os.path.realpath(version) in keep:
                     continue
                 if _newest_mtime(version) < cutoff:

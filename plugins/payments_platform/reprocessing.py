@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
+from payments_contract import ContractError, check_date
 from payments_platform.profiles import get_profile
 from payments_platform.stages import validate_plan_params
 
@@ -24,11 +25,11 @@ _FROM_PROFILE: Any = object()
 
 def _day(params: dict[str, Any], name: str) -> date:
     value = params.get(name)
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str):
         raise AirflowFailException(f"param {name}={value!r}: expected a date YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
+        return date.fromisoformat(check_date(value))  # the contract's date rule
+    except ContractError as exc:
         raise AirflowFailException(f"param {name}={value!r}: {exc}") from None
 
 

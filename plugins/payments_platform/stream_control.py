@@ -28,6 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from payments_contract import (
+    STREAM_HEARTBEAT_FILE,
+    STREAM_LATEST_FILE,
+    STREAM_QUERY_NAME,
+    stream_metrics_location,
+    supervisor_location,
+)
 from payments_platform import lake_io
 from payments_platform.profiles import PROJECT_ROOT, Profile, get_profile
 from payments_platform.spark_jobs import (
@@ -42,7 +49,6 @@ from payments_platform.spark_jobs import (
 )
 
 STREAM_JOB_NAME = "payments-stream-index"
-STREAM_QUERY_NAME = "stream_index"  # the job's metrics live under <metrics_uri>/stream/<query name>/
 ACTIVE_EMR_STATES = ["PENDING", "SUBMITTED", "RUNNING"]
 
 
@@ -285,12 +291,12 @@ class StreamHealth:
 
 def latest_metrics(metrics_uri: str) -> dict[str, Any] | None:
     """The newest micro-batch metrics record the streaming job wrote, if any (docs/streaming.md)."""
-    return lake_io.read_json(lake_io.join(metrics_uri, "stream", STREAM_QUERY_NAME, "latest.json"))
+    return lake_io.read_json(lake_io.join(stream_metrics_location(metrics_uri, STREAM_QUERY_NAME), STREAM_LATEST_FILE))
 
 
 def latest_heartbeat(metrics_uri: str) -> dict[str, Any] | None:
     """The newest idle heartbeat of the streaming job (written while no new record arrives), if any."""
-    return lake_io.read_json(lake_io.join(metrics_uri, "stream", STREAM_QUERY_NAME, "heartbeat.json"))
+    return lake_io.read_json(lake_io.join(stream_metrics_location(metrics_uri, STREAM_QUERY_NAME), STREAM_HEARTBEAT_FILE))
 
 
 def _utc(text: Any) -> datetime:
@@ -377,7 +383,7 @@ def restart_decision(
 
 
 def restart_state_uri(profile: Profile) -> str:
-    return lake_io.join(profile.lake.metrics_uri, "supervisor", "restarts.json")
+    return supervisor_location(profile.lake.metrics_uri, "restarts.json")
 
 
 # --- incidents: one page per incident ----------------------------------------------------------
@@ -420,7 +426,29 @@ class IncidentState:
 
 
 def incident_state_uri(profile: Profile) -> str:
-    return lake_io.join(profile.lake.metrics_uri, "supervisor", "incident.json")
+    return supervisor_location(profile.lake.metrics_uri, "incident.json")
 
 
-__all__ = ["EMR_FAILED_STATES", "EMR_TERMINAL_STATES"]
+__all__ = ["EMR_FAILED_STATES", "EMR_TERMINAL_STATES", "STREAM_QUERY_NAME"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m payments_platform.stream_control command|start|status|stop``: the local
+    controller by hand, with exactly the arguments the supervisor passes (the job has no defaults
+    for its locations and topics)."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m payments_platform.stream_control", description=main.__doc__)
+    parser.add_argument("action", choices=("command", "start", "status", "stop"))
+    action = parser.parse_args(argv).action
+    controller = LocalStreamController(get_profile())
+    if action == "command":
+        print(shlex.join(controller.command()))
+        return 0
+    print(getattr(controller, action)())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from payments_contract import QUALITY_RESULT_FILE, STREAM_METRICS_DIR, stream_batches_location
 from spark_apps import lake
 from spark_apps.readers import read_side_source
 from spark_apps.sources import source_location
@@ -82,9 +83,6 @@ def resolve_previous_aggregate(location: str | None, run_date: str) -> str | Non
     return None
 
 
-QUALITY_RESULT_FILE = "_quality.json"  # written next to the manifest by the quality gate
-
-
 def latest_verified_version(base_uri: str, table: str, before: str, max_days: int) -> str | None:
     """The newest version (by manifest ``finished_at``) that passed the quality gate, of the latest
     date before ``before`` that has one, looking back at most ``max_days`` days; None if there is none."""
@@ -93,7 +91,7 @@ def latest_verified_version(base_uri: str, table: str, before: str, max_days: in
         date = (day - dt.timedelta(days=back)).isoformat()
         verified = []
         for version in lake.list_versions(base_uri, table, date):
-            location = lake.versioned_location(base_uri, table, date, version)
+            location = lake.version_location(base_uri, table, date, version)
             try:
                 passed = json.loads(lake.read_text(f"{location}/{QUALITY_RESULT_FILE}")).get("passed") is True
             except (FileNotFoundError, OSError, ValueError):
@@ -110,7 +108,7 @@ def list_manifests(base_uri: str, tables: list[str], date: str) -> list[dict[str
     manifests = []
     for table in tables:
         for version in lake.list_versions(base_uri, table, date):
-            manifest = read_manifest_or_none(lake.versioned_location(base_uri, table, date, version))
+            manifest = read_manifest_or_none(lake.version_location(base_uri, table, date, version))
             if manifest is not None:
                 manifests.append({"table": table, **manifest})
     return manifests
@@ -147,7 +145,7 @@ def stream_metric_records(metrics_uri: str, date: str) -> tuple[list[dict[str, A
     """The streaming micro-batch records of ``date``: ``<metrics-uri>/stream/<query>/batches/dt=<date>/``."""
     from pyarrow import fs as pafs
 
-    root = f"{metrics_uri.rstrip('/')}/stream"
+    root = lake.table_location(metrics_uri, STREAM_METRICS_DIR)
     filesystem, path = lake._filesystem(root)
     if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
         return [], 0
@@ -155,7 +153,7 @@ def stream_metric_records(metrics_uri: str, date: str) -> tuple[list[dict[str, A
     for info in filesystem.get_file_info(pafs.FileSelector(path)):
         if info.type == pafs.FileType.Directory:
             query = info.path.rstrip("/").rsplit("/", 1)[-1]
-            found, unreadable = read_json_lines(f"{root}/{query}/batches/dt={date}")
+            found, unreadable = read_json_lines(stream_batches_location(metrics_uri, query, date))
             records += found
             bad += unreadable
     return records, bad

@@ -34,6 +34,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from payments_contract import AGGREGATE_INDEX, AUDIT_TRAIL, STREAM_INDEX
 from spark_apps import lake
 from spark_apps.indexes.config import load_index_config
 from spark_apps.indexes.inputs import latest_verified_version, read_raw_side, read_table, resolve_previous_aggregate
@@ -46,8 +47,8 @@ from spark_apps.schemas import (
     STREAM_INDEX_SCHEMA,
 )
 
-AGGREGATE_TABLE = "aggregate_index"
-AUDIT_TABLE = "audit_trail"
+AGGREGATE_TABLE = AGGREGATE_INDEX
+AUDIT_TABLE = AUDIT_TRAIL
 
 
 class ConservationError(RuntimeError):
@@ -61,8 +62,8 @@ def _counts_by(df: DataFrame, column: str) -> dict[str, int]:
 def default_stream_locations(index_uri: str, date: str) -> list[str]:
     day = dt.date.fromisoformat(date)
     return [
-        lake.date_location(index_uri, "stream_index", day - dt.timedelta(days=1)),
-        lake.date_location(index_uri, "stream_index", day),
+        lake.date_location(index_uri, STREAM_INDEX, day - dt.timedelta(days=1)),
+        lake.date_location(index_uri, STREAM_INDEX, day),
     ]
 
 

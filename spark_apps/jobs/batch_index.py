@@ -39,6 +39,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from payments_contract import BATCH_INDEX, QUARANTINE
 from spark_apps import lake
 from spark_apps.dedup import filter_latest_per_transaction
 from spark_apps.enrichment import with_fx_conversion, with_latest_fraud_output, with_merchant_risk, with_policy, with_policy_flags
@@ -67,8 +68,8 @@ from spark_apps.validation import (
     with_validation,
 )
 
-INDEX_TABLE = "batch_index"
-QUARANTINE_TABLE = "quarantine"
+INDEX_TABLE = BATCH_INDEX
+QUARANTINE_TABLE = QUARANTINE
 SIDE_INPUTS = {
     "fraud_scores": FRAUD_MODEL_OUTPUT_SCHEMA,
     "merchants": MERCHANT_SCHEMA,

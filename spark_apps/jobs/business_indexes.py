@@ -30,6 +30,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from payments_contract import AGGREGATE_INDEX, BATCH_INDEX, BUSINESS_INDEXES
 from spark_apps import lake
 from spark_apps.indexes.compliance import build_compliance_index
 from spark_apps.indexes.config import IndexConfig, load_index_config
@@ -45,8 +46,8 @@ from spark_apps.jobs.aggregate_index import parse_conf
 from spark_apps.schemas import AGGREGATE_INDEX_SCHEMA, MERCHANT_SCHEMA, SETTLEMENT_LINE_SCHEMA, TABLE_SCHEMAS, USER_SCHEMA
 
 # Tables whose run manifests feed the ops index (besides the streaming metrics).
-OPS_MANIFEST_TABLES = ["batch_index", "aggregate_index", "fraud_index", "reconciliation_index", "merchant_performance_index",
-                       "user_spend_index", "compliance_index", "settlement_schedule_index", "ml_feedback"]  # fmt: skip
+# (The ops index's own earlier versions are not among them.)
+OPS_MANIFEST_TABLES = [BATCH_INDEX, AGGREGATE_INDEX, *(index for index in BUSINESS_INDEXES if index != "ops_index")]
 
 
 @dataclass

@@ -20,9 +20,10 @@ import sys
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from payments_contract import STREAM_INDEX
 from spark_apps.lake import _filesystem, check_date, date_location
 
-TABLE = "stream_index"
+TABLE = STREAM_INDEX
 
 
 def compact_hour(filesystem: pafs.FileSystem, folder: str) -> dict[str, int]:

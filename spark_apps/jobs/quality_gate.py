@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from payments_contract import QUALITY_RESULT_FILE
+
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The control file the publisher reads; only the orchestrator writes it (plugins/payments_platform/publishing.py).
-CONTROL_FILE = "_quality.json"
+CONTROL_FILE = QUALITY_RESULT_FILE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

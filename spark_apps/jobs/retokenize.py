@@ -81,7 +81,7 @@ def run_apply(
     new_version: str,
     columns: tuple[str, ...] = ("card_token",),
 ) -> dict:
-    source = lake.versioned_location(base_uri, table, date, lake.check_version(from_version))
+    source = lake.version_location(base_uri, table, date, lake.check_version(from_version))
     source_df = spark.read.parquet(source)
     rewritten_df = retokenized(source_df, read_token_map(spark, map_uri, new_version), columns)
     location = lake.write_versioned(rewritten_df, base_uri, table, date, lake.check_version(version), source_df.schema)

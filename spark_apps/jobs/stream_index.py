@@ -2,27 +2,25 @@
 
     python -m spark_apps.jobs.stream_index [options]          # or spark-submit spark_apps/jobs/stream_index.py
 
-The stream supervisor passes every setting as an option (plugins/payments_platform/
-stream_control.py ``stream_job``), and then the job reads no runtime profile at all (an EMR
-pod has no ``PAYMENTS_PROFILE``): no master (spark-submit's), no profile Spark settings.
-Only when one of the settings below is missing (a hand-started run) does it default them
-from the selected runtime profile (``PAYMENTS_PROFILE``, default ``local``): Kafka from
-``kafka.*``, locations from ``lake.*``, and the profile's master and Spark settings on this
-machine. Options:
+A pure command-line program: every location and setting is an option, passed by the stream
+supervisor (plugins/payments_platform/stream_control.py ``stream_job``, from the runtime
+profile it reads on the Airflow side); the job itself reads no profile and imports nothing of
+the Airflow side (an EMR pod has neither). Its master and Spark settings are spark-submit's
+(or ``--master`` / ``--conf``). Options (the profile key the supervisor passes in brackets):
 
-  --bootstrap HOST:PORT[,...]     Kafka bootstrap servers           (kafka.bootstrap_servers)
-  --security plaintext|iam        Kafka auth; iam = MSK IAM         (kafka.security)
+  --bootstrap HOST:PORT[,...]     Kafka bootstrap servers, required  (kafka.bootstrap_servers)
+  --security plaintext|iam        Kafka auth; iam = MSK IAM, default plaintext  (kafka.security)
   --region REGION                 AWS region (MSK IAM, secrets, CloudWatch)  (profile region)
-  --transactions-topic / --fraud-signals-topic / --alerts-topic / --dead-letter-topic   (kafka.*_topic)
-  --raw-uri URI                   reference data: <raw>/{fx_rates,merchants,policies}/dt=D/  (lake.raw_uri)
-  --index-uri URI                 stream index root: <index>/stream_index/dt=D/hour=H/  (lake.index_uri)
-  --checkpoint-uri URI            checkpoint root; the query uses <uri>/stream_index/  (lake.checkpoint_uri)
-  --metrics-uri URI               metrics root; records go to <uri>/stream/<query>/    (lake.metrics_uri)
+  --transactions-topic / --fraud-signals-topic / --alerts-topic / --dead-letter-topic   required (kafka.*_topic)
+  --raw-uri URI                   required; reference data: <raw>/{fx_rates,merchants,policies}/dt=D/  (lake.raw_uri)
+  --index-uri URI                 required; stream index root: <index>/stream_index/dt=D/hour=H/  (lake.index_uri)
+  --checkpoint-uri URI            required; checkpoint root, the query uses <uri>/<query>/  (lake.checkpoint_uri)
+  --metrics-uri URI               required; metrics root, records go to <uri>/stream/<query>/  (lake.metrics_uri)
   --trigger-interval "200 milliseconds"   micro-batch trigger (default 200 milliseconds)
   --available-now                 process what is in Kafka at start (the brokers' end offsets), then stop
   --starting-offsets earliest|latest|JSON   for a new checkpoint only (default earliest)
   --max-offsets-per-trigger N     cap records per micro-batch and input topic (20000; 0 = no cap)
-  --state-partitions N            the stateful passes' partitions, fixed for a checkpoint (profile spark.stream_state_partitions)
+  --state-partitions N            the stateful passes' partitions, fixed for a checkpoint, default 1 (spark.stream_state_partitions)
   --allow-data-loss               go on past offsets that Kafka no longer has (default: fail; see below)
   --late-bound-seconds N          produce time - event time above this -> dead letter "late" (600)
   --dedup-horizon-seconds N       how long a transaction id is remembered, >= late bound (900);
@@ -32,7 +30,7 @@ machine. Options:
                                   (300; profile validation.max_clock_skew_seconds, passed by the supervisor)
   --reference-refresh-seconds N   look for a newer day of FX / merchants / policies every N s (300);
                                   when one has landed the query restarts with it (from its checkpoint)
-  --token-key-ref REF             PAN token key secret reference (profile secrets.pan_token_key)
+  --token-key-ref REF             PAN token key secret reference, default env:PAYMENTS_PAN_TOKEN_KEY (secrets.pan_token_key)
   --fraud-rules PATH              rules YAML (include/config/fraud_rules.yaml)
   --query-name NAME               streaming query name (stream_index)
   --publish-metrics none|cloudwatch   also put each micro-batch's metrics into CloudWatch (needs
@@ -64,15 +62,29 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from spark_apps.kafka.security import spark_kafka_options
+from payments_contract import STREAM_QUERY_NAME
+from spark_apps.kafka.security import SECURITY_MODES, spark_kafka_options
+from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF
 from spark_apps.streaming.transforms import StreamSettings, build_stream
 
 log = logging.getLogger("stream_index")
-QUERY_NAME = "stream_index"
+QUERY_NAME = STREAM_QUERY_NAME
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 20_000
 FETCH_MAX_WAIT_MS = 10
 # Consumer group ids of Spark's Kafka source start with this (the MSK IAM policy names it).
 CONSUMER_GROUP_PREFIX = "payments-stream-index"
+# The settings without which the job cannot run: the supervisor passes them all (stream_control.stream_job).
+REQUIRED_OPTIONS = (
+    "bootstrap",
+    "transactions_topic",
+    "fraud_signals_topic",
+    "alerts_topic",
+    "dead_letter_topic",
+    "raw_uri",
+    "index_uri",
+    "checkpoint_uri",
+    "metrics_uri",
+)
 # State in RocksDB (off the JVM heap, bounded memory) with changelog checkpointing: a batch
 # commit uploads only the changes, not a snapshot. A checkpoint keeps the provider it was
 # created with (Spark records it in the offset log), so existing queries are unaffected.
@@ -247,30 +259,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     doc = __doc__ or ""
     parser = argparse.ArgumentParser(prog="stream_index", description=doc.split("\n\n")[0])
     add = parser.add_argument
-    for name in (
-        "bootstrap",
-        "security",
-        "region",
-        "transactions-topic",
-        "fraud-signals-topic",
-        "alerts-topic",
-        "dead-letter-topic",
-    ):
-        add(f"--{name}")
-    for name in ("raw-uri", "index-uri", "checkpoint-uri", "metrics-uri"):
-        add(f"--{name}")
+    for name in REQUIRED_OPTIONS:
+        add(f"--{name.replace('_', '-')}", required=True)
+    add("--security", choices=SECURITY_MODES, default="plaintext")
+    add("--region")
     add("--trigger-interval", default="200 milliseconds")
     add("--available-now", action="store_true")
     add("--starting-offsets", default="earliest")
     add("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
     add("--allow-data-loss", action="store_true")
-    add("--state-partitions", type=int)
+    add("--state-partitions", type=int, default=1)
     add("--late-bound-seconds", type=int, default=StreamSettings.late_bound_seconds)
     add("--dedup-horizon-seconds", type=int, default=StreamSettings.dedup_horizon_seconds)
     add("--signal-window-seconds", type=int, default=StreamSettings.signal_window_seconds)
     add("--max-clock-skew-seconds", type=int, default=StreamSettings.max_clock_skew_seconds)
     add("--reference-refresh-seconds", type=float, default=300.0)
-    add("--token-key-ref")
+    add("--token-key-ref", default=DEFAULT_PAN_TOKEN_KEY_REF)
     add("--fraud-rules")
     add("--query-name", default=QUERY_NAME)
     add("--publish-metrics", choices=("none", "cloudwatch"), default="none")
@@ -279,53 +283,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# Settings the supervisor always passes; the profile is read only when one of them is missing.
-PROFILE_DEFAULTED = (
-    "bootstrap",
-    "security",
-    "transactions_topic",
-    "fraud_signals_topic",
-    "alerts_topic",
-    "dead_letter_topic",
-    "raw_uri",
-    "index_uri",
-    "checkpoint_uri",
-    "metrics_uri",
-    "token_key_ref",
-    "state_partitions",
-)
-
-
-def profile_for_missing(args: argparse.Namespace):
-    """The runtime profile, only when an option it defaults is missing (else None: nothing read)."""
-    if all(getattr(args, name) not in (None, "") for name in PROFILE_DEFAULTED):
-        return None
-    from payments_platform.profiles import get_profile
-
-    return get_profile()
-
-
 def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
-    """Arguments, over profile defaults for any that are missing."""
-    profile = profile_for_missing(args)
-
-    def pick(value, default):
-        return value if value not in (None, "") else (default() if profile is not None else None)
-
-    kafka = profile.kafka if profile is not None else None
-    lake_config = profile.lake if profile is not None else None
     return StreamJobOptions(
-        bootstrap=pick(args.bootstrap, lambda: kafka.bootstrap_servers),
-        transactions_topic=pick(args.transactions_topic, lambda: kafka.transactions_topic),
-        fraud_signals_topic=pick(args.fraud_signals_topic, lambda: kafka.fraud_signals_topic),
-        alerts_topic=pick(args.alerts_topic, lambda: kafka.fraud_alerts_topic),
-        dead_letter_topic=pick(args.dead_letter_topic, lambda: kafka.dead_letter_topic),
-        raw_uri=pick(args.raw_uri, lambda: lake_config.raw_uri),
-        index_uri=pick(args.index_uri, lambda: lake_config.index_uri),
-        checkpoint_uri=pick(args.checkpoint_uri, lambda: lake_config.checkpoint_uri),
-        metrics_uri=pick(args.metrics_uri, lambda: lake_config.metrics_uri),
-        security=pick(args.security, lambda: kafka.security),
-        region=pick(args.region, lambda: profile.region),
+        bootstrap=args.bootstrap,
+        transactions_topic=args.transactions_topic,
+        fraud_signals_topic=args.fraud_signals_topic,
+        alerts_topic=args.alerts_topic,
+        dead_letter_topic=args.dead_letter_topic,
+        raw_uri=args.raw_uri,
+        index_uri=args.index_uri,
+        checkpoint_uri=args.checkpoint_uri,
+        metrics_uri=args.metrics_uri,
+        security=args.security,
+        region=args.region or None,
         trigger_interval=args.trigger_interval,
         available_now=args.available_now,
         starting_offsets=args.starting_offsets,
@@ -340,38 +310,31 @@ def options_from_args(args: argparse.Namespace) -> StreamJobOptions:
     )
 
 
-def session_settings(args: argparse.Namespace, profile=None) -> tuple[str | None, dict[str, str]]:
-    """(master, Spark conf) of the job's session: the profile's master and settings only on this
-    machine and only when the profile was read (``profile_for_missing``); else spark-submit's."""
-    local = profile is not None and profile.spark.launcher == "local"
-    conf = {**STREAM_SESSION_CONF, **(profile.spark.conf if local else {})}
+def session_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
+    """(master, Spark conf) of the job's session: ``--master`` (else spark-submit's) and the stream's
+    settings, with ``--conf`` last."""
     # A new checkpoint takes this; an existing one keeps the count it started with (Spark's rule).
-    partitions = args.state_partitions or (profile.spark.stream_state_partitions if profile is not None else 1)
-    conf["spark.sql.shuffle.partitions"] = str(partitions)
+    conf = {**STREAM_SESSION_CONF, "spark.sql.shuffle.partitions": str(args.state_partitions)}
     for item in args.conf:
         name, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--conf {item!r}: expected KEY=VALUE")
         conf[name] = value
-    master = args.master or (profile.spark.master if local else None)
-    return master, conf
+    return args.master, conf
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     from spark_apps.fraud_rules import load_rules
-    from spark_apps.secrets import DEFAULT_PAN_TOKEN_KEY_REF, pan_token_key
+    from spark_apps.secrets import pan_token_key
     from spark_apps.session import build_session
 
-    profile = profile_for_missing(args)
     options = options_from_args(args)
     if options.publish_metrics == "cloudwatch" and not options.region:
         raise SystemExit("--publish-metrics cloudwatch needs --region")
-    master, conf = session_settings(args, profile)
-    profile_key_ref = profile.secrets.get("pan_token_key") if profile is not None else None
-    key_ref = args.token_key_ref or profile_key_ref or DEFAULT_PAN_TOKEN_KEY_REF
-    pan_key = pan_token_key(key_ref, options.region)
+    master, conf = session_settings(args)
+    pan_key = pan_token_key(args.token_key_ref or DEFAULT_PAN_TOKEN_KEY_REF, options.region)
     rules = load_rules(args.fraud_rules)
     spark = build_session(f"stream-index-{options.query_name}", master, conf)
     publishers = []

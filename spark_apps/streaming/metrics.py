@@ -65,6 +65,7 @@ from types import SimpleNamespace
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from payments_contract import STREAM_HEARTBEAT_FILE, STREAM_LATEST_FILE, stream_batch_record_location, stream_metrics_location
 from spark_apps import lake
 from spark_apps.streaming.cloudwatch import parse_iso
 
@@ -282,7 +283,7 @@ def source_lag(progress: dict) -> dict[str, dict[str, float | int]]:
 
 
 def metrics_location(metrics_uri: str, query_name: str) -> str:
-    return f"{metrics_uri.rstrip('/')}/stream/{query_name}"
+    return stream_metrics_location(metrics_uri, query_name)
 
 
 class JsonEventsBridge:
@@ -331,6 +332,7 @@ class MetricsListener(StreamingQueryListener):
         batch_stats: Callable[[int], dict | None] | None = None,
         input_topics: dict[str, str] | None = None,
     ) -> None:
+        self.metrics_uri, self.query_name = metrics_uri, query_name
         self.location = metrics_location(metrics_uri, query_name)
         self.input_topics = input_topics
         self.query_name = query_name
@@ -361,7 +363,7 @@ class MetricsListener(StreamingQueryListener):
                 "dead_letters": None,
                 "quarantine_rate": None,
             }
-            lake.write_text(f"{self.location}/heartbeat.json", json.dumps(record, sort_keys=True, default=str) + "\n")
+            lake.write_text(f"{self.location}/{STREAM_HEARTBEAT_FILE}", json.dumps(record, sort_keys=True, default=str) + "\n")
             for publish in self.publishers:
                 publish(record)
         except Exception:
@@ -391,17 +393,15 @@ class MetricsListener(StreamingQueryListener):
     def write(self, record: dict) -> None:
         committed = record["committed_at"]
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
-        lake.write_text(
-            f"{self.location}/batches/dt={committed[:10]}/hour={committed[11:13]}/batch-{int(record['batch_id']):012d}.json", line
-        )
-        lake.write_text(f"{self.location}/latest.json", line)
+        lake.write_text(stream_batch_record_location(self.metrics_uri, self.query_name, committed, record["batch_id"]), line)
+        lake.write_text(f"{self.location}/{STREAM_LATEST_FILE}", line)
         self.records_written += 1
 
 
 def read_latest(metrics_uri: str, query_name: str) -> dict | None:
     """The newest batch record (for the supervisor), or None if the stream has not committed one."""
     try:
-        return json.loads(lake.read_text(f"{metrics_location(metrics_uri, query_name)}/latest.json"))
+        return json.loads(lake.read_text(f"{metrics_location(metrics_uri, query_name)}/{STREAM_LATEST_FILE}"))
     except (FileNotFoundError, OSError):
         return None
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 
+from payments_contract import STREAM_INDEX
 from spark_apps import lake
 from spark_apps.enrichment import fx_rate_lookup, merchant_risk_lookup
 from spark_apps.readers import read_side_source
@@ -47,7 +48,7 @@ from spark_apps.streaming.transforms import (
 )
 
 log = logging.getLogger(__name__)
-INDEX_TABLE = "stream_index"
+INDEX_TABLE = STREAM_INDEX
 REFERENCE_SOURCES = {"fx_rates": FX_RATE_SCHEMA, "merchants": MERCHANT_SCHEMA, "policies": POLICY_SCHEMA}
 
 

@@ -62,7 +62,6 @@ def test_the_supervisor_passes_every_setting_and_the_job_builds_the_aws_options_
         kafka_source_options,
         options_from_args,
         parse_args,
-        profile_for_missing,
         session_settings,
     )
 
@@ -74,7 +73,6 @@ def test_the_supervisor_passes_every_setting_and_the_job_builds_the_aws_options_
 
     monkeypatch.setattr(profiles, "get_profile", no_profile)
     args = parse_args(arguments)
-    assert profile_for_missing(args) is None
     options = options_from_args(args)
     assert (options.bootstrap, options.security, options.region) == (
         "b-1.payments.kafka.eu-west-1.amazonaws.com:9098",
@@ -92,9 +90,9 @@ def test_the_supervisor_passes_every_setting_and_the_job_builds_the_aws_options_
     assert kafka_source_options(options, options.transactions_topic)["kafka.sasl.mechanism"] == "AWS_MSK_IAM"
     assert kafka_source_options(options, options.transactions_topic)["failOnDataLoss"] == "true"
     # No master of its own (spark-submit's on EMR) and no local profile's settings: 12 state partitions.
-    assert session_settings(args, None) == (None, {**STREAM_SESSION_CONF, "spark.sql.shuffle.partitions": "12"})
-    assert stream_index.PROFILE_DEFAULTED  # every one of them is in the arguments above
-    assert all(f"--{name.replace('_', '-')}" in arguments for name in stream_index.PROFILE_DEFAULTED)
+    assert session_settings(args) == (None, {**STREAM_SESSION_CONF, "spark.sql.shuffle.partitions": "12"})
+    assert stream_index.REQUIRED_OPTIONS  # every one of them is in the arguments above
+    assert all(f"--{name.replace('_', '-')}" in arguments for name in stream_index.REQUIRED_OPTIONS)
 
 
 def test_metrics_go_to_cloudwatch_only_when_the_option_says_so(monkeypatch, tmp_path):

@@ -58,7 +58,7 @@ def test_counts_match_the_ground_truth_and_conserve(day):
 def test_written_versions_have_the_exact_schemas_and_manifests(spark, day):
     manifest = lake.read_manifest(day["first"]["index_location"])
     assert manifest["counts"] == day["first"]["counts"] and manifest["rows"] == day["first"]["counts"]["indexed"]
-    assert day["first"]["index_location"] == lake.versioned_location(day["index_uri"], "batch_index", DATE, "run-1")
+    assert day["first"]["index_location"] == lake.version_location(day["index_uri"], "batch_index", DATE, "run-1")
     assert lake.list_versions(day["index_uri"], "batch_index", DATE) == ["run-1", "run-2"]
     written = index_df(spark, day["first"])
     assert [(f.name, lake.without_nullability(f.dataType)) for f in written.schema.fields] == [
@@ -264,7 +264,7 @@ def test_an_enrichment_join_that_loses_a_row_fails_the_job(spark, small_drop, mo
         f"batch index {DATE} version lossy-join: read 6 != indexed 2 + quarantined 2 + duplicates 1 "
         "(valid 4 - distinct transaction ids 3): the index holds 2 rows for 3 distinct valid transaction ids"
     )
-    location = lake.versioned_location(small_drop["index_uri"], "batch_index", DATE, "lossy-join")
+    location = lake.version_location(small_drop["index_uri"], "batch_index", DATE, "lossy-join")
     assert not (Path(location) / "_manifest.json").exists()
 
 

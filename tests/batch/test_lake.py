@@ -1,8 +1,7 @@
-"""The versioned lake layout: locations, run ids, manifests and schema-exact writes."""
+"""Spark-side lake access: manifests, version listings and schema-exact writes (the layout rules are
+tested with the shared contract, tests/unit/test_contract.py)."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import pytest
 from pyspark.sql.types import DecimalType, StringType, StructField, StructType
@@ -13,51 +12,17 @@ from spark_apps import lake
 SCHEMA = StructType([StructField("id", StringType(), False), StructField("amount", DecimalType(18, 2), True)])
 
 
-def test_versioned_location_layout():
-    assert (
-        lake.versioned_location("s3://b/indexes/", "batch_index", "2026-11-21", "r1")
-        == "s3://b/indexes/batch_index/dt=2026-11-21/version=r1"
-    )
-    assert lake.versioned_location("/lake", "t", dt.date(2026, 1, 2), "a.b-c_d") == "/lake/t/dt=2026-01-02/version=a.b-c_d"
-
-
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "run id", "scheduled__2026-11-21T00:00:00+00:00"])
-def test_unsafe_run_ids_are_rejected(bad):
-    with pytest.raises(lake.LakeError):
-        lake.check_version(bad)
-
-
-@pytest.mark.parametrize("bad", ["2026-13-01", "20261121", "2026-11-21T00:00", ""])
-def test_bad_dates_are_rejected(bad):
-    with pytest.raises(lake.LakeError):
-        lake.check_date(bad)
-
-
-def test_airflow_run_ids_map_to_stable_safe_ids():
-    mapped = lake.version_from_airflow_run_id("scheduled__2026-11-21T00:00:00+00:00")
-    assert mapped == lake.version_from_airflow_run_id("scheduled__2026-11-21T00:00:00+00:00")
-    assert lake.check_version(mapped) == mapped
-    assert "/" not in mapped and ":" not in mapped and "+" not in mapped
-
-
-def test_new_run_ids_sort_by_time_and_are_unique():
-    first = lake.new_version(dt.datetime(2026, 11, 21, 1, 2, 3, tzinfo=dt.UTC))
-    second = lake.new_version(dt.datetime(2026, 11, 21, 1, 2, 4, tzinfo=dt.UTC))
-    assert first.startswith("20261121T010203Z-") and first < second
-    assert lake.new_version() != lake.new_version()
-
-
-def test_manifest_round_trip_and_run_listing(tmp_path):
+def test_manifest_round_trip_and_version_listing(tmp_path):
     base = str(tmp_path)
     assert lake.list_versions(base, "t", "2026-11-21") == []
-    for run in ("r2", "r1"):
-        lake.write_manifest(lake.versioned_location(base, "t", "2026-11-21", run), {"version": run, "counts": {"read": 3}})
-    # A run folder without a manifest is an unfinished run and is not listed.
+    for version in ("r2", "r1"):
+        lake.write_manifest(lake.version_location(base, "t", "2026-11-21", version), {"version": version, "counts": {"read": 3}})
+    # A version folder without a manifest is an unfinished run and is not listed.
     (tmp_path / "t" / "dt=2026-11-21" / "version=r3").mkdir()
     assert lake.list_versions(base, "t", "2026-11-21") == ["r1", "r2"]
-    assert lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r1")) == {"version": "r1", "counts": {"read": 3}}
+    assert lake.read_manifest(lake.version_location(base, "t", "2026-11-21", "r1")) == {"version": "r1", "counts": {"read": 3}}
     with pytest.raises(FileNotFoundError):
-        lake.read_manifest(lake.versioned_location(base, "t", "2026-11-21", "r3"))
+        lake.read_manifest(lake.version_location(base, "t", "2026-11-21", "r3"))
 
 
 def test_write_versioned_writes_exact_schema_and_replaces_same_run(spark, tmp_path):

@@ -33,7 +33,7 @@ def test_two_days_and_a_rerun(spark, tmp_path):
         batch_row("sold", event_time=ts("2026-11-19 10:00"), updated_at=ts("2026-11-19 10:00")),
         batch_row("rescored", event_time=ts("2026-11-19 11:00"), updated_at=ts("2026-11-19 11:00"), fraud_score=Decimal("0.1000"), inference_time=ts("2026-11-19 11:00:01")),
     ]  # fmt: skip
-    frame(spark, BATCH_INDEX_SCHEMA, day1_batch).write.parquet(lake.versioned_location(index, "batch_index", DAY1, "b1"))
+    frame(spark, BATCH_INDEX_SCHEMA, day1_batch).write.parquet(lake.version_location(index, "batch_index", DAY1, "b1"))
     write_statements(
         raw,
         DAY1,
@@ -43,7 +43,7 @@ def test_two_days_and_a_rerun(spark, tmp_path):
         ],
     )
     day1 = run_aggregate_index(
-        spark, DAY1, "a1", index, str(raw), lake.versioned_location(index, "batch_index", DAY1, "b1"), None, [], 120
+        spark, DAY1, "a1", index, str(raw), lake.version_location(index, "batch_index", DAY1, "b1"), None, [], 120
     )
     assert day1["rows"] == 2
     assert day1["counts"]["input_rows"]["statement_lines_without_transaction"] == 1
@@ -51,7 +51,7 @@ def test_two_days_and_a_rerun(spark, tmp_path):
     # day 2: the sold transaction is refunded (internal status and statement line), the other one
     # rescored by the stream, and a new one arrives from the stream only
     day2_batch = [batch_row("new-batch", event_time=ts("2026-11-20 09:00"), updated_at=ts("2026-11-20 09:00"))]
-    frame(spark, BATCH_INDEX_SCHEMA, day2_batch).write.parquet(lake.versioned_location(index, "batch_index", DAY2, "b2"))
+    frame(spark, BATCH_INDEX_SCHEMA, day2_batch).write.parquet(lake.version_location(index, "batch_index", DAY2, "b2"))
     stream = [
         stream_row("sold", event_time=ts("2026-11-19 10:00"), updated_at=ts("2026-11-20 08:00"), transaction_status="REFUNDED"),
         stream_row("rescored", event_time=ts("2026-11-19 11:00"), updated_at=ts("2026-11-19 11:00"), fraud_score=Decimal("0.9000"), inference_time=ts("2026-11-20 07:00")),
@@ -59,7 +59,7 @@ def test_two_days_and_a_rerun(spark, tmp_path):
     ]  # fmt: skip
     frame(spark, STREAM_INDEX_SCHEMA, stream).write.parquet(f"{index}/stream_index/dt={DAY2}/hour=12")
     write_statements(raw, DAY2, ["S2,l9,BANK,sold,100.00,USD,0.00,2026-11-20T09:00:00Z,REFUNDED"])
-    batch2 = lake.versioned_location(index, "batch_index", DAY2, "b2")
+    batch2 = lake.version_location(index, "batch_index", DAY2, "b2")
     stream_locations = [f"{index}/stream_index/dt={DAY1}", f"{index}/stream_index/dt={DAY2}"]
     day2 = run_aggregate_index(spark, DAY2, "a2", index, str(raw), batch2, day1["location"], stream_locations, 120)
 

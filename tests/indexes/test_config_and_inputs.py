@@ -47,7 +47,7 @@ def test_bad_settings_are_clear_errors(document, message):
 
 
 def _version(tmp_path, date, version, previous=None):
-    location = lake.versioned_location(str(tmp_path), "aggregate_index", date, version)
+    location = lake.version_location(str(tmp_path), "aggregate_index", date, version)
     lake.write_manifest(location, {"date": date, "version": version, "previous_aggregate_location": previous})
     return location
 
@@ -101,13 +101,6 @@ def test_job_arguments_match_the_dag_wiring():
         business_indexes.parse_args([*business, "--index", "no_such_index", "--aggregate-location", "/a"])
 
 
-def test_every_business_index_the_dag_maps_has_a_builder():
-    from payments_platform.pipeline import BUSINESS_INDEXES
-    from spark_apps.jobs.business_indexes import BUILDERS
-
-    assert set(BUSINESS_INDEXES) == set(BUILDERS)
-
-
 def test_stream_metrics_of_the_day_from_the_stream_apps_records(tmp_path):
     from spark_apps.indexes.inputs import stream_metric_records
     from spark_apps.indexes.ops import stage_run_from_stream_metric
@@ -137,7 +130,7 @@ def test_latest_verified_version_of_an_earlier_date(tmp_path):
     from spark_apps.indexes.inputs import latest_verified_version
 
     def version(date, version, finished, passed):
-        location = lake.versioned_location(str(tmp_path), "aggregate_index", date, version)
+        location = lake.version_location(str(tmp_path), "aggregate_index", date, version)
         lake.write_manifest(location, {"date": date, "version": version, "finished_at": finished})
         if passed is not None:
             lake.write_text(f"{location}/_quality.json", json.dumps({"passed": passed}))

@@ -133,9 +133,9 @@ def write_version(
     schema: pa.Schema | None = None,
 ) -> str:
     """Stage ``rows`` as one run's version of ``table``; the manifest defaults to ``{"rows": len(rows)}``."""
-    from spark_apps.lake import versioned_location, write_manifest
+    from spark_apps.lake import version_location, write_manifest
 
-    location = versioned_location(str(base), table, date, version)
+    location = version_location(str(base), table, date, version)
     Path(location).mkdir(parents=True, exist_ok=True)
     schema = schema or arrow_schema(table)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), f"{location}/part-00000.snappy.parquet")

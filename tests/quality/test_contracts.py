@@ -140,7 +140,7 @@ def test_contracts_dir_precedence(monkeypatch, tmp_path):
         ("s3://bucket/indexes/stream_index/dt=2026-11-22/hour=7/version=r1/", ("2026-11-22", "r1")),
     ],
 )
-def test_versioned_locations_give_date_and_run(location, expected):
+def test_versioned_locations_give_date_and_version(location, expected):
     assert quality.parse_versioned_location(location) == expected
 
 

@@ -74,7 +74,7 @@ def test_violations_fail_with_the_same_names_on_both_engines(spark, lake):
 def test_schema_drift_fails_on_spark(spark, lake):
     rows = [clean_row("batch_index")]
     df = spark.createDataFrame(rows, TABLE_SCHEMAS["batch_index"]).withColumnRenamed("card_token", "pan")
-    location = lake_module.versioned_location(str(lake), "batch_index", DATE, VERSION)
+    location = lake_module.version_location(str(lake), "batch_index", DATE, VERSION)
     df.write.parquet(location)
     lake_module.write_manifest(location, {"rows": 1})
     on_spark, on_duckdb = both_engines(spark, "batch_index", location)
@@ -107,7 +107,7 @@ def test_reconciliation_balance_reads_the_aggregate_reference_on_spark(spark, la
 
 
 def test_unreadable_location_fails_on_spark(spark, lake):
-    location = lake_module.versioned_location(str(lake), "batch_index", DATE, VERSION)
+    location = lake_module.version_location(str(lake), "batch_index", DATE, VERSION)
     result = verify_staged_version("batch_index", location, engine="spark", spark=spark, now=NOW)
     assert not result.passed
     assert set(result.failed_check_names) == {"batch_index version is readable Parquet", "run manifest is complete"}

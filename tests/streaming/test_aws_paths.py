@@ -152,13 +152,13 @@ def test_the_aws_profile_reads_and_writes_msk_with_iam(aws_profile_env, monkeypa
     listener with aws-msk-iam-auth, failing on lost offsets, in the groups the IAM policy allows; the
     alert / dead-letter producer on OAUTHBEARER with AWS's signer, idempotent."""
     from payments_platform.profiles import load_profile
+    from payments_platform.stream_control import stream_job
     from spark_apps.jobs.stream_index import CONSUMER_GROUP_PREFIX, kafka_source_options, options_from_args, parse_args
     from spark_apps.kafka.sink import BatchKafkaSink
 
-    monkeypatch.setenv("PAYMENTS_PROFILE", "aws")
     load_profile.cache_clear()
     try:
-        options = options_from_args(parse_args([]))
+        options = options_from_args(parse_args(stream_job(load_profile("aws")).arguments))
     finally:
         load_profile.cache_clear()
     assert (options.bootstrap, options.security, options.region) == (

@@ -452,3 +452,28 @@ def test_the_supervisor_passes_the_clock_skew_allowance_and_the_job_applies_it()
     assert options_from_args(parse_args(arguments)).settings.max_clock_skew_seconds == 300
     changed = [*arguments, "--max-clock-skew-seconds", "60"]
     assert options_from_args(parse_args(changed)).settings == StreamSettings(max_clock_skew_seconds=60)
+
+
+def test_the_local_controller_passes_every_setting_the_job_requires(tmp_path, monkeypatch):
+    """The local supervisor's spark-submit command carries every required option: the job parses it
+    with no runtime profile (it imports nothing of the Airflow side) and runs on exactly those values."""
+    from payments_platform.profiles import load_profile
+    from payments_platform.stream_control import LocalStreamController
+    from spark_apps.jobs.stream_index import REQUIRED_OPTIONS, options_from_args, parse_args
+
+    profile = load_profile("local")
+    command = LocalStreamController(profile, state_dir=tmp_path).command()
+    job_arguments = command[next(i for i, part in enumerate(command) if part.endswith("/stream_index.py")) + 1 :]
+    for name in REQUIRED_OPTIONS:
+        assert f"--{name.replace('_', '-')}" in job_arguments, name
+    options = options_from_args(parse_args(job_arguments))
+    assert (options.bootstrap, options.raw_uri, options.index_uri, options.checkpoint_uri, options.metrics_uri) == (
+        profile.kafka.bootstrap_servers,
+        profile.lake.raw_uri,
+        profile.lake.index_uri,
+        profile.lake.checkpoint_uri,
+        profile.lake.metrics_uri,
+    )
+    assert command[command.index("--master") + 1] == profile.spark.master
+    with pytest.raises(SystemExit):
+        parse_args(job_arguments[: job_arguments.index("--metrics-uri")])  # a missing location is an error, not a default
