@@ -3,20 +3,41 @@
 
 Builds, verifies and publishes every index for one day: the run's **planned day** `dt`
 (`plan_run`: the `date` param, else the data interval's day). Each stage writes a **new
-version** (`<lake>/indexes/<table>/dt=<dt>/run=<version>/`), a Soda contract verifies it
-(pool `quality_gate`; on AWS an EMR job whose result this task checks, and only this task
-writes `_quality.json`), and only then is the catalog partition `dt=<dt>` created or
-repointed to it (Glue/Athena on AWS, the embedded DuckDB catalog locally). A failed gate
-leaves the version quarantined: nothing half-built is ever visible. The batch and
-aggregate stages publish their two tables in one task, all or nothing (batch index +
-quarantine, aggregate index + audit trail): one failed gate stops both, and if the second
-table's publish fails the first is restored to its previous partition.
+version** (`<lake>/indexes/<table>/dt=<dt>/version=<version>/`), a Soda contract verifies
+it, and only then is the catalog partition `dt=<dt>` created or repointed to it
+(Glue/Athena on AWS, the embedded DuckDB catalog locally). A failed gate leaves the
+version quarantined: nothing half-built is ever visible.
 
-Stages: wait for the planned day's raw drops (skipped from a later stage) -> **batch** (batch index + quarantine) ->
-**aggregate** (stream ∪ batch ∪ settlements, audit trail) -> **business** indexes (one
-mapped task per index) -> compact the day's stream-index files -> run summary ->
-retention. The last two always run (teardown tasks) and do not decide the run's state:
-a run whose gate failed is **failed**, not successful.
+#### Shape: one task group per stage
+```
+plan_run
+batch:     should_run -> wait_for_raw_drops -> build -> verify_batch_index -> check_batch_index  -> publish
+                                                     -> verify_quarantine  -> check_quarantine   /
+aggregate: should_run, resolve_inputs -> build -> verify_aggregate_index -> check_aggregate_index -> publish
+                                               -> verify_audit_trail     -> check_audit_trail     /
+business:  resolve_inputs -> plan_business_indexes -> build[i] -> verify[i] -> check[i] -> publish[i]
+compact_stream_index -> summarize_daily_run (teardown) -> prune_superseded_versions (teardown)
+```
+* `verify_*` (pool `quality_gate`) runs the contract: on AWS an **EMR job, deferred**
+  (no worker slot waits for it), locally DuckDB in the task. `check_*` reads the verdict
+  (on AWS the job's result file, checked against the job run), writes `_quality.json` (only
+  the orchestrator does) and fails on a failed contract, without retry.
+* A stage's `publish` publishes its tables **together or not at all** (batch index +
+  quarantine, aggregate index + audit trail): one failed gate stops both, and if the
+  second table's publish fails the first is restored to its previous partition. The
+  business indexes publish one by one (`business.publish[i]`).
+* The plan and the published inputs reach every task as XCom references (`plan["dt"]`,
+  `resolve_inputs` output): no task names another by id.
+* `summarize_daily_run` and `prune_superseded_versions` always run (teardowns) and do
+  not decide the run's state: a run whose gate failed is **failed**.
+
+#### Assets (data lineage between DAGs)
+Every published table is an Airflow Asset named `payments.<table>`
+(`x-payments://catalog/payments/<table>`): `batch.publish` updates `payments.batch_index`
+and `payments.quarantine`, `aggregate.publish` `payments.aggregate_index` and
+`payments.audit_trail`, and each `business.publish[i]` its index (through the alias
+`payments_business_indexes_published`). Each event's `extra` holds `dt`, `version` and
+`location`. Schedule a downstream DAG on one (`example_reconciliation_consumer`).
 
 #### Retention
 Versions a partition was repointed away from (superseded) are kept
@@ -27,22 +48,25 @@ of their partition. A rollback to a version that has expired fails (nothing is c
 
 #### Params (manual runs and `payments_reprocess`)
 * `date` — the day to build, `YYYY-MM-DD` (default: the data interval's day).
-* `from_stage` — `batch` (default), `aggregate` or `business`: earlier stages are
-  skipped and later ones read the versions currently published for the day.
+* `from_stage` — `batch` (default), `aggregate` or `business`: the earlier stages'
+  `should_run` skips them (and everything in their group) and later ones read the
+  versions currently published for the day.
 * `indexes` — which business indexes to rebuild (default: all).
 
 Spark jobs run in pool `spark_jobs` (on AWS: a new EMR job per task try, with the ingest
 role for the batch job and the transform role for the others). The pools are created by
 `scripts/setup.sh` locally and by `scripts/deploy.py --mwaa-environment` on MWAA.
 
-#### When it pages
-* **Deadline missed**: the run has not finished `payments_daily_deadline_hours`
-  (default 30 h) after the start of its day. Check which task is running or waiting
-  (often `wait_for_raw_drops`: a late upstream drop) — see docs/runbook.md.
-* **Publish failed** (`publish_*_stage`): the stage's other table was restored to its
+#### When it pages (SNS on AWS through the provider's `SnsNotifier`; `oncall.log` locally)
+* **Deadline missed**: the run has not finished `payments_daily_deadline_seconds` (an
+  Airflow Variable, 108000 = 30 h) after the start of its day. Check which task is
+  running or waiting (often `batch.wait_for_raw_drops`: a late upstream drop) — see
+  docs/runbook.md#missed-deadline. A backdated run (`payments_reprocess` of an old day)
+  whose deadline was already past when it was queued does not page.
+* **Publish failed** (`<stage>.publish`): the stage's other table was restored to its
   previous partition; the task retries. See docs/runbook.md#rolling-back-a-partition.
-* **Quality gate failed**: the page names the failed checks and the quarantined
-  location. Fix the input or the job, then rerun the day with `payments_reprocess`.
+* **Quality gate failed** (`check_*`): the page names the failed checks and the
+  quarantined location. Fix the input or the job, then rerun the day with `payments_reprocess`.
 * **Run failed**: any other task failed after its retries; read its log.
 """
 
