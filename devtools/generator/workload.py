@@ -364,18 +364,18 @@ def generate_day(config: WorkloadConfig) -> Workload:
         side_raw_lines=_side_raw_lines(day, cards),
     )
     return Workload(
-        config,
-        parts.records,
-        _produce_order(parts.records),
-        scores.table,
-        settlements,
-        merchants,
-        users,
-        parts.policies,
-        _fx_rates(config.seed, day.date),
-        _ground_truth(parts),
-        _reconciliation_truth(day, recon),
-        parts.side_raw_lines,
+        config=config,
+        records=parts.records,
+        produce_order=_produce_order(parts.records),
+        fraud_scores=scores.table,
+        settlements=settlements,
+        merchants=merchants,
+        users=users,
+        policies=parts.policies,
+        fx_rates=_fx_rates(config.seed, day.date),
+        truth=_ground_truth(parts),
+        reconciliation_truth=_reconciliation_truth(day, recon),
+        side_raw_lines=parts.side_raw_lines,
     )
 
 
