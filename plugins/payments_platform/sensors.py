@@ -18,15 +18,17 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from payments_contract import READY_MARKER as READY_MARKER
+from payments_contract import ready_marker_location
 from payments_platform import lake_io
 from payments_platform.profiles import Profile
 
-READY_MARKER = "_ready/dt={dt}.json"
 WAIT_TIMEOUT = timedelta(hours=12)
 
 
 def ready_marker_uri(raw_uri: str, dt: str) -> str:
-    return lake_io.join(raw_uri, READY_MARKER.format(dt=dt))
+    """``<raw>/_ready/dt=<dt>.json`` (the shared contract's ready marker)."""
+    return ready_marker_location(raw_uri, dt)
 
 
 def _local_marker_exists(marker: str) -> bool:

@@ -10,15 +10,23 @@ tasks, so downstream DAGs can be scheduled on them.
 from __future__ import annotations
 
 import datetime as dt
-import re
-import uuid
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from payments_contract import (
+    BUSINESS_INDEXES,
+    MANIFEST_FILE,
+    QUALITY_RESULT_FILE,
+    STAGE_TABLES,
+    STAGES,
+    ContractError,
+    check_date,
+    daily_summary_location,
+    version_from_airflow_run_id,
+)
 from payments_platform import lake_io
-from payments_platform.pipeline import BUSINESS_INDEXES, STAGE_TABLES, STAGES
 from payments_platform.profiles import get_profile
 from payments_platform.publishing import Publication, get_publisher, publish_together
 from payments_platform.sensors import ready_marker_uri
@@ -36,12 +44,6 @@ def table_asset(table: str) -> Asset:
 
 def stage_assets(stage: str) -> list[Asset]:
     return [table_asset(table) for table in STAGE_TABLES[stage]]
-
-
-def version_id(airflow_run_id: str, unique: str | None = None) -> str:
-    """A path-safe, unique version id for one attempt of one DAG run."""
-    safe = re.sub(r"[^A-Za-z0-9_.\-]+", "_", airflow_run_id).strip("_.-")[:100] or "run"
-    return f"{safe}-{unique or uuid.uuid4().hex[:8]}"
 
 
 def validate_plan_params(params: dict[str, Any]) -> tuple[str, list[str]]:
@@ -63,11 +65,13 @@ def plan_run() -> dict[str, Any]:
     context = get_current_context()
     from_stage, indexes = validate_plan_params(dict(context["params"]))
     day = context["params"].get("date") or context["data_interval_start"].strftime("%Y-%m-%d")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
-        raise AirflowFailException(f"param date={day!r}: expected YYYY-MM-DD")
+    try:
+        day = check_date(day)
+    except ContractError as exc:
+        raise AirflowFailException(f"param date: {exc}") from None
     return {
         "dt": day,
-        "version": version_id(context["run_id"]),
+        "version": version_from_airflow_run_id(context["run_id"]),
         "from_stage": from_stage,
         "indexes": indexes,
         "ready_marker": ready_marker_uri(get_profile().lake.raw_uri, day),
@@ -201,14 +205,12 @@ def summarize_daily_run(plan: dict[str, Any] | None = None) -> dict[str, Any]:
         current = publisher.current(table, plan["dt"]) or {}
         tables[table] = {
             "location": location,
-            "manifest": lake_io.read_json(lake_io.join(location, "_manifest.json")),
-            "quality": (lake_io.read_json(lake_io.join(location, "_quality.json")) or {}).get("passed"),
+            "manifest": lake_io.read_json(lake_io.join(location, MANIFEST_FILE)),
+            "quality": (lake_io.read_json(lake_io.join(location, QUALITY_RESULT_FILE)) or {}).get("passed"),
             "published": current.get("location") == location,
         }
     summary = {"dt": plan["dt"], "version": plan["version"], "from_stage": plan["from_stage"], "tables": tables}
-    lake_io.write_json(
-        lake_io.join(get_profile().lake.metrics_uri, "daily", f"dt={plan['dt']}", f"summary-{plan['version']}.json"), summary
-    )
+    lake_io.write_json(daily_summary_location(get_profile().lake.metrics_uri, plan["dt"], plan["version"]), summary)
     for table, info in tables.items():
         print(f"{table:28} quality={info['quality']!s:5} published={info['published']!s:5} {info['location']}")
     return summary
