@@ -63,22 +63,23 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Spark types whose catalog type has no parameters.
+_SIMPLE_HIVE_TYPES: dict[type, str] = {
+    StringType: "string",
+    IntegerType: "int",
+    LongType: "bigint",
+    BooleanType: "boolean",
+    DoubleType: "double",
+    DateType: "date",
+    TimestampType: "timestamp",
+}
+
+
 def hive_type(dtype: DataType) -> str:
     """The Hive/Glue/Athena type string of a Spark type; unknown types are an error, not a guess."""
-    if isinstance(dtype, StringType):
-        return "string"
-    if isinstance(dtype, IntegerType):
-        return "int"
-    if isinstance(dtype, LongType):
-        return "bigint"
-    if isinstance(dtype, BooleanType):
-        return "boolean"
-    if isinstance(dtype, DoubleType):
-        return "double"
-    if isinstance(dtype, DateType):
-        return "date"
-    if isinstance(dtype, TimestampType):
-        return "timestamp"
+    simple = next((name for spark_type, name in _SIMPLE_HIVE_TYPES.items() if isinstance(dtype, spark_type)), None)
+    if simple is not None:
+        return simple
     if isinstance(dtype, DecimalType):
         return f"decimal({dtype.precision},{dtype.scale})"
     if isinstance(dtype, ArrayType):

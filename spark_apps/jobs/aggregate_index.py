@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -67,6 +68,159 @@ def default_stream_locations(index_uri: str, date: str) -> list[str]:
     ]
 
 
+@dataclass
+class AggregateInputs:
+    """The versions and raw files one aggregate run merges, each read once (persisted: the merge,
+    the audit and the conservation counts all read them)."""
+
+    previous_location: str | None  # the aggregate version compared against (an earlier date's)
+    previous_version: str | None
+    previous_df: DataFrame
+    batch_df: DataFrame
+    stream_df: DataFrame
+    statements_df: DataFrame
+    rejected_lines_df: DataFrame
+
+    def unpersist(self) -> None:
+        for df in (self.statements_df, self.stream_df, self.batch_df, self.previous_df):
+            df.unpersist()
+
+
+def previous_aggregate(index_uri: str, date: str, named_location: str | None, retention_days: int) -> str | None:
+    """The aggregate version to compare against: the named one (or, for a rerun, the one it was built
+    over), else the newest verified version of the latest earlier date within retention."""
+    if named_location:
+        return resolve_previous_aggregate(named_location, date)
+    return latest_verified_version(index_uri, AGGREGATE_TABLE, date, retention_days)
+
+
+def read_stream_index(spark: SparkSession, locations: list[str]) -> DataFrame:
+    """The union of the stream index folders (an empty frame when there are none)."""
+    stream_df = None
+    for location in locations:
+        part_df = read_table(spark, location, STREAM_INDEX_SCHEMA, "stream index")
+        stream_df = part_df if stream_df is None else stream_df.unionByName(part_df)
+    return stream_df if stream_df is not None else spark.createDataFrame([], STREAM_INDEX_SCHEMA)
+
+
+def read_aggregate_inputs(
+    spark: SparkSession,
+    date: str,
+    version: str,
+    raw_uri: str,
+    batch_index_location: str | None,
+    previous_location: str | None,
+    stream_index_locations: list[str],
+    started_at: dt.datetime,
+) -> AggregateInputs:
+    previous_manifest = lake.read_manifest(previous_location) if previous_location else None
+    previous_df = read_table(
+        spark, previous_location, AGGREGATE_INDEX_SCHEMA, "previous aggregate", required=bool(previous_location)
+    )
+    batch_df = read_table(spark, batch_index_location, BATCH_INDEX_SCHEMA, "batch index", required=bool(batch_index_location))
+    stream_df = read_stream_index(spark, stream_index_locations)
+    stream_df, batch_df, previous_df = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (stream_df, batch_df, previous_df))
+    statements_df, rejected_lines_df = read_raw_side(
+        spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, version, started_at
+    )
+    return AggregateInputs(
+        previous_location,
+        previous_manifest.get("version") if previous_manifest else None,
+        previous_df,
+        batch_df,
+        stream_df,
+        statements_df.persist(StorageLevel.MEMORY_AND_DISK),
+        rejected_lines_df,
+    )
+
+
+def retention_cutoff(run_date: dt.date, retention_days: int) -> dt.datetime:
+    """Previous rows with an event time before this leave the aggregate."""
+    return dt.datetime.combine(run_date - dt.timedelta(days=retention_days), dt.time(), tzinfo=dt.UTC)
+
+
+def distinct_input_transactions(inputs: AggregateInputs, cutoff: dt.datetime) -> int:
+    """The transactions the aggregate must hold: every id of the stream, the batch and the retained previous rows."""
+    return (
+        inputs.stream_df.select("transaction_id")
+        .unionByName(inputs.batch_df.select("transaction_id"))
+        .unionByName(inputs.previous_df.where(F.col("event_time") >= F.lit(cutoff)).select("transaction_id"))
+        .distinct()
+        .count()
+    )
+
+
+def written_summary(written_df: DataFrame, run_date: dt.date) -> dict:
+    """Rows of the written aggregate: in total, by record source, by settlement status, new today."""
+    is_new = F.col("first_seen_date") == F.lit(run_date)
+    summary = written_df.groupBy("record_source", "settlement_status", is_new.alias("is_new")).count().collect()
+    by_record_source: dict[str, int] = {}
+    by_settlement_status: dict[str, int] = {}
+    for row in summary:
+        by_record_source[row.record_source] = by_record_source.get(row.record_source, 0) + row["count"]
+        status = row.settlement_status or "UNSETTLED"
+        by_settlement_status[status] = by_settlement_status.get(status, 0) + row["count"]
+    return {
+        "rows": sum(row["count"] for row in summary),
+        "by_record_source": by_record_source,
+        "by_settlement_status": by_settlement_status,
+        "new_transactions": sum(row["count"] for row in summary if row.is_new),
+    }
+
+
+def input_counts(inputs: AggregateInputs, written_df: DataFrame, cutoff: dt.datetime) -> dict:
+    """Rows read per input, expired previous rows and statement lines (rejected, or naming no known transaction)."""
+    previous_totals = inputs.previous_df.agg(
+        F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("event_time") < F.lit(cutoff), 1)).alias("expired")
+    ).first()
+    known_ids = written_df.select(F.col("transaction_id").alias("transaction_ref"), F.lit(True).alias("known"))
+    line_totals = (
+        inputs.statements_df.join(known_ids, "transaction_ref", "left")
+        .agg(F.count(F.lit(1)).alias("lines"), F.count(F.when(F.col("known").isNull(), 1)).alias("without_transaction"))
+        .first()
+    )
+    return {
+        "stream_rows": inputs.stream_df.count(),
+        "batch_rows": inputs.batch_df.count(),
+        "previous_rows": previous_totals["rows"],
+        "previous_expired": previous_totals["expired"],
+        "statement_lines": line_totals["lines"],
+        "statement_lines_rejected": inputs.rejected_lines_df.count(),
+        "statement_lines_without_transaction": line_totals["without_transaction"],
+    }
+
+
+def audit_and_count(
+    spark: SparkSession,
+    inputs: AggregateInputs,
+    aggregate_location: str,
+    index_uri: str,
+    date: str,
+    version: str,
+    started_at: dt.datetime,
+    retention_days: int,
+) -> tuple[str, dict, dict[str, int]]:
+    """Write the audit trail of what changed against the previous version, then count the written
+    aggregate; (audit location, aggregate counts, audit rows by field). Raises ConservationError
+    unless the aggregate holds exactly one row per distinct input transaction."""
+    run_date = dt.date.fromisoformat(date)
+    written_df = spark.read.parquet(aggregate_location).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        audit_df = audit_changes(inputs.previous_df, written_df, version, started_at, inputs.previous_version)
+        audit_location = lake.write_versioned(audit_df, index_uri, AUDIT_TABLE, date, version, AUDIT_TRAIL_SCHEMA)
+        cutoff = retention_cutoff(run_date, retention_days)
+        expected_rows = distinct_input_transactions(inputs, cutoff)
+        summary = written_summary(written_df, run_date)
+        counts = {"rows": summary["rows"], "input_rows": input_counts(inputs, written_df, cutoff), **summary}
+        audit_by_field = _counts_by(spark.read.parquet(audit_location), "field")
+    finally:
+        written_df.unpersist()
+        inputs.unpersist()
+    if counts["rows"] != expected_rows:
+        raise ConservationError(f"aggregate rows {counts['rows']} != distinct input transactions {expected_rows}")
+    return audit_location, counts, audit_by_field
+
+
 def run_aggregate_index(
     spark: SparkSession,
     date: str,
@@ -79,100 +233,33 @@ def run_aggregate_index(
     retention_days: int,
     started_at: dt.datetime | None = None,
 ) -> dict:
-    """Merge, audit, write both versions with manifests; return the aggregate manifest."""
+    """Merge, audit, write both versions with manifests; return the aggregate manifest.
+
+    Steps: find the previous version, read the inputs, merge and write the aggregate, write the
+    audit trail and count (conservation checked), write both manifests."""
     date, version = lake.check_date(date), lake.check_version(version)
     run_date = dt.date.fromisoformat(date)
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     clock = time.monotonic()
-
-    if previous_aggregate_location:
-        previous_location = resolve_previous_aggregate(previous_aggregate_location, date)
-    else:
-        # Nothing named: the newest verified version of the latest earlier date (within retention).
-        previous_location = latest_verified_version(index_uri, AGGREGATE_TABLE, date, retention_days)
-    previous_manifest = lake.read_manifest(previous_location) if previous_location else None
-    previous_df = read_table(
-        spark, previous_location, AGGREGATE_INDEX_SCHEMA, "previous aggregate", required=bool(previous_location)
+    previous_location = previous_aggregate(index_uri, date, previous_aggregate_location, retention_days)
+    inputs = read_aggregate_inputs(
+        spark, date, version, raw_uri, batch_index_location, previous_location, stream_index_locations, started_at
     )
-    batch_df = read_table(spark, batch_index_location, BATCH_INDEX_SCHEMA, "batch index", required=bool(batch_index_location))
-    stream_df = None
-    for location in stream_index_locations:
-        part_df = read_table(spark, location, STREAM_INDEX_SCHEMA, "stream index")
-        stream_df = part_df if stream_df is None else stream_df.unionByName(part_df)
-    stream_df = stream_df if stream_df is not None else spark.createDataFrame([], STREAM_INDEX_SCHEMA)
-    # Inputs are read by the merge, the audit and the conservation counts: read them once.
-    stream_df, batch_df, previous_df = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (stream_df, batch_df, previous_df))
-    statements_df, rejected_lines_df = read_raw_side(
-        spark, raw_uri, "settlements", date, SETTLEMENT_LINE_SCHEMA, version, started_at
+    aggregate_df = merge_aggregate(
+        inputs.stream_df, inputs.batch_df, inputs.statements_df, inputs.previous_df, run_date, version, started_at, retention_days
     )
-    statements_df = statements_df.persist(StorageLevel.MEMORY_AND_DISK)
-
-    aggregate_df = merge_aggregate(stream_df, batch_df, statements_df, previous_df, run_date, version, started_at, retention_days)
     aggregate_location = lake.write_versioned(aggregate_df, index_uri, AGGREGATE_TABLE, date, version, AGGREGATE_INDEX_SCHEMA)
-    written_df = spark.read.parquet(aggregate_location).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        previous_version = previous_manifest.get("version") if previous_manifest else None
-        audit_df = audit_changes(previous_df, written_df, version, started_at, previous_version)
-        audit_location = lake.write_versioned(audit_df, index_uri, AUDIT_TABLE, date, version, AUDIT_TRAIL_SCHEMA)
-
-        cutoff = dt.datetime.combine(run_date - dt.timedelta(days=retention_days), dt.time(), tzinfo=dt.UTC)
-        input_ids = (
-            stream_df.select("transaction_id")
-            .unionByName(batch_df.select("transaction_id"))
-            .unionByName(previous_df.where(F.col("event_time") >= F.lit(cutoff)).select("transaction_id"))
-            .distinct()
-        )
-        expected_rows = input_ids.count()
-        is_new = F.col("first_seen_date") == F.lit(run_date)
-        summary = written_df.groupBy("record_source", "settlement_status", is_new.alias("is_new")).count().collect()
-        rows = sum(row["count"] for row in summary)
-        by_record_source: dict[str, int] = {}
-        by_settlement_status: dict[str, int] = {}
-        for row in summary:
-            by_record_source[row.record_source] = by_record_source.get(row.record_source, 0) + row["count"]
-            status = row.settlement_status or "UNSETTLED"
-            by_settlement_status[status] = by_settlement_status.get(status, 0) + row["count"]
-        previous_totals = previous_df.agg(
-            F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("event_time") < F.lit(cutoff), 1)).alias("expired")
-        ).first()
-        known_ids = written_df.select(F.col("transaction_id").alias("transaction_ref"), F.lit(True).alias("known"))
-        line_totals = (
-            statements_df.join(known_ids, "transaction_ref", "left")
-            .agg(F.count(F.lit(1)).alias("lines"), F.count(F.when(F.col("known").isNull(), 1)).alias("without_transaction"))
-            .first()
-        )
-        counts = {
-            "rows": rows,
-            "input_rows": {
-                "stream_rows": stream_df.count(),
-                "batch_rows": batch_df.count(),
-                "previous_rows": previous_totals["rows"],
-                "previous_expired": previous_totals["expired"],
-                "statement_lines": line_totals["lines"],
-                "statement_lines_rejected": rejected_lines_df.count(),
-                "statement_lines_without_transaction": line_totals["without_transaction"],
-            },
-            "by_record_source": by_record_source,
-            "by_settlement_status": by_settlement_status,
-            "new_transactions": sum(row["count"] for row in summary if row.is_new),
-        }
-        audit_written = spark.read.parquet(audit_location)
-        audit_by_field = _counts_by(audit_written, "field")
-    finally:
-        for df in (written_df, statements_df, stream_df, batch_df, previous_df):
-            df.unpersist()
-    if rows != expected_rows:
-        raise ConservationError(f"aggregate rows {rows} != distinct input transactions {expected_rows}")
-
-    finished_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    audit_location, counts, audit_by_field = audit_and_count(
+        spark, inputs, aggregate_location, index_uri, date, version, started_at, retention_days
+    )
     common = {
         "date": date,
         "version": version,
         "started_at": started_at.isoformat(),
-        "finished_at": finished_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "seconds": round(time.monotonic() - clock, 1),
         "previous_aggregate_location": previous_location,
-        "previous_version": previous_version,
+        "previous_version": inputs.previous_version,
         "batch_index_location": batch_index_location or None,
         "stream_index_locations": stream_index_locations,
         "raw_uri": raw_uri,
@@ -181,20 +268,12 @@ def run_aggregate_index(
         # previous aggregate stays out: it would shadow the version under test)
         "inputs": {"batch_index": batch_index_location} if batch_index_location else {},
     }
-    lake.write_manifest(
-        audit_location,
-        {
-            **common,
-            "table": AUDIT_TABLE,
-            "rows": sum(audit_by_field.values()),
-            "counts": {"by_field": audit_by_field},
-            "location": audit_location,
-        },
-    )
+    audit_manifest = {"table": AUDIT_TABLE, "rows": sum(audit_by_field.values()), "counts": {"by_field": audit_by_field}}
+    lake.write_manifest(audit_location, {**common, **audit_manifest, "location": audit_location})
     manifest = {
         **common,
         "table": AGGREGATE_TABLE,
-        "rows": rows,
+        "rows": counts["rows"],
         "counts": counts,
         "audit_location": audit_location,
         "location": aggregate_location,

@@ -194,6 +194,90 @@ def build_batch_index(
     return BatchIndexFrames(checked_df, lake.conform_to_schema(index_df, BATCH_INDEX_SCHEMA), quarantine_df, persisted_side)
 
 
+@dataclass
+class WrittenBatch:
+    """What :func:`write_batch_index` wrote, and the counts measured on the checked input on the way."""
+
+    index_location: str
+    quarantine_location: str
+    by_reason_rows: list  # (source_name, reason_code, count) of every checked transaction record
+    distinct_ids: int  # the valid records' distinct transaction ids: what dedup must keep
+
+
+def write_batch_index(frames: BatchIndexFrames, date: str, version: str, index_uri: str, quarantine_uri: str) -> WrittenBatch:
+    """Count the checked records, then write the quarantine and the index versions (the checked
+    records cached once for all three; the side sources parsed for both writes released after)."""
+    checked_df = frames.checked_df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_reason_rows = checked_df.groupBy("source_name", "reason_code").count().collect()
+        # Measured, not derived: the valid records' distinct transaction ids (what dedup must keep).
+        distinct_ids = checked_df.filter(F.col("reason_code").isNull()).agg(F.count_distinct("transaction_id")).first()[0]
+        quarantine_location = lake.write_versioned(
+            frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, version, QUARANTINE_SCHEMA
+        )
+        index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, version, BATCH_INDEX_SCHEMA)
+    finally:
+        checked_df.unpersist()
+        for side_df in frames.persisted_side:
+            side_df.unpersist()
+    return WrittenBatch(index_location, quarantine_location, by_reason_rows, distinct_ids or 0)
+
+
+def checked_counts(by_reason_rows: list) -> tuple[dict[str, int], dict[str, int], int]:
+    """(records read per source, rejected records per reason code, valid records) of the checked input."""
+    read_by_source: dict[str, int] = {}
+    quarantined_by_reason = dict.fromkeys(Reason.ALL, 0)
+    valid = 0
+    for row in by_reason_rows:
+        read_by_source[row.source_name] = read_by_source.get(row.source_name, 0) + row["count"]
+        if row.reason_code is None:
+            valid += row["count"]
+        else:
+            quarantined_by_reason[row.reason_code] += row["count"]
+    return read_by_source, quarantined_by_reason, valid
+
+
+def written_counts(spark: SparkSession, written: WrittenBatch) -> tuple[int, int, dict[str, int]]:
+    """(index rows, quarantined transaction rows, quarantined rows per side source), read back from
+    what was written (Parquet footers for the index; the quarantine is small)."""
+    indexed = spark.read.parquet(written.index_location).count()
+    transaction_sources = {s.name for s in TRANSACTION_SOURCES}
+    written_by_source = {
+        r.source_name: r["count"]
+        for r in spark.read.parquet(written.quarantine_location).groupBy("source_name").count().collect()
+    }
+    quarantined = sum(n for name, n in written_by_source.items() if name in transaction_sources)
+    side_rejects = {name: n for name, n in written_by_source.items() if name not in transaction_sources}
+    return indexed, quarantined, side_rejects
+
+
+def batch_counts(spark: SparkSession, written: WrittenBatch) -> tuple[dict, int]:
+    """(the manifest's counts, rejected transaction records as checked) of one written batch."""
+    read_by_source, quarantined_by_reason, valid = checked_counts(written.by_reason_rows)
+    indexed, quarantined, side_rejects = written_counts(spark, written)
+    counts = {
+        "read": sum(read_by_source.values()),
+        "indexed": indexed,
+        "quarantined": quarantined,
+        "duplicates": valid - written.distinct_ids,
+        "valid": valid,
+        "distinct_transaction_ids": written.distinct_ids,
+        "quarantined_by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
+        "read_by_source": dict(sorted(read_by_source.items())),
+        "side_sources_quarantined": dict(sorted(side_rejects.items())),
+    }
+    return counts, sum(quarantined_by_reason.values())
+
+
+def write_batch_manifests(written: WrittenBatch, manifest: dict) -> None:
+    """The quarantine's manifest, then the index's: ``rows`` is what each version holds (the quality
+    gate checks the Parquet row count against it)."""
+    counts = manifest["counts"]
+    quarantine_rows_written = counts["quarantined"] + sum(counts["side_sources_quarantined"].values())
+    lake.write_manifest(written.quarantine_location, {**manifest, "table": QUARANTINE_TABLE, "rows": quarantine_rows_written})
+    lake.write_manifest(written.index_location, {**manifest, "rows": counts["indexed"]})
+
+
 def run_batch_index(
     spark: SparkSession,
     date: str,
@@ -209,57 +293,16 @@ def run_batch_index(
 ) -> dict:
     """Build and write the date's batch index and quarantine; return the run manifest.
 
-    Raises :class:`ConservationError` (no manifest written) unless the written output accounts for
-    every record read (see the module docstring)."""
+    Steps: build the frames (lazy), write both versions, count what was read and written, check
+    conservation, write the manifests. Raises :class:`ConservationError` (no manifest written)
+    unless the written output accounts for every record read (see the module docstring)."""
     date, version = lake.check_date(date), lake.check_version(version)
     started_at = (started_at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     bounds = EventTimeBounds(started_at, max_clock_skew_seconds, dt.date.fromisoformat(date), drop_date_tolerance_hours)
     clock = time.monotonic()
     frames = build_batch_index(spark, raw_uri, date, version, key, rules, started_at, bounds)
-    checked_df = frames.checked_df.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        by_reason_rows = checked_df.groupBy("source_name", "reason_code").count().collect()
-        # Measured, not derived: the valid records' distinct transaction ids (what dedup must keep).
-        distinct_ids = checked_df.filter(F.col("reason_code").isNull()).agg(F.count_distinct("transaction_id")).first()[0]
-        quarantine_location = lake.write_versioned(
-            frames.quarantine_df, quarantine_uri, QUARANTINE_TABLE, date, version, QUARANTINE_SCHEMA
-        )
-        index_location = lake.write_versioned(frames.index_df, index_uri, INDEX_TABLE, date, version, BATCH_INDEX_SCHEMA)
-    finally:
-        checked_df.unpersist()
-        for side_df in frames.persisted_side:
-            side_df.unpersist()
-    read_by_source: dict[str, int] = {}
-    quarantined_by_reason = dict.fromkeys(Reason.ALL, 0)
-    valid = 0
-    for row in by_reason_rows:
-        read_by_source[row.source_name] = read_by_source.get(row.source_name, 0) + row["count"]
-        if row.reason_code is None:
-            valid += row["count"]
-        else:
-            quarantined_by_reason[row.reason_code] += row["count"]
-    read = sum(read_by_source.values())
-    quarantined_checked = sum(quarantined_by_reason.values())
-    # What was written, read back (Parquet footers for the index; the quarantine is small).
-    indexed = spark.read.parquet(index_location).count()
-    transaction_sources = {s.name for s in TRANSACTION_SOURCES}
-    written_by_source = {
-        r.source_name: r["count"] for r in spark.read.parquet(quarantine_location).groupBy("source_name").count().collect()
-    }
-    quarantined = sum(n for name, n in written_by_source.items() if name in transaction_sources)
-    side_rejects = {name: n for name, n in written_by_source.items() if name not in transaction_sources}
-    duplicates = valid - (distinct_ids or 0)
-    counts = {
-        "read": read,
-        "indexed": indexed,
-        "quarantined": quarantined,
-        "duplicates": duplicates,
-        "valid": valid,
-        "distinct_transaction_ids": distinct_ids or 0,
-        "quarantined_by_reason": {k: v for k, v in quarantined_by_reason.items() if v},
-        "read_by_source": dict(sorted(read_by_source.items())),
-        "side_sources_quarantined": dict(sorted(side_rejects.items())),
-    }
+    written = write_batch_index(frames, date, version, index_uri, quarantine_uri)
+    counts, quarantined_checked = batch_counts(spark, written)
     check_conservation(counts, quarantined_checked, f"batch index {date} version {version}")
     manifest = {
         "table": INDEX_TABLE,
@@ -268,8 +311,8 @@ def run_batch_index(
         "started_at": started_at.isoformat(),
         "finished_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "seconds": round(time.monotonic() - clock, 1),
-        "index_location": index_location,
-        "quarantine_location": quarantine_location,
+        "index_location": written.index_location,
+        "quarantine_location": written.quarantine_location,
         "raw_uri": raw_uri,
         "event_time_bounds": {
             "max_clock_skew_seconds": max_clock_skew_seconds,
@@ -278,11 +321,7 @@ def run_batch_index(
         "counts": counts,
         "conserved": True,
     }
-    lake.write_manifest(
-        quarantine_location, {**manifest, "table": QUARANTINE_TABLE, "rows": quarantined + sum(side_rejects.values())}
-    )
-    # "rows": what this version holds; the quality gate checks the Parquet row count against it.
-    lake.write_manifest(index_location, {**manifest, "rows": indexed})
+    write_batch_manifests(written, manifest)
     return manifest
 
 
