@@ -53,7 +53,7 @@ resource "aws_glue_catalog_database" "this" {
 }
 
 # Partitions are not declared here: Airflow registers each dt partition after the Soda
-# gate, pointing it at the versioned .../dt=D/run=R/ location. The tables of
+# gate, pointing it at the versioned .../dt=D/version=V/ location. The tables of
 # hourly_projected_tables (the stream index) are the exception: partition projection.
 resource "aws_glue_catalog_table" "this" {
   for_each = var.tables

@@ -19,7 +19,7 @@ variable "logs_kms_key_arn" {
 }
 
 variable "index_retention_days" {
-  description = "How long superseded index versions (.../dt=D/run=R/) and noncurrent object versions are kept (include/profiles/aws.yaml lake.retention_days)."
+  description = "How long superseded index versions (.../dt=D/version=V/) and noncurrent object versions are kept (include/profiles/aws.yaml lake.retention_days)."
   type        = number
   default     = 30
 }
