@@ -515,6 +515,7 @@ def stream_traffic(profile, args, bootstrap: str, controller) -> dict:
         send_with_progress(run, view)
         say("traffic sent; waiting for the stream app to consume all of it")
         drain_with_progress(run, view)
+        run.latency = {}  # the last line with the latency of everything consumed
         view.update(stream_figures(run, read_latest_metrics(run.metrics_uri)), force_line=True)
     return final_stream_figures(run)
 
