@@ -5,14 +5,16 @@
 3. start the local Apache Kafka broker (KRaft; its data in .local/kafka/data outlives the run) and create the topics;
 4. start the streaming app through ``payments_stream_supervisor`` and stream the day's
    generated traffic (fraud patterns, duplicates, late and malformed events) for
-   ``--stream-seconds``, printing events sent, micro-batches committed, alerts, latency;
-   wait until the app has consumed everything, then stop it through the supervisor;
+   ``--stream-seconds``, with progress bars (events sent and consumed, rates, time left) and
+   micro-batches committed, lag, alerts, latency; wait until the app has consumed everything,
+   then stop it through the supervisor;
 5. mark the drops complete and run ``payments_daily_index`` for the day (``dag.test``,
-   real Spark jobs, real Soda gate, embedded catalog);
+   real Spark jobs, real Soda gate, embedded catalog), its tasks' states shown live;
 6. print the summary against the generator's ground truth (also written as JSON);
 7. build the HTML dashboard from the BI views and print its path.
 
-Whatever happens (a failure, Ctrl-C, SIGTERM) the stream job and the broker this run
+Progress (devtools/progress.py, ``rich``) is live on a terminal and plain lines otherwise
+(CI logs) or with ``PAYMENTS_PROGRESS=plain``. Whatever happens (a failure, Ctrl-C, SIGTERM) the stream job and the broker this run
 started are stopped. A failing stage names itself and its log and exits non-zero; the
 DAG publishes only versions that passed their quality gate, so nothing is half-published.
 """
@@ -695,7 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="events per second; default: the whole day's traffic spread over --stream-seconds; "
         "with a rate, only what fits in --stream-seconds is streamed",
     )
-    parser.add_argument("--progress-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--progress-seconds", type=float, default=15.0, help="plain progress line and latency refresh interval (default 15)"
+    )
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="max seconds for the app to catch up")
     parser.add_argument("--no-stream", action="store_true", help="skip the broker and the streaming app")
     parser.add_argument("--dashboard", default=None, help="HTML path (default: $PAYMENTS_LOCAL_DIR/dashboard.html)")
