@@ -62,6 +62,22 @@ def _could_be_a_card(digits: str) -> bool:
     return luhn_valid(digits)
 
 
+def _cards_from(groups: list[str], start: int) -> list[tuple[int, int]]:
+    """(first, last) group of every card number that starts at group ``start`` of a grouped number."""
+    found, digits = [], ""
+    for end in range(start, len(groups)):
+        if len(groups[end]) > MAX_GROUP_IN_A_GROUPED_NUMBER and end > start:
+            break
+        digits += groups[end]
+        if len(digits) > 19:
+            break
+        if _could_be_a_card(digits):
+            found.append((start, end))
+        if end == start and len(groups[end]) > MAX_GROUP_IN_A_GROUPED_NUMBER:
+            break
+    return found
+
+
 def card_numbers_in(text: str) -> list[str]:
     """Every Luhn-valid card number in ``text``, as written (separators included)."""
     found = []
@@ -76,18 +92,7 @@ def card_numbers_in(text: str) -> list[str]:
         for group in groups[:-1]:
             offsets.append(offsets[-1] + len(group) + 1)
         for start in range(len(groups)):
-            digits = ""
-            for end in range(start, len(groups)):
-                if len(groups[end]) > MAX_GROUP_IN_A_GROUPED_NUMBER and end > start:
-                    break
-                digits += groups[end]
-                if len(digits) > 19:
-                    break
-                single_long = end == start and len(groups[end]) > MAX_GROUP_IN_A_GROUPED_NUMBER
-                if _could_be_a_card(digits):
-                    found.append(written[offsets[start] : offsets[end] + len(groups[end])])
-                if single_long:
-                    break
+            found += [written[offsets[first] : offsets[last] + len(groups[last])] for first, last in _cards_from(groups, start)]
     return found
 
 
