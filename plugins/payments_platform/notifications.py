@@ -97,8 +97,9 @@ def _instant(value: Any) -> datetime | None:
 def deadline_page(context: dict[str, Any], deadline: str = "its deadline") -> Page | None:
     """The page of a missed deadline; ``None`` when the deadline was already past when the run was
     queued (a backdated run, e.g. ``payments_reprocess`` rebuilding an old day: not late, old)."""
-    dag_run = context.get("dag_run") or {}
-    dag_id, run_id = _field(dag_run, "dag_id") or "?", _field(dag_run, "run_id") or "?"
+    dag_run = context.get("dag_run") or {}  # the scheduler sends the REST API's DAGRunResponse (dag_run_id)
+    dag_id = _field(dag_run, "dag_id") or "?"
+    run_id = _field(dag_run, "dag_run_id") or _field(dag_run, "run_id") or "?"
     due = _instant(_field(context.get("deadline") or {}, "deadline_time"))
     started = _instant(_field(dag_run, "queued_at")) or _instant(_field(dag_run, "start_date"))
     if due is not None and started is not None and due <= started:

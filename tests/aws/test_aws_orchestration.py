@@ -421,15 +421,36 @@ def _run_deadline_callback(alert, dag_run: dict, deadline_time) -> list[dict]:
 
 
 def _daily_run(run_id: str, logical_date: str, queued_at: str) -> dict:
-    return {
-        "dag_id": "payments_daily_index",
-        "run_id": run_id,
-        "logical_date": logical_date,
-        "queued_at": queued_at,
-        "start_date": queued_at,
-        "run_type": "scheduled",
-        "conf": {},
-    }
+    """The DagRun as the scheduler puts it in a missed deadline's context (Deadline.handle_miss):
+    the REST API's DAGRunResponse, dumped as JSON."""
+    from airflow.api_fastapi.core_api.datamodels.dag_run import DAGRunResponse
+
+    return DAGRunResponse.model_validate(
+        {
+            "run_id": run_id,
+            "dag_id": "payments_daily_index",
+            "logical_date": logical_date,
+            "queued_at": queued_at,
+            "start_date": queued_at,
+            "end_date": None,
+            "duration": None,
+            "data_interval_start": logical_date,
+            "data_interval_end": None,
+            "run_after": queued_at,
+            "last_scheduling_decision": None,
+            "run_type": "manual" if run_id.startswith("reprocess") else "scheduled",
+            "state": "running",
+            "triggered_by": None,
+            "triggering_user_name": None,
+            "conf": {},
+            "note": None,
+            "dag_versions": [],
+            "bundle_version": None,
+            "dag_model": {"dag_display_name": "payments_daily_index"},
+            "partition_key": None,
+            "partition_date": None,
+        }
+    ).model_dump(mode="json")
 
 
 def test_a_task_failure_pages_through_the_providers_sns_notifier(aws):
