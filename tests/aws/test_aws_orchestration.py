@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -563,3 +564,65 @@ def test_the_local_profile_pages_into_its_log_file(tmp_path):
         ("? failed (manual__1)", "local"),
         ("stream down", "local"),
     ]
+
+
+def test_the_scheduler_dates_a_backdated_runs_deadline_in_the_past_and_nobody_is_paged(aws, monkeypatch):
+    """The real path in a private Airflow home: the DAG serialized to the database, a run of an old day
+    created as payments_reprocess's trigger creates it (the scheduler resolves the VariableInterval
+    then), the deadline it records (the day + 30 h, long past), the miss handled by Airflow
+    (Deadline.handle_miss: the callback and its context) and the callback run as the triggerer does."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.deadline import Deadline
+    from airflow.triggers.callback import CallbackTrigger
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    from tests.dags.test_dag_policy import DAGS_DIR
+
+    monkeypatch.setenv("AIRFLOW_VAR_PAYMENTS_DAILY_DEADLINE_SECONDS", str(DEADLINE_SECONDS))
+    sqs, queue_url = _sns_subscribed_queue()
+    DagBundlesManager().sync_bundles_to_db()
+    bag = BundleDagBag(dag_folder=str(DAGS_DIR / "payments_daily_index.py"), bundle_path=DAGS_DIR, bundle_name="dags-folder")
+    sync_bag_to_db(bag, "dags-folder", None)
+
+    def missed_deadline_callback(day: datetime, run_id: str, past_when_queued: bool) -> dict:
+        with create_session() as session:
+            dag = DBDagBag().get_latest_version_of_dag("payments_daily_index", session=session)
+            run = dag.create_dagrun(
+                run_id=run_id,
+                logical_date=day,
+                data_interval=(day, day + timedelta(days=1)),
+                run_after=datetime.now(UTC),
+                conf={"date": day.date().isoformat()},
+                run_type=DagRunType.MANUAL,
+                triggered_by=DagRunTriggeredByType.OPERATOR,
+                state=DagRunState.QUEUED,
+                session=session,
+            )
+            session.flush()
+            [deadline] = session.scalars(select(Deadline).where(Deadline.dagrun_id == run.id)).all()
+            assert deadline.deadline_time == day + timedelta(hours=30), "the logical date + the Variable's seconds"
+            assert (deadline.deadline_time < run.queued_at) == past_when_queued
+            deadline.handle_miss(session)  # what the scheduler does once the deadline has passed
+            data = dict(deadline.callback.data)
+            session.rollback()
+        assert data["path"] == "payments_platform.notifications.OnCallSnsNotifier"
+        return data
+
+    async def triggerer(data: dict) -> list[dict]:
+        return [event.payload async for event in CallbackTrigger(data["path"], dict(data["kwargs"])).run()]
+
+    backdated = missed_deadline_callback(
+        datetime(2026, 11, 10, tzinfo=UTC), f"reprocess__2026-11-10__{uuid.uuid4().hex[:8]}", True
+    )
+    assert [event["state"] for event in asyncio.run(triggerer(backdated))] == ["running", "success"]
+    assert _received(sqs, queue_url) == [], "no page for a deadline past before the run started"
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    current = missed_deadline_callback(today, f"manual__{uuid.uuid4().hex[:8]}", False)
+    assert [event["state"] for event in asyncio.run(triggerer(current))] == ["running", "success"]
+    [envelope] = _received(sqs, queue_url)
+    assert envelope["Subject"].startswith("[CRITICAL] payments_daily_index missed its deadline (manual__")
