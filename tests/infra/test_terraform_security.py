@@ -708,6 +708,31 @@ def test_kafka_connection_secret_is_the_profiles_connection_under_mwaas_connecti
     assert _kafka_connection_secret_name("dev") == "airflow/connections/kafka_payments"
 
 
+def _dag_deadline_variable() -> str:
+    source = (tm.PROJECT_ROOT / "dags" / "payments_daily_index.py").read_text()
+    match = re.search(r'^DEADLINE_VARIABLE = "([a-z_]+)"$', source, re.MULTILINE)
+    assert match, "dags/payments_daily_index.py defines DEADLINE_VARIABLE"
+    return match.group(1)
+
+
+def test_the_daily_deadline_variable_exists_on_mwaa_under_the_variables_prefix():
+    """The scheduler cannot create a daily run without the Variable its VariableInterval reads:
+    Terraform writes it where MWAA's backend looks Variables up, in seconds, equal to the local setting."""
+    variable = _dag_deadline_variable()
+    assert tm.variables_of(SECRETS)["daily_deadline_variable"]["default"] == variable
+    secret = tm.block(SECRETS, "aws_secretsmanager_secret", "daily_deadline").body
+    assert tm.expression(secret["kms_key_id"]) == "var.kms_key_arn"
+    for env in tm.ENV_NAMES:
+        values = _secrets_values(env) | {"var.daily_deadline_variable": _secrets_module_value(env, "daily_deadline_variable")}
+        assert _render(secret["name"], values) == f"{_backend_kwargs(env)['variables_prefix']}/{variable}", env
+    version = tm.block(SECRETS, "aws_secretsmanager_secret_version", "daily_deadline").body
+    assert tm.expression(version["secret_id"]) == "aws_secretsmanager_secret.daily_deadline.id"
+    assert tm.expression(version["secret_string"]) == "tostring(var.daily_deadline_hours * 3600)"
+    local = yaml.safe_load((tm.PROJECT_ROOT / "airflow_settings.yaml").read_text())["airflow"]["variables"]
+    local_seconds = {v["variable_name"]: v["variable_value"] for v in local}[variable]
+    assert int(local_seconds) == tm.variables_of(SECRETS)["daily_deadline_hours"]["default"] * 3600
+
+
 def test_kafka_connection_document_is_an_msk_iam_kafka_connection():
     """conn_type kafka, SASL_SSL + OAUTHBEARER, the brokers of the MSK IAM listener; nothing else
     (no callback: the provider adds the MSK IAM token signer for MSK hosts itself)."""

@@ -59,3 +59,22 @@ resource "aws_secretsmanager_secret_version" "kafka_connection" {
     }
   })
 }
+
+# The Airflow Variable the daily DAG's deadline reads (Airflow's VariableInterval, in seconds;
+# dags/payments_daily_index.py, airflow_settings.yaml locally). The scheduler resolves it when
+# it creates a daily run and cannot create the run without it, so Terraform writes it with the
+# environment. Not secret; Secrets Manager is where MWAA's backend reads Variables from.
+resource "aws_secretsmanager_secret" "daily_deadline" {
+  #checkov:skip=CKV2_AWS_57:Holds no credential (a number of seconds), so there is nothing to rotate; Terraform rewrites it when daily_deadline_hours changes.
+  name                    = "${var.airflow_variables_prefix}/${var.daily_deadline_variable}"
+  description             = "Airflow Variable ${var.daily_deadline_variable}: seconds after the start of its day by which a payments_daily_index run must finish."
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.recovery_window_in_days
+
+  tags = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "daily_deadline" {
+  secret_id     = aws_secretsmanager_secret.daily_deadline.id
+  secret_string = tostring(var.daily_deadline_hours * 3600)
+}

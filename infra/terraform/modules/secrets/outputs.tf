@@ -33,3 +33,8 @@ output "airflow_secrets_backend_kwargs" {
     variables_prefix   = var.airflow_variables_prefix
   }
 }
+
+output "daily_deadline_secret_name" {
+  description = "Name of the Airflow Variable secret of the daily deadline (<variables prefix>/<variable>)."
+  value       = aws_secretsmanager_secret.daily_deadline.name
+}

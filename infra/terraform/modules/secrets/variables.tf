@@ -59,3 +59,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "daily_deadline_variable" {
+  description = "Airflow Variable the daily DAG's deadline reads (dags/payments_daily_index.py DEADLINE_VARIABLE); the secret is <airflow_variables_prefix>/<this>."
+  type        = string
+  default     = "payments_daily_deadline_seconds"
+}
+
+variable "daily_deadline_hours" {
+  description = "Hours after the start of its day by which a daily index run must finish before on-call is paged (written in seconds, as Airflow's VariableInterval reads it)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.daily_deadline_hours >= 1 && var.daily_deadline_hours <= 72 && floor(var.daily_deadline_hours) == var.daily_deadline_hours
+    error_message = "daily_deadline_hours is a whole number of hours from 1 to 72."
+  }
+}
