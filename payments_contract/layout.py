@@ -32,6 +32,9 @@ STREAM_METRICS_DIR = "stream"  # <metrics>/stream/<query>/{latest.json,heartbeat
 STREAM_LATEST_FILE = "latest.json"
 STREAM_HEARTBEAT_FILE = "heartbeat.json"
 SUPERVISOR_DIR = "supervisor"  # <metrics>/supervisor/{restarts.json,incident.json,STOPPED}
+SUPERVISOR_RESTARTS_FILE = "restarts.json"
+SUPERVISOR_INCIDENT_FILE = "incident.json"
+SUPERVISOR_STOP_MARKER = "STOPPED"  # written by the supervisor's stop action: no restart until start
 DAILY_SUMMARY_DIR = "daily"  # <metrics>/daily/dt=<D>/summary-<version>.json
 
 _VERSIONED = re.compile(

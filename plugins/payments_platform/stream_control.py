@@ -32,6 +32,8 @@ from payments_contract import (
     STREAM_HEARTBEAT_FILE,
     STREAM_LATEST_FILE,
     STREAM_QUERY_NAME,
+    SUPERVISOR_INCIDENT_FILE,
+    SUPERVISOR_RESTARTS_FILE,
     stream_metrics_location,
     supervisor_location,
 )
@@ -383,7 +385,7 @@ def restart_decision(
 
 
 def restart_state_uri(profile: Profile) -> str:
-    return supervisor_location(profile.lake.metrics_uri, "restarts.json")
+    return supervisor_location(profile.lake.metrics_uri, SUPERVISOR_RESTARTS_FILE)
 
 
 # --- incidents: one page per incident ----------------------------------------------------------
@@ -426,7 +428,7 @@ class IncidentState:
 
 
 def incident_state_uri(profile: Profile) -> str:
-    return supervisor_location(profile.lake.metrics_uri, "incident.json")
+    return supervisor_location(profile.lake.metrics_uri, SUPERVISOR_INCIDENT_FILE)
 
 
 __all__ = ["EMR_FAILED_STATES", "EMR_TERMINAL_STATES", "STREAM_QUERY_NAME"]

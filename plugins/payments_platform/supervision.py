@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
+from payments_contract import SUPERVISOR_STOP_MARKER, supervisor_location
 from payments_platform import lake_io
 from payments_platform.kafka_topics import lost_offsets, provision_topics, stream_lag
 from payments_platform.notifications import page_on_call
@@ -51,7 +52,7 @@ RUNBOOK = {
 
 
 def stop_marker_uri() -> str:
-    return lake_io.join(get_profile().lake.metrics_uri, "supervisor", "STOPPED")
+    return supervisor_location(get_profile().lake.metrics_uri, SUPERVISOR_STOP_MARKER)
 
 
 @task
