@@ -99,7 +99,7 @@ class StreamFigures:
     """What the main job measures while it streams (all for this run's own records)."""
 
     sent: int = 0
-    to_send: int | None = None
+    to_send: int | None = None  # the events this run sends (once sending is over: those it sent)
     consumed: int = 0
     micro_batches: int = 0
     lag: int | str = "-"
@@ -142,7 +142,8 @@ class StreamProgress:
         if is_live(console):
             self._bars = _BarsAndFigures(
                 TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                RateColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
+                RateColumn(), TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+                console=console,
             )  # fmt: skip
             self._sent = self._bars.add_task("sent to Kafka", total=to_send)
             self._consumed = self._bars.add_task("consumed by the app", total=to_send)
@@ -159,7 +160,7 @@ class StreamProgress:
     def update(self, figures: StreamFigures, force_line: bool = False) -> None:
         if self._bars is not None:
             self._bars.update(self._sent, completed=figures.sent, total=figures.to_send)
-            self._bars.update(self._consumed, completed=figures.consumed, total=max(figures.sent, 1))
+            self._bars.update(self._consumed, completed=figures.consumed, total=figures.to_send)
             self._bars.figures = figures.line()
             return
         if force_line or time.monotonic() >= self._next_line:
