@@ -231,54 +231,13 @@ def run_rate(
     # Split for retiming now, not while producing: this process shares the two cores with the job.
     messages = prepare_messages(workload, names["transactions"], names["fraud_signals"])
     with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
-        command = [
-            sys.executable, "-m", os.environ.get("BENCH_JOB_MODULE", "spark_apps.jobs.stream_index"),
-            "--bootstrap", broker.bootstrap,
-            "--transactions-topic", names["transactions"], "--fraud-signals-topic", names["fraud_signals"],
-            "--alerts-topic", names["fraud_alerts"], "--dead-letter-topic", names["dead_letter"],
-            "--raw-uri", str(raw), "--index-uri", str(work / "indexes"),
-            "--checkpoint-uri", str(work / "checkpoints"), "--metrics-uri", str(work / "metrics"),
-            "--trigger-interval", trigger, "--late-bound-seconds", "600",
-            "--max-offsets-per-trigger", str(max_offsets),
-            "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-            *[arg for item in job_conf for arg in ("--conf", item)],
-            *job_args,
-        ]  # fmt: skip
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
-            "PAYMENTS_PAN_TOKEN_KEY": "bench-only-pan-token-key-0123456789",
-            "PYSPARK_PYTHON": sys.executable,  # the workers need the project's packages
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-        }
+        command, env = _job_command(broker.bootstrap, names, raw, work, trigger, max_offsets, job_conf, job_args)
         log = open(work / "job.log", "wb")  # noqa: SIM115 - lives as long as the job
         job = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         alerts = AlertReader(broker.bootstrap, names["fraud_alerts"])
         alerts.start()
         try:
-            # Warm up: a first micro-batch with a few events (JVM, Python workers, state stores) before measuring.
-            now_ms = int(time.time() * 1000)
-            warm = [(f"warm-{i}".encode(), json.dumps(_warm_event(i, now_ms)).encode(), now_ms) for i in range(20)]
-            stream_to_kafka(warm, broker.bootstrap, names["transactions"], rate_per_second=1000, retime=False)
-            deadline = time.time() + 900
-            while not any(r["input_rows"] > 0 for r in metrics_records(work / "metrics")):
-                if job.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"stream job did not start: see {work / 'job.log'}")
-                time.sleep(1)
-            if warmup_seconds > 0:
-                # Other transaction ids (the generator derives them from the date), retimed to now like the rest.
-                yesterday = (dt.date.fromisoformat(today) - dt.timedelta(days=1)).isoformat()
-                warm_workload = generate_day(WorkloadConfig(date=yesterday, transactions=warmup_rate * warmup_seconds, seed=11))
-                stream_to_kafka(
-                    warm_workload, broker.bootstrap, names["transactions"], rate_per_second=warmup_rate,
-                    duration_s=warmup_seconds, fraud_topic=names["fraud_signals"],
-                )  # fmt: skip
-                warm_end = time.time()
-                warm_ends = input_end_offsets(broker.bootstrap, [names["transactions"], names["fraud_signals"]])
-                while first_covering(metrics_records(work / "metrics"), warm_ends) is None:
-                    if job.poll() is not None or time.time() > warm_end + 300:
-                        raise RuntimeError(f"stream job did not drain the warm-up: see {work / 'job.log'}")
-                    time.sleep(1)
+            _warm_up(job, broker.bootstrap, names, work, today, warmup_seconds, warmup_rate)
             warm_batches = len(metrics_records(work / "metrics"))
             load_start = os.getloadavg()
             cpu_start, cpu_clock_start = tree_cpu_seconds(job.pid), time.time()
@@ -293,51 +252,17 @@ def run_rate(
             )
             produce_start, produce_end = produced["first_produce_ms"] / 1000, time.time()
             ends = input_end_offsets(broker.bootstrap, [names["transactions"], names["fraud_signals"]])
-            drained_at = None
-            while time.time() - produce_end < drain_seconds:
-                # Drained: the first committed batch that had consumed everything produced.
-                covering = first_covering(metrics_records(work / "metrics")[warm_batches:], ends)
-                if covering is not None:
-                    drained_at = _epoch_s(covering["committed_at"])
-                    break
-                time.sleep(0.5)
+            drained_at = _drained_at(work, warm_batches, ends, produce_end, drain_seconds)
             cpu_used, cpu_wall = tree_cpu_seconds(job.pid) - cpu_start, time.time() - cpu_clock_start
             broker_cpu = tree_cpu_seconds(broker.process.pid) - broker_cpu_start
             harness_cpu = _own_cpu_seconds() - harness_cpu_start
             broker_rss_mb = rss_mb(broker.process.pid)
         finally:
-            time.sleep(2)
-            alerts.stop_event.set()
-            os.killpg(job.pid, signal.SIGTERM)
-            try:
-                job.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(job.pid, signal.SIGKILL)
-            log.close()
+            _stop_job(job, alerts, log)
     records = metrics_records(work / "metrics")
     measured = [r for r in records[warm_batches:]]
-    committed = {
-        f"stream-b{r['batch_id']}": dt.datetime.fromisoformat(r["committed_at"].replace("Z", "+00:00")).timestamp() * 1000
-        for r in records
-    }
-
-    import pyarrow.dataset as ds
-
-    index = ds.dataset(str(work / "indexes" / "stream_index"), format="parquet", partitioning="hive").to_table(
-        columns=["transaction_id", "produced_at", "version"]
-    )
-    produced_ms = [t.timestamp() * 1000 for t in index.column("produced_at").to_pylist()]
-    versions = index.column("version").to_pylist()
-    ids = index.column("transaction_id").to_pylist()
     first_measured_ms = produced["first_produce_ms"]
-    measured_rows = [
-        (t, run, p)
-        for t, run, p in zip(ids, versions, produced_ms, strict=True)
-        if not t.startswith("warm-") and p >= first_measured_ms
-    ]
-    index_latency = [committed[run] - p for _t, run, p in measured_rows if run in committed]
-    by_id = {t: p for t, _run, p in measured_rows}
-    alert_pairs = [(by_id[tid], received - by_id[tid]) for tid, received in alerts.received.items() if tid in by_id]
+    index, index_latency, alert_pairs = _latencies(work, records, alerts, first_measured_ms)
     alert_latency = [latency for _produced, latency in alert_pairs]
     data_batches = [r for r in measured if r["input_rows"] > 0]
     parts = ("queryPlanning", "latestOffset", "addBatch", "walCommit", "commitOffsets")
@@ -399,6 +324,120 @@ def run_rate(
         "max_offsets_per_trigger": max_offsets,
     }
     return result
+
+
+def _job_command(
+    bootstrap: str,
+    names: dict[str, str],
+    raw: Path,
+    work: Path,
+    trigger: str,
+    max_offsets: int,
+    job_conf: tuple[str, ...],
+    job_args: tuple[str, ...],
+) -> tuple[list[str], dict[str, str]]:
+    """The stream job's command line (every location and topic given) and its environment."""
+    command = [
+        sys.executable, "-m", os.environ.get("BENCH_JOB_MODULE", "spark_apps.jobs.stream_index"),
+        "--bootstrap", bootstrap,
+        "--transactions-topic", names["transactions"], "--fraud-signals-topic", names["fraud_signals"],
+        "--alerts-topic", names["fraud_alerts"], "--dead-letter-topic", names["dead_letter"],
+        "--raw-uri", str(raw), "--index-uri", str(work / "indexes"),
+        "--checkpoint-uri", str(work / "checkpoints"), "--metrics-uri", str(work / "metrics"),
+        "--trigger-interval", trigger, "--late-bound-seconds", "600",
+        "--max-offsets-per-trigger", str(max_offsets),
+        "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+        *[arg for item in job_conf for arg in ("--conf", item)],
+        *job_args,
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
+        "PAYMENTS_PAN_TOKEN_KEY": "bench-only-pan-token-key-0123456789",
+        "PYSPARK_PYTHON": sys.executable,  # the workers need the project's packages
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+    return command, env
+
+
+def _warm_up(
+    job: subprocess.Popen, bootstrap: str, names: dict[str, str], work: Path, today: str, warmup_seconds: int, warmup_rate: int
+) -> None:
+    """A first micro-batch with a few events (JVM, Python workers, state stores) before measuring;
+    then, with ``warmup_seconds``, an unmeasured workload drained by the job."""
+    from devtools.generator.kafka_stream import stream_to_kafka
+    from devtools.generator.workload import WorkloadConfig, generate_day
+
+    now_ms = int(time.time() * 1000)
+    warm = [(f"warm-{i}".encode(), json.dumps(_warm_event(i, now_ms)).encode(), now_ms) for i in range(20)]
+    stream_to_kafka(warm, bootstrap, names["transactions"], rate_per_second=1000, retime=False)
+    deadline = time.time() + 900
+    while not any(r["input_rows"] > 0 for r in metrics_records(work / "metrics")):
+        if job.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"stream job did not start: see {work / 'job.log'}")
+        time.sleep(1)
+    if warmup_seconds <= 0:
+        return
+    # Other transaction ids (the generator derives them from the date), retimed to now like the rest.
+    yesterday = (dt.date.fromisoformat(today) - dt.timedelta(days=1)).isoformat()
+    warm_workload = generate_day(WorkloadConfig(date=yesterday, transactions=warmup_rate * warmup_seconds, seed=11))
+    stream_to_kafka(
+        warm_workload, bootstrap, names["transactions"], rate_per_second=warmup_rate,
+        duration_s=warmup_seconds, fraud_topic=names["fraud_signals"],
+    )  # fmt: skip
+    warm_end = time.time()
+    warm_ends = input_end_offsets(bootstrap, [names["transactions"], names["fraud_signals"]])
+    while first_covering(metrics_records(work / "metrics"), warm_ends) is None:
+        if job.poll() is not None or time.time() > warm_end + 300:
+            raise RuntimeError(f"stream job did not drain the warm-up: see {work / 'job.log'}")
+        time.sleep(1)
+
+
+def _stop_job(job: subprocess.Popen, alerts: AlertReader, log) -> None:
+    """The last alerts read, then the job stopped (SIGTERM, SIGKILL after 30 s) and its log closed."""
+    time.sleep(2)
+    alerts.stop_event.set()
+    os.killpg(job.pid, signal.SIGTERM)
+    try:
+        job.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+    log.close()
+
+
+def _drained_at(work: Path, warm_batches: int, ends: dict, produce_end: float, drain_seconds: float) -> float | None:
+    """Commit time of the first batch that had consumed everything produced (None: not within the drain time)."""
+    while time.time() - produce_end < drain_seconds:
+        covering = first_covering(metrics_records(work / "metrics")[warm_batches:], ends)
+        if covering is not None:
+            return _epoch_s(covering["committed_at"])
+        time.sleep(0.5)
+    return None
+
+
+def _latencies(work: Path, records: list[dict], alerts: AlertReader, first_measured_ms: float) -> tuple:
+    """(the stream index table, index commit latencies, (produced, alert latency) pairs) of the measured rows."""
+    import pyarrow.dataset as ds
+
+    committed = {
+        f"stream-b{r['batch_id']}": dt.datetime.fromisoformat(r["committed_at"].replace("Z", "+00:00")).timestamp() * 1000
+        for r in records
+    }
+    index = ds.dataset(str(work / "indexes" / "stream_index"), format="parquet", partitioning="hive").to_table(
+        columns=["transaction_id", "produced_at", "version"]
+    )
+    produced_ms = [t.timestamp() * 1000 for t in index.column("produced_at").to_pylist()]
+    versions = index.column("version").to_pylist()
+    ids = index.column("transaction_id").to_pylist()
+    measured_rows = [
+        (t, version, p)
+        for t, version, p in zip(ids, versions, produced_ms, strict=True)
+        if not t.startswith("warm-") and p >= first_measured_ms
+    ]
+    index_latency = [committed[version] - p for _t, version, p in measured_rows if version in committed]
+    by_id = {t: p for t, _version, p in measured_rows}
+    alert_pairs = [(by_id[tid], received - by_id[tid]) for tid, received in alerts.received.items() if tid in by_id]
+    return index, index_latency, alert_pairs
 
 
 def main(argv: list[str] | None = None) -> int:

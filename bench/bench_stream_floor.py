@@ -120,40 +120,7 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
     messages = prepare_messages(workload, names["transactions"], names["fraud_signals"])  # as bench_stream.py
     out_path, stop_path = work / "reader.json", work / "reader.stop"
     with EmbeddedBroker(topics={names[k]: n for k, n in TOPICS.items()}, log_path=work / "broker.log") as broker:
-        inputs = [names["transactions"], names["fraud_signals"]]
-        if spark:
-            command = [
-                sys.executable,
-                __file__,
-                "--spark-job",
-                broker.bootstrap,
-                *inputs,
-                names["fraud_alerts"],
-                "--out",
-                str(work),
-                "--trigger-ms",
-                str(trigger_ms),
-            ]
-        else:
-            command = [
-                sys.executable,
-                __file__,
-                "--read",
-                broker.bootstrap,
-                *inputs,
-                "--out",
-                str(out_path),
-                "--stop",
-                str(stop_path),
-                "--trigger-ms",
-                str(trigger_ms),
-            ]
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-        }
+        command, env = _stand_in_command(spark, broker.bootstrap, names, work, out_path, stop_path, trigger_ms)
         log = open(work / "job.log", "wb")  # noqa: SIM115 - lives as long as the stand-in job
         reader = subprocess.Popen(
             command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -180,15 +147,7 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
                 duration_s=seconds,
                 fraud_topic=names["fraud_signals"],
             )
-            if forwarded is not None:  # until no new key for 15 s (duplicate ids are forwarded once)
-                seen, end = len(forwarded.received), usage()
-                while time.time() - end[0] < 15 and reader.poll() is None:
-                    time.sleep(1)
-                    if len(forwarded.received) != seen:  # the span ends at the last new key
-                        seen, end = len(forwarded.received), usage()
-            else:
-                time.sleep(2 * trigger_ms / 1000 + 1)  # the last reads
-                end = usage()
+            end = _wait_for_the_last_read(forwarded, reader, usage, trigger_ms)
             wall = end[0] - start[0]
             broker_started_s, broker_rss = broker.started_in_s or 0.0, rss_mb(broker.process.pid)
             reader_cpu, broker_cpu, own_cpu = (b - a for a, b in zip(start[1:], end[1:], strict=True))
@@ -201,11 +160,7 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
             if reader.poll() is None:
                 os.killpg(reader.pid, signal.SIGKILL)
             log.close()
-    if forwarded is not None:
-        # Each forwarded value is its transaction's produce time (ms).
-        latencies = [t - float(forwarded.values[k]) for k, t in forwarded.received.items() if not k.startswith("warm-")]
-    else:
-        latencies = json.loads(out_path.read_text())["latencies_ms"]
+    latencies = _latencies(forwarded, out_path)
     return {
         "trigger_ms": trigger_ms,
         "stand_in": "spark pass-through (source, foreachBatch, sink)" if spark else "plain consumer, no Spark",
@@ -224,6 +179,47 @@ def run_rate(rate: int, seconds: int, work: Path, spark: bool = False, trigger_m
         "load_average": os.getloadavg(),
         "host": host_speed(),
     }
+
+
+def _stand_in_command(
+    spark: bool, bootstrap: str, names: dict[str, str], work: Path, out_path: Path, stop_path: Path, trigger_ms: int
+) -> tuple[list[str], dict[str, str]]:
+    """The stand-in job's command line (Spark pass-through or plain reader) and its environment."""
+    inputs = [names["transactions"], names["fraud_signals"]]
+    if spark:
+        options = [names["fraud_alerts"], "--out", str(work)]
+        command = [sys.executable, __file__, "--spark-job", bootstrap, *inputs, *options]
+    else:
+        options = ["--out", str(out_path), "--stop", str(stop_path)]
+        command = [sys.executable, __file__, "--read", bootstrap, *inputs, *options]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'plugins'}",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+    return [*command, "--trigger-ms", str(trigger_ms)], env
+
+
+def _wait_for_the_last_read(forwarded: AlertReader | None, reader: subprocess.Popen, usage, trigger_ms: int) -> tuple:
+    """Usage at the last read: the Spark stand-in until no new key for 15 s (duplicate ids are
+    forwarded once; the span ends at the last new key), the plain reader after two triggers."""
+    if forwarded is None:
+        time.sleep(2 * trigger_ms / 1000 + 1)
+        return usage()
+    seen, end = len(forwarded.received), usage()
+    while time.time() - end[0] < 15 and reader.poll() is None:
+        time.sleep(1)
+        if len(forwarded.received) != seen:
+            seen, end = len(forwarded.received), usage()
+    return end
+
+
+def _latencies(forwarded: AlertReader | None, out_path: Path) -> list[float]:
+    """Produce-to-read latencies (ms); each forwarded value is its transaction's produce time (ms)."""
+    if forwarded is None:
+        return json.loads(out_path.read_text())["latencies_ms"]
+    return [t - float(forwarded.values[k]) for k, t in forwarded.received.items() if not k.startswith("warm-")]
 
 
 def _warm_up(forwarded: AlertReader, job: subprocess.Popen, bootstrap: str, topic: str, stream_to_kafka) -> None:
