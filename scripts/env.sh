@@ -4,7 +4,9 @@
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PROJECT_ROOT
 export PAYMENTS_PROFILE="${PAYMENTS_PROFILE:-local}"
-export AIRFLOW_HOME="$PROJECT_ROOT/.local/airflow"
+# PAYMENTS_AIRFLOW_HOME: another home for this project (the tests set it to their own copy,
+# so nothing they start through these scripts lands in .local/airflow).
+export AIRFLOW_HOME="${PAYMENTS_AIRFLOW_HOME:-$PROJECT_ROOT/.local/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PROJECT_ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$PROJECT_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False

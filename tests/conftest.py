@@ -40,6 +40,7 @@ def _private_homes() -> None:
             original.backup(copy)
     os.environ.update(
         AIRFLOW_HOME=str(home),
+        PAYMENTS_AIRFLOW_HOME=str(home),  # scripts/env.sh keeps it: run_local.sh ui in a test stays here
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
         AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
     )

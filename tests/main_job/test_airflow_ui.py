@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -47,7 +48,7 @@ def wait_until_healthy(base: str, process: subprocess.Popen, timeout_s: float) -
 def admin_token(base: str, timeout_s: float = 60) -> str:
     """The simple auth manager's generated admin password (written once the API server
     started) exchanged for an API token."""
-    passwords = ROOT / ".local" / "airflow" / "simple_auth_manager_passwords.json.generated"
+    passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"  # the tests' home
     deadline = time.monotonic() + timeout_s
     while not passwords.exists() and time.monotonic() < deadline:
         time.sleep(1)
